@@ -1,0 +1,118 @@
+//! The running distribution of raw novelty, which turns bits into a calibrated `score`.
+//!
+//! `score` is the (forgetting) fraction of previously scored warm events whose raw novelty was
+//! lower than this event's, interpolated within a fine log-spaced histogram. It therefore means
+//! the same on every stream: 0.999 is "more novel than 99.9% of what this engine has judged".
+//! Decay is done by weighting new events more (`2^(t / half-life)`) and renormalising rarely,
+//! so each update is O(1) and the result is deterministic.
+
+/// Bins per octave of raw novelty.
+const PER_OCTAVE: f64 = 16.0;
+/// Novelty below 2^LOW bits counts as none (bin 0).
+const LOW: f64 = -6.0;
+/// Octaves covered above 2^LOW; the last bin takes everything beyond.
+const OCTAVES: f64 = 20.0;
+pub const BINS: usize = 1 + (PER_OCTAVE * OCTAVES) as usize + 1;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    pub bins: Vec<f64>,
+    pub total: f64,
+    /// Event time (seconds) at which a weight of 1 was last renormalised.
+    pub epoch: u32,
+    inv_half_life: f64,
+}
+
+fn bin_of(x: f64) -> (usize, f64) {
+    if x.is_nan() || x < LOW.exp2() {
+        return (0, 0.5);
+    }
+    let pos = (x.log2() - LOW) * PER_OCTAVE;
+    if pos >= PER_OCTAVE * OCTAVES {
+        return (BINS - 1, 0.5);
+    }
+    (1 + pos as usize, pos.fract())
+}
+
+impl Calibration {
+    pub fn new(half_life_secs: Option<u64>) -> Calibration {
+        Calibration { bins: vec![0.0; BINS], total: 0.0, epoch: 0, inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64) }
+    }
+
+    /// Rebuilds a calibration from snapshot parts. `total` is stored, not re-summed, so that a
+    /// restored engine continues bit for bit.
+    pub fn from_parts(half_life_secs: Option<u64>, bins: Vec<f64>, total: f64, epoch: u32) -> Result<Calibration, String> {
+        if bins.len() != BINS {
+            return Err(format!("calibration has {} bins, expected {BINS}", bins.len()));
+        }
+        if bins.iter().any(|b| !b.is_finite() || *b < 0.0) {
+            return Err("calibration has a negative or non-finite bin".into());
+        }
+        if !total.is_finite() || total < 0.0 {
+            return Err("calibration total is negative or not finite".into());
+        }
+        Ok(Calibration { bins, total, epoch, inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64) })
+    }
+
+    /// The calibrated score of raw novelty `x` against the events seen so far.
+    pub fn score(&self, x: f64) -> f64 {
+        if self.total <= 0.0 {
+            return 0.5;
+        }
+        let (bin, frac) = bin_of(x);
+        let below: f64 = self.bins[..bin].iter().sum();
+        ((below + frac * self.bins[bin]) / self.total).clamp(0.0, 1.0)
+    }
+
+    /// Adds raw novelty `x` observed at event time `now`.
+    pub fn learn(&mut self, x: f64, now: u32) {
+        let mut weight = 1.0;
+        if self.inv_half_life > 0.0 && now > self.epoch {
+            weight = (f64::from(now - self.epoch) * self.inv_half_life).exp2();
+            if weight > 1e12 || self.total == 0.0 {
+                // Renormalise: old mass shrinks by the same factor, new events weigh 1 again.
+                let shrink = 1.0 / weight;
+                self.bins.iter_mut().for_each(|b| *b *= shrink);
+                self.total = self.bins.iter().sum();
+                self.epoch = now;
+                weight = 1.0;
+            }
+        }
+        let (bin, _) = bin_of(x);
+        self.bins[bin] += weight;
+        self.total += weight;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_ranks() {
+        let mut c = Calibration::new(None);
+        assert_eq!(c.score(3.0), 0.5);
+        for i in 0..1000 {
+            c.learn(f64::from(i) / 10.0, 0);
+        }
+        assert!(c.score(0.0) < 0.01);
+        let mid = c.score(50.0);
+        assert!((mid - 0.5).abs() < 0.02, "{mid}");
+        assert!(c.score(1e9) > 0.999);
+        assert!(c.score(20.0) < c.score(20.5), "monotone within a bin");
+    }
+
+    #[test]
+    fn old_mass_fades() {
+        let day = 86_400;
+        let mut c = Calibration::new(Some(day as u64));
+        for _ in 0..1000 {
+            c.learn(10.0, 0);
+        }
+        assert!(c.score(5.0) < 0.01);
+        for _ in 0..1000 {
+            c.learn(1.0, 30 * day);
+        }
+        assert!(c.score(5.0) > 0.99, "ten-bit events from a month ago no longer count");
+    }
+}

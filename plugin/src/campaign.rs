@@ -1,0 +1,114 @@
+//! Campaigns: the novel events of one principal that come close together in event time.
+//!
+//! After its first novel call, an attack's later steps can look ordinary one by one; grouping
+//! the principal's novel events turns four unrelated alerts into one story. The campaign score
+//! accumulates each step's novelty *beyond the principal's own usual novelty* (an exponentially
+//! weighted mean), so principals that are always a little novel (CI, new hires) do not climb
+//! just by being busy.
+
+use std::collections::VecDeque;
+
+use crate::config::CampaignSettings;
+
+/// Most recent actions kept per campaign.
+pub const MAX_ACTIONS: usize = 64;
+/// Weight of the newest event in a principal's usual-novelty mean.
+const BASELINE_ALPHA: f64 = 0.05;
+
+/// One principal's open campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    pub id: u64,
+    pub events: u32,
+    pub first: String,
+    pub last: String,
+    pub first_t: u32,
+    pub last_t: u32,
+    pub score: f64,
+    pub actions: VecDeque<String>,
+}
+
+/// Per-principal state kept beside the tree.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EntityState {
+    /// Events of this principal so far.
+    pub seq: u64,
+    /// Exponentially weighted mean of this principal's raw novelty.
+    pub baseline: f64,
+    /// Campaigns opened so far (part of the next campaign's id).
+    pub opened: u32,
+    pub campaign: Option<Campaign>,
+}
+
+impl EntityState {
+    /// Updates the campaign with one scored event; returns the campaign it belongs to, if any.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe(
+        &mut self,
+        settings: &CampaignSettings,
+        principal: &str,
+        score: f64,
+        novelty: f64,
+        now: u32,
+        time_text: &str,
+        action: &str,
+    ) -> Option<Campaign> {
+        if let Some(c) = &self.campaign
+            && u64::from(now.saturating_sub(c.last_t)) > settings.window.as_secs()
+        {
+            self.campaign = None;
+        }
+        let step = (novelty - self.baseline).max(0.0);
+        self.baseline += BASELINE_ALPHA * (novelty - self.baseline);
+        if score < settings.threshold || step <= 0.0 {
+            return None;
+        }
+        let opened = &mut self.opened;
+        let c = self.campaign.get_or_insert_with(|| {
+            *opened += 1;
+            let seed = format!("{principal}\u{0}{time_text}\u{0}{opened}");
+            Campaign {
+                id: xxhash_rust::xxh3::xxh3_64(seed.as_bytes()),
+                events: 0,
+                first: time_text.to_owned(),
+                last: String::new(),
+                first_t: now,
+                last_t: now,
+                score: 0.0,
+                actions: VecDeque::new(),
+            }
+        });
+        c.events += 1;
+        c.last = time_text.to_owned();
+        c.last_t = c.last_t.max(now);
+        c.score += step;
+        if c.actions.len() == MAX_ACTIONS {
+            c.actions.pop_front();
+        }
+        c.actions.push_back(action.to_owned());
+        Some(c.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn novel_events_close_in_time_form_one_campaign() {
+        let s = CampaignSettings { threshold: 0.99, window: Duration::from_secs(3600) };
+        let mut e = EntityState::default();
+        assert!(e.observe(&s, "raul", 0.5, 0.0, 0, "t0", "ListBuckets").is_none());
+        let a = e.observe(&s, "raul", 0.995, 12.0, 100, "t1", "GetCallerIdentity").expect("novel");
+        let b = e.observe(&s, "raul", 0.999, 15.0, 700, "t2", "CreateSnapshot").expect("novel");
+        assert_eq!(a.id, b.id);
+        assert_eq!(b.events, 2);
+        assert!(b.score > a.score);
+        assert_eq!(b.actions, ["GetCallerIdentity", "CreateSnapshot"]);
+        assert_eq!((b.first.as_str(), b.last.as_str()), ("t1", "t2"));
+        let c = e.observe(&s, "raul", 0.999, 15.0, 700 + 7200, "t3", "DeleteSnapshot").expect("novel");
+        assert_ne!(c.id, b.id, "a gap longer than the window starts a new campaign");
+        assert_eq!(c.events, 1);
+    }
+}

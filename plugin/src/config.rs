@@ -1,0 +1,449 @@
+//! The configuration an engine is created from, validated once into typed [`Settings`].
+//!
+//! The text is TOML. It either names a built-in profile (`profile = "cloudtrail"`, also the
+//! meaning of empty text) or describes a custom one (`entity`, `fields`, `views`, optional `time`,
+//! `id`, `action`), and may tune the model in `[engine]` and the campaign grouping in
+//! `[campaign]`. Nothing downstream reads raw configuration; every error names the key.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::normalize::Normalizer;
+
+/// Built-in profiles: (name, TOML text).
+pub const BUILTIN_PROFILES: &[(&str, &str)] = &[("cloudtrail", include_str!("profiles/cloudtrail.toml"))];
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The text is not valid TOML.
+    Syntax(String),
+    /// A key is unknown, missing or has an invalid value; the message names it.
+    Invalid(String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Syntax(m) => write!(f, "configuration is not valid TOML: {m}"),
+            ConfigError::Invalid(m) => write!(f, "invalid configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+/// A JSON path: the keys to follow from the top-level object.
+pub type JsonPath = Vec<String>;
+
+/// One named categorical field of the observation.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    /// Tried in order; the first present, non-null value wins.
+    pub paths: Vec<JsonPath>,
+    pub normalize: Vec<Normalizer>,
+    /// Value used when no path is present; `None` makes the field required.
+    pub default: Option<String>,
+    /// Values are cut to this many bytes (at a character boundary) after normalisation.
+    pub max_len: usize,
+}
+
+/// One view: an ordered list of components, judged given the entity and the components before.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub name: String,
+    /// Indices into [`Profile::fields`].
+    pub components: Vec<usize>,
+}
+
+/// What to extract from an event and how to ask questions of it.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The built-in name, or "custom".
+    pub name: String,
+    pub fields: Vec<Field>,
+    /// Indices of the fields that identify the principal, in order.
+    pub entity: Vec<usize>,
+    pub views: Vec<View>,
+    /// Field whose value is listed as the "action" of campaign steps.
+    pub action: Option<usize>,
+    /// Path of the event time (RFC 3339 text, or epoch seconds / milliseconds as a number).
+    pub time: Option<JsonPath>,
+    /// Path of the event id.
+    pub id: Option<JsonPath>,
+}
+
+/// Model settings (`[engine]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSettings {
+    /// Counts halve over this much event time; `None` never forgets.
+    pub half_life: Option<Duration>,
+    /// Maximum number of tree nodes; the least valuable are pruned beyond it.
+    pub max_nodes: u64,
+    /// A principal with fewer events than this is in warm-up (`cold`).
+    pub warm_up: u64,
+}
+
+/// Campaign grouping (`[campaign]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignSettings {
+    /// An event joins (or opens) its principal's campaign when its score reaches this.
+    pub threshold: f64,
+    /// A campaign ends when its principal shows no novel event for this long (event time).
+    pub window: Duration,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile: Profile,
+    pub engine: EngineSettings,
+    pub campaign: CampaignSettings,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings { half_life: Some(Duration::from_secs(30 * 86_400)), max_nodes: 1_000_000, warm_up: 20 }
+    }
+}
+
+impl Default for CampaignSettings {
+    fn default() -> Self {
+        CampaignSettings { threshold: 0.99, window: Duration::from_secs(3600) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    profile: Option<String>,
+    #[serde(flatten)]
+    body: RawProfile,
+    engine: Option<RawEngine>,
+    campaign: Option<RawCampaign>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProfile {
+    time: Option<RawPath>,
+    id: Option<RawPath>,
+    entity: Option<Vec<String>>,
+    action: Option<String>,
+    fields: Option<BTreeMap<String, RawField>>,
+    views: Option<Vec<RawView>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPath {
+    Dotted(String),
+    Keys(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawField {
+    path: Option<RawPath>,
+    paths: Option<Vec<RawPath>>,
+    #[serde(default)]
+    normalize: Vec<toml::Value>,
+    default: Option<String>,
+    max_len: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawView {
+    name: String,
+    components: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawEngine {
+    half_life: Option<String>,
+    max_nodes: Option<u64>,
+    warm_up: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCampaign {
+    threshold: Option<f64>,
+    window: Option<String>,
+}
+
+const MAX_DEFAULT_VALUE_LEN: usize = 256;
+
+impl Settings {
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Settings, ConfigError> {
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) if text.parse::<toml::Table>().is_err() => return Err(ConfigError::Syntax(e.to_string())),
+            Err(e) => return Err(invalid(e.to_string().trim_end().to_owned())),
+        };
+        let user_defines_profile = raw.body.entity.is_some() || raw.body.fields.is_some() || raw.body.views.is_some();
+        let (name, body) = match (&raw.profile, user_defines_profile) {
+            (Some(name), true) => {
+                return Err(invalid(format!(
+                    "`profile = \"{name}\"` names a built-in profile; a configuration cannot also define \
+                     `entity`, `fields` or `views` (drop `profile` to describe a custom one)"
+                )));
+            }
+            (Some(name), false) => (name.clone(), builtin(name)?),
+            (None, true) => ("custom".to_owned(), raw.body),
+            (None, false) => ("cloudtrail".to_owned(), builtin("cloudtrail")?),
+        };
+        let profile = validate_profile(name, body)?;
+        let engine = validate_engine(raw.engine)?;
+        let campaign = validate_campaign(raw.campaign)?;
+        Ok(Settings { profile, engine, campaign })
+    }
+
+    /// A stable text form of everything that shapes the model; its hash is the fingerprint.
+    pub fn canonical(&self) -> String {
+        let mut s = String::new();
+        let p = &self.profile;
+        let _ = writeln!(s, "profile={}", p.name);
+        let _ = writeln!(s, "time={:?} id={:?} action={:?}", p.time, p.id, p.action);
+        for f in &p.fields {
+            let _ = writeln!(
+                s,
+                "field {} paths={:?} default={:?} max-len={} normalize={:?}",
+                f.name,
+                f.paths,
+                f.default,
+                f.max_len,
+                f.normalize.iter().map(Normalizer::canonical).collect::<Vec<_>>()
+            );
+        }
+        let _ = writeln!(s, "entity={:?}", p.entity);
+        for v in &p.views {
+            let _ = writeln!(s, "view {} {:?}", v.name, v.components);
+        }
+        let e = &self.engine;
+        let _ = writeln!(
+            s,
+            "half-life={:?} max-nodes={} warm-up={}",
+            e.half_life.map(|d| d.as_secs()),
+            e.max_nodes,
+            e.warm_up
+        );
+        let c = &self.campaign;
+        let _ = writeln!(s, "campaign threshold={} window={}", c.threshold, c.window.as_secs());
+        s
+    }
+
+    /// Fingerprint of [`Settings::canonical`], 16 hex digits.
+    pub fn fingerprint(&self) -> String {
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(self.canonical().as_bytes()))
+    }
+}
+
+fn builtin(name: &str) -> Result<RawProfile, ConfigError> {
+    let Some((_, text)) = BUILTIN_PROFILES.iter().find(|(n, _)| *n == name) else {
+        let known: Vec<_> = BUILTIN_PROFILES.iter().map(|(n, _)| *n).collect();
+        return Err(invalid(format!("profile: unknown built-in profile \"{name}\" (known: {})", known.join(", "))));
+    };
+    toml::from_str(text).map_err(|e| invalid(format!("built-in profile {name}: {e}")))
+}
+
+fn to_path(key: &str, raw: RawPath) -> Result<JsonPath, ConfigError> {
+    let keys: Vec<String> = match raw {
+        RawPath::Dotted(s) => s.split('.').map(str::to_owned).collect(),
+        RawPath::Keys(k) => k,
+    };
+    if keys.is_empty() || keys.iter().any(String::is_empty) {
+        return Err(invalid(format!("{key}: a path needs one or more non-empty keys, such as \"userIdentity.arn\"")));
+    }
+    Ok(keys)
+}
+
+fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigError> {
+    let raw_fields = raw.fields.unwrap_or_default();
+    if raw_fields.is_empty() {
+        return Err(invalid("fields: a profile needs at least one field, such as [fields.user] paths = [\"user\"]"));
+    }
+    let mut fields = Vec::with_capacity(raw_fields.len());
+    for (fname, rf) in raw_fields {
+        let key = format!("fields.{fname}");
+        let mut paths = Vec::new();
+        if let Some(p) = rf.path {
+            paths.push(to_path(&format!("{key}.path"), p)?);
+        }
+        for p in rf.paths.unwrap_or_default() {
+            paths.push(to_path(&format!("{key}.paths"), p)?);
+        }
+        if paths.is_empty() {
+            return Err(invalid(format!("{key}: give `path` or `paths` (the JSON keys to read, such as \"eventName\")")));
+        }
+        let normalize = rf
+            .normalize
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Normalizer::from_toml(v).map_err(|m| invalid(format!("{key}.normalize[{i}]: {m}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_len = rf.max_len.unwrap_or(MAX_DEFAULT_VALUE_LEN);
+        if max_len == 0 {
+            return Err(invalid(format!("{key}.max-len: must be at least 1")));
+        }
+        fields.push(Field { name: fname, paths, normalize, default: rf.default, max_len });
+    }
+    let index_of = |key: &str, n: &str| -> Result<usize, ConfigError> {
+        fields.iter().position(|f| f.name == n).ok_or_else(|| {
+            let known: Vec<_> = fields.iter().map(|f| f.name.as_str()).collect();
+            invalid(format!("{key}: no field named \"{n}\" (fields: {})", known.join(", ")))
+        })
+    };
+    let entity_names = raw.entity.unwrap_or_default();
+    if entity_names.is_empty() {
+        return Err(invalid("entity: name the field(s) that identify the principal, such as entity = [\"user\"]"));
+    }
+    let entity = entity_names.iter().map(|n| index_of("entity", n)).collect::<Result<Vec<_>, _>>()?;
+    let raw_views = raw.views.unwrap_or_default();
+    if raw_views.is_empty() {
+        return Err(invalid("views: a profile needs at least one [[views]] with `name` and `components`"));
+    }
+    let mut views: Vec<View> = Vec::new();
+    for (i, rv) in raw_views.into_iter().enumerate() {
+        let key = format!("views[{i}]");
+        if rv.name.is_empty() || rv.name == "entity" || views.iter().any(|v| v.name == rv.name) {
+            return Err(invalid(format!("{key}.name: \"{}\" is empty, reserved or used twice", rv.name)));
+        }
+        if rv.components.is_empty() {
+            return Err(invalid(format!("{key}.components: a view needs at least one field")));
+        }
+        let components = rv
+            .components
+            .iter()
+            .map(|n| index_of(&format!("{key}.components"), n))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(c) = components.iter().find(|c| entity.contains(c)) {
+            return Err(invalid(format!(
+                "{key}.components: \"{}\" is part of the entity; views are already judged per entity",
+                fields[*c].name
+            )));
+        }
+        views.push(View { name: rv.name, components });
+    }
+    let action = match raw.action {
+        Some(a) => Some(index_of("action", &a)?),
+        None => views[0].components.last().copied(),
+    };
+    let time = raw.time.map(|p| to_path("time", p)).transpose()?;
+    let id = raw.id.map(|p| to_path("id", p)).transpose()?;
+    Ok(Profile { name, fields, entity, views, action, time, id })
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text).map_err(|e| invalid(format!("{key}: \"{text}\" is not a duration such as \"30d\" or \"90m\" ({e})")))
+}
+
+fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError> {
+    let mut e = EngineSettings::default();
+    let Some(raw) = raw else { return Ok(e) };
+    if let Some(h) = raw.half_life {
+        e.half_life = match h.as_str() {
+            "never" | "off" | "none" => None,
+            text => {
+                let d = duration("engine.half-life", text)?;
+                if d.as_secs() == 0 {
+                    return Err(invalid("engine.half-life: must be at least one second, or \"never\""));
+                }
+                Some(d)
+            }
+        };
+    }
+    if let Some(m) = raw.max_nodes {
+        if !(1_000..=1_000_000_000).contains(&m) {
+            return Err(invalid(format!("engine.max-nodes: {m} is outside 1000..=1000000000")));
+        }
+        e.max_nodes = m;
+    }
+    if let Some(w) = raw.warm_up {
+        e.warm_up = w;
+    }
+    Ok(e)
+}
+
+fn validate_campaign(raw: Option<RawCampaign>) -> Result<CampaignSettings, ConfigError> {
+    let mut c = CampaignSettings::default();
+    let Some(raw) = raw else { return Ok(c) };
+    if let Some(t) = raw.threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(invalid(format!("campaign.threshold: {t} is outside [0, 1]")));
+        }
+        c.threshold = t;
+    }
+    if let Some(w) = raw.window {
+        c.window = duration("campaign.window", &w)?;
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_is_the_cloudtrail_profile() {
+        let s = Settings::parse("").expect("valid");
+        assert_eq!(s.profile.name, "cloudtrail");
+        assert_eq!(s.profile.views.len(), 2);
+        assert_eq!(s.fingerprint(), Settings::parse("profile = \"cloudtrail\"").expect("valid").fingerprint());
+    }
+
+    #[test]
+    fn engine_settings_change_the_fingerprint() {
+        let a = Settings::parse("").expect("valid");
+        let b = Settings::parse("[engine]\nhalf-life = \"7d\"").expect("valid");
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(b.engine.half_life, Some(Duration::from_secs(7 * 86_400)));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Settings::parse("[engine]\nhalf-life = \"soon\"").expect_err("invalid");
+        assert!(e.to_string().contains("engine.half-life"), "{e}");
+        let e = Settings::parse("[engine]\nmax-nodez = 5").expect_err("invalid");
+        assert!(e.to_string().contains("max-nodez"), "{e}");
+        let e = Settings::parse("profile = \"syslog\"").expect_err("invalid");
+        assert!(e.to_string().contains("syslog") && e.to_string().contains("cloudtrail"), "{e}");
+        let e = Settings::parse("entity = [").expect_err("invalid");
+        assert!(matches!(e, ConfigError::Syntax(_)), "{e:?}");
+    }
+
+    #[test]
+    fn custom_profile() {
+        let text = r#"
+            entity = ["user"]
+            time = "ts"
+            [fields.user]
+            path = "user.name"
+            normalize = ["lowercase"]
+            [fields.process]
+            paths = ["process.name", ["process", "exe"]]
+            [[views]]
+            name = "launch"
+            components = ["process"]
+        "#;
+        let s = Settings::parse(text).expect("valid");
+        assert_eq!(s.profile.name, "custom");
+        let process = s.profile.fields.iter().position(|f| f.name == "process").expect("field");
+        assert_eq!(s.profile.fields[process].paths[1], vec!["process".to_owned(), "exe".to_owned()]);
+        assert_eq!(s.profile.action, Some(process), "defaults to the first view's last component");
+        let bad = text.replace("components = [\"process\"]", "components = [\"proc\"]");
+        let e = Settings::parse(&bad).expect_err("invalid");
+        assert!(e.to_string().contains("views[0].components") && e.to_string().contains("proc"), "{e}");
+    }
+}

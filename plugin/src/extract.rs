@@ -1,0 +1,277 @@
+//! Pulls the configured fields out of one raw JSON line without building a document.
+//!
+//! The paths of all fields form a small trie; the parser descends only into keys on a path and
+//! skips everything else with serde_json's iterative skipper, so cost is close to validating the
+//! JSON and deep nesting outside the paths cannot exhaust the stack. Values borrow from the line
+//! when they contain no escapes. Duplicate keys: the last one wins, as in most JSON readers.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::config::JsonPath;
+
+/// Why a line could not be read as a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtractError {
+    NotUtf8,
+    NotJson(String),
+    NotObject,
+}
+
+#[derive(Debug, Default)]
+struct TrieNode {
+    children: Vec<(String, usize)>,
+    /// The slot filled with this node's scalar value, if a path ends here.
+    slot: Option<usize>,
+    /// Every slot at or below this node (cleared when a duplicate key revisits it).
+    below: Vec<usize>,
+}
+
+/// Extracts the values at a fixed set of JSON paths.
+#[derive(Debug)]
+pub struct Extractor {
+    nodes: Vec<TrieNode>,
+    slots: usize,
+    /// (first slot, later slot) pairs of identical paths.
+    aliases: Vec<(usize, usize)>,
+}
+
+/// The values found, one per path given to [`Extractor::new`]; `None` when absent or null.
+pub type Slots<'a> = Vec<Option<Cow<'a, str>>>;
+
+impl Extractor {
+    /// An extractor for `paths`; slot `i` of the result holds the value of `paths[i]`.
+    pub fn new(paths: &[JsonPath]) -> Extractor {
+        let mut nodes = vec![TrieNode::default()];
+        let mut aliases = Vec::new();
+        for (slot, path) in paths.iter().enumerate() {
+            // Two fields may read the same path: fill the later slot from the first.
+            if let Some(first) = paths[..slot].iter().position(|p| p == path) {
+                aliases.push((first, slot));
+                continue;
+            }
+            let mut at = 0;
+            nodes[0].below.push(slot);
+            for key in path {
+                at = match nodes[at].children.iter().find(|(k, _)| k == key) {
+                    Some(&(_, child)) => child,
+                    None => {
+                        nodes.push(TrieNode::default());
+                        let child = nodes.len() - 1;
+                        nodes[at].children.push((key.clone(), child));
+                        child
+                    }
+                };
+                nodes[at].below.push(slot);
+            }
+            nodes[at].slot = Some(slot);
+        }
+        Extractor { nodes, slots: paths.len(), aliases }
+    }
+
+    /// Reads `line` and fills `out` (cleared first) with one value per path.
+    pub fn extract<'a>(&self, line: &'a [u8], out: &mut Slots<'a>) -> Result<(), ExtractError> {
+        out.clear();
+        out.resize(self.slots, None);
+        let text = std::str::from_utf8(line).map_err(|_| ExtractError::NotUtf8)?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut not_object = false;
+        let seed = NodeSeed { ex: self, node: 0, out, top: Some(&mut not_object) };
+        match seed.deserialize(&mut de).and_then(|()| de.end()) {
+            Ok(()) => {}
+            Err(_) if not_object => return Err(ExtractError::NotObject),
+            Err(e) => return Err(ExtractError::NotJson(e.to_string())),
+        }
+        for &(from, to) in &self.aliases {
+            out[to] = out[from].clone();
+        }
+        Ok(())
+    }
+}
+
+struct NodeSeed<'x, 'o, 'a> {
+    ex: &'x Extractor,
+    node: usize,
+    out: &'o mut Slots<'a>,
+    /// Set at the top level only: raised when the document is not an object.
+    top: Option<&'o mut bool>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for NodeSeed<'_, '_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        for &s in &self.ex.nodes[self.node].below {
+            self.out[s] = None;
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> NodeSeed<'_, '_, 'a> {
+    fn scalar<E: de::Error>(self, value: Cow<'a, str>) -> Result<(), E> {
+        if let Some(flag) = self.top {
+            *flag = true;
+            return Err(E::custom("not an object"));
+        }
+        if let Some(slot) = self.ex.nodes[self.node].slot {
+            self.out[slot] = Some(value);
+        }
+        Ok(())
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.scalar(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.scalar(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.scalar(Cow::Owned(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.scalar(Cow::Borrowed(if v { "true" } else { "false" }))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.scalar(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.scalar(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.scalar(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        if let Some(flag) = self.top {
+            *flag = true;
+            return Err(E::custom("not an object"));
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if let Some(flag) = self.top {
+            *flag = true;
+            return Err(de::Error::custom("not an object"));
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let node = &self.ex.nodes[self.node];
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match node.children.iter().find(|(k, _)| *k == *key) {
+                Some(&(_, child)) => {
+                    map.next_value_seed(NodeSeed { ex: self.ex, node: child, out: &mut *self.out, top: None })?
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads an object key, borrowing it when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(p: &[&str]) -> Vec<JsonPath> {
+        p.iter().map(|s| s.split('.').map(str::to_owned).collect()).collect()
+    }
+
+    fn run(ex: &Extractor, line: &str) -> Result<Vec<Option<String>>, ExtractError> {
+        let mut out = Vec::new();
+        ex.extract(line.as_bytes(), &mut out)?;
+        Ok(out.into_iter().map(|v| v.map(Cow::into_owned)).collect())
+    }
+
+    #[test]
+    fn finds_nested_values_and_skips_the_rest() {
+        let ex = Extractor::new(&paths(&["a.b", "a.c", "d", "e"]));
+        let got = run(&ex, r#"{"x":[1,{"a":{"b":"no"}}],"a":{"c":3,"b":"y\"es"},"d":true,"e":null}"#).expect("ok");
+        assert_eq!(got, vec![Some("y\"es".into()), Some("3".into()), Some("true".into()), None]);
+    }
+
+    #[test]
+    fn classifies_bad_lines() {
+        let ex = Extractor::new(&paths(&["a"]));
+        assert_eq!(run(&ex, "[1,2]"), Err(ExtractError::NotObject));
+        assert_eq!(run(&ex, "\"a\""), Err(ExtractError::NotObject));
+        assert_eq!(run(&ex, "null"), Err(ExtractError::NotObject));
+        assert!(matches!(run(&ex, "{\"a\":1"), Err(ExtractError::NotJson(_))));
+        assert!(matches!(run(&ex, "{\"a\":1} x"), Err(ExtractError::NotJson(_))));
+        assert!(matches!(run(&ex, ""), Err(ExtractError::NotJson(_))));
+        let mut out = Vec::new();
+        assert_eq!(ex.extract(b"{\"a\":\"\xff\"}", &mut out), Err(ExtractError::NotUtf8));
+    }
+
+    #[test]
+    fn last_duplicate_key_wins_and_clears_the_subtree() {
+        let ex = Extractor::new(&paths(&["a.b", "a.c"]));
+        assert_eq!(run(&ex, r#"{"a":{"b":"1","c":"2"},"a":{"b":"3"}}"#).expect("ok"), vec![Some("3".into()), None]);
+        assert_eq!(run(&ex, r#"{"a":{"b":"1"},"a":null}"#).expect("ok"), vec![None, None]);
+    }
+
+    #[test]
+    fn same_path_twice_fills_both_slots() {
+        let ex = Extractor::new(&paths(&["a", "b", "a"]));
+        assert_eq!(run(&ex, r#"{"a":"x"}"#).expect("ok"), vec![Some("x".into()), None, Some("x".into())]);
+    }
+
+    #[test]
+    fn deep_nesting_off_path_does_not_overflow() {
+        let ex = Extractor::new(&paths(&["a"]));
+        let deep = format!("{{\"z\":{}{},\"a\":\"ok\"}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(run(&ex, &deep).expect("ok"), vec![Some("ok".into())]);
+        // A path's value that is itself deeply nested is skipped, not descended into.
+        let deep_on_path = format!("{{\"a\":{}1{}}}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+        assert_eq!(run(&ex, &deep_on_path).expect("ok"), vec![None]);
+    }
+}

@@ -1,0 +1,293 @@
+//! Normalisers: turn raw high-cardinality values into the categories worth counting.
+//!
+//! A raw source IP, a full user-agent string or a role-session ARN changes all day for benign
+//! reasons; counted raw, those first sightings would fill the top of the ranking. Each field of a
+//! profile lists normalisers applied in order (see the README for the list and examples).
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// One normalisation step.
+#[derive(Debug, Clone)]
+pub enum Normalizer {
+    /// Unicode lowercase.
+    Lowercase,
+    /// User agent to its family: product name without version, plus OS family when stated
+    /// (`aws-cli/2.13.0 Python/3.11 Linux/5.15 ...` becomes `aws-cli linux`).
+    UaFamily,
+    /// IP address to its network prefix (`192.0.2.17` becomes `192.0.2.0/24`); non-IP text is kept.
+    IpPrefix { v4: u8, v6: u8 },
+    /// Assumed-role session ARN to the role ARN (IAM Identity Center roles keep the session name,
+    /// which identifies the person); role paths are dropped.
+    ArnRole,
+    /// UUIDs, long hex runs and digit runs of 4+ become `#`.
+    MaskIds,
+    /// Regex replace-all (`regex` crate syntax; `$1` in `replace` refers to groups).
+    Regex { re: Regex, replace: String },
+}
+
+static MASK_RE: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a constant pattern, exercised by the tests
+    Regex::new(r"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|[0-9]{4,}")
+        .unwrap()
+});
+
+impl Normalizer {
+    /// Parses one entry of a field's `normalize` list: a name, or a one-key table with options.
+    pub fn from_toml(v: &toml::Value) -> Result<Normalizer, String> {
+        const KNOWN: &str = "lowercase, ua-family, ip-prefix, arn-role, mask-ids, {regex, replace}";
+        match v {
+            toml::Value::String(name) => match name.as_str() {
+                "lowercase" => Ok(Normalizer::Lowercase),
+                "ua-family" => Ok(Normalizer::UaFamily),
+                "ip-prefix" => Ok(Normalizer::IpPrefix { v4: 24, v6: 48 }),
+                "arn-role" => Ok(Normalizer::ArnRole),
+                "mask-ids" => Ok(Normalizer::MaskIds),
+                other => Err(format!("unknown normaliser \"{other}\" (known: {KNOWN})")),
+            },
+            toml::Value::Table(t) if t.contains_key("regex") => {
+                let pattern = t.get("regex").and_then(toml::Value::as_str).ok_or("`regex` must be a string")?;
+                let replace = t.get("replace").and_then(toml::Value::as_str).ok_or("`replace` (a string) is required with `regex`")?;
+                if let Some(k) = t.keys().find(|k| *k != "regex" && *k != "replace") {
+                    return Err(format!("unknown key `{k}` beside `regex`"));
+                }
+                let re = Regex::new(pattern).map_err(|e| format!("bad regex: {e}"))?;
+                Ok(Normalizer::Regex { re, replace: replace.to_owned() })
+            }
+            toml::Value::Table(t) if t.contains_key("ip-prefix") => {
+                let opts = t.get("ip-prefix").and_then(toml::Value::as_table).ok_or("`ip-prefix` takes a table { v4 = 24, v6 = 48 }")?;
+                let get = |k: &str, default: u8, max: u8| -> Result<u8, String> {
+                    match opts.get(k) {
+                        None => Ok(default),
+                        Some(toml::Value::Integer(i)) if (0..=i64::from(max)).contains(i) => Ok(*i as u8),
+                        Some(other) => Err(format!("ip-prefix.{k} must be an integer 0..={max}, not {other}")),
+                    }
+                };
+                if let Some(k) = opts.keys().find(|k| *k != "v4" && *k != "v6") {
+                    return Err(format!("unknown key `ip-prefix.{k}` (v4, v6)"));
+                }
+                Ok(Normalizer::IpPrefix { v4: get("v4", 24, 32)?, v6: get("v6", 48, 128)? })
+            }
+            other => Err(format!("expected a name or a table ({KNOWN}), not {other}")),
+        }
+    }
+
+    /// A stable description, for the configuration fingerprint.
+    pub fn canonical(&self) -> String {
+        match self {
+            Normalizer::Lowercase => "lowercase".into(),
+            Normalizer::UaFamily => "ua-family".into(),
+            Normalizer::IpPrefix { v4, v6 } => format!("ip-prefix/{v4}/{v6}"),
+            Normalizer::ArnRole => "arn-role".into(),
+            Normalizer::MaskIds => "mask-ids".into(),
+            Normalizer::Regex { re, replace } => format!("regex/{}/{replace}", re.as_str()),
+        }
+    }
+
+    /// Applies this step.
+    pub fn apply<'a>(&self, value: Cow<'a, str>) -> Cow<'a, str> {
+        match self {
+            Normalizer::Lowercase => {
+                if value.chars().any(char::is_uppercase) {
+                    Cow::Owned(value.to_lowercase())
+                } else {
+                    value
+                }
+            }
+            Normalizer::UaFamily => Cow::Owned(ua_family(&value)),
+            Normalizer::IpPrefix { v4, v6 } => match ip_prefix(&value, *v4, *v6) {
+                Some(p) => Cow::Owned(p),
+                None => value,
+            },
+            Normalizer::ArnRole => match arn_role(&value) {
+                Some(r) => Cow::Owned(r),
+                None => value,
+            },
+            Normalizer::MaskIds => match MASK_RE.replace_all(&value, "#") {
+                Cow::Borrowed(_) => value,
+                Cow::Owned(s) => Cow::Owned(s),
+            },
+            Normalizer::Regex { re, replace } => match re.replace_all(&value, replace.as_str()) {
+                Cow::Borrowed(_) => value,
+                Cow::Owned(s) => Cow::Owned(s),
+            },
+        }
+    }
+}
+
+/// `192.0.2.17` -> `192.0.2.0/24`; `2001:db8:1:2::5` -> `2001:db8:1::/48`.
+pub fn ip_prefix(value: &str, v4: u8, v6: u8) -> Option<String> {
+    let ip: IpAddr = value.trim().parse().ok()?;
+    Some(match ip {
+        IpAddr::V4(a) => {
+            let bits = u32::from(a);
+            let mask = if v4 == 0 { 0 } else { u32::MAX << (32 - u32::from(v4)) };
+            format!("{}/{v4}", std::net::Ipv4Addr::from(bits & mask))
+        }
+        IpAddr::V6(a) => {
+            if let Some(m) = a.to_ipv4_mapped() {
+                return ip_prefix(&m.to_string(), v4, v6);
+            }
+            let bits = u128::from(a);
+            let mask = if v6 == 0 { 0 } else { u128::MAX << (128 - u32::from(v6)) };
+            format!("{}/{v6}", std::net::Ipv6Addr::from(bits & mask))
+        }
+    })
+}
+
+/// The role ARN for an assumed-role session ARN or a role ARN with a path.
+pub fn arn_role(value: &str) -> Option<String> {
+    let mut parts = value.splitn(6, ':');
+    let (arn, partition, service, _region, account, resource) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if arn != "arn" {
+        return None;
+    }
+    match service {
+        "sts" => {
+            let rest = resource.strip_prefix("assumed-role/")?;
+            let (role, _session) = rest.split_once('/').unwrap_or((rest, ""));
+            if role.starts_with("AWSReservedSSO_") {
+                return None;
+            }
+            Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+        }
+        "iam" => {
+            let rest = resource.strip_prefix("role/")?;
+            let name = rest.rsplit('/').next()?;
+            (name != rest).then(|| format!("arn:{partition}:iam::{account}:role/{name}"))
+        }
+        _ => None,
+    }
+}
+
+/// Product tokens that only wrap the real client (`APN/1.0 HashiCorp/1.0 Terraform/1.5 ...`).
+const WRAPPERS: &[&str] = &["apn", "hashicorp", "mozilla", "compatible"];
+
+/// The user agent's family: first product name (wrappers skipped, browsers named by engine), plus
+/// the OS family when the string states one.
+pub fn ua_family(ua: &str) -> String {
+    let ua = ua.trim().trim_start_matches('[').trim_end_matches(']').trim();
+    if ua.is_empty() {
+        return String::new();
+    }
+    if !ua.contains('/') {
+        // Not `product/version` syntax: service names such as `AWS Internal` or
+        // `console.amazonaws.com`, or a bare tool name with an id in it.
+        return MASK_RE.replace_all(ua, "#").into_owned();
+    }
+    let lower = ua.to_ascii_lowercase();
+    let os = ["windows", "win64", "win32", "macintosh", "mac os", "darwin", "macos", "iphone", "ipad", "android", "linux"]
+        .iter()
+        .find(|k| lower.contains(*k))
+        .map(|k| match *k {
+            "windows" | "win64" | "win32" => "windows",
+            "macintosh" | "mac os" | "darwin" | "macos" => "macos",
+            "iphone" | "ipad" => "ios",
+            "android" => "android",
+            _ => "linux",
+        });
+    let product = if lower.starts_with("mozilla/") || lower.starts_with("opera/") {
+        let browser = [("edg/", "edge"), ("opr/", "opera"), ("firefox/", "firefox"), ("chrome/", "chrome"), ("safari/", "safari")]
+            .iter()
+            .find(|(k, _)| lower.contains(k))
+            .map_or("browser", |(_, name)| name);
+        format!("browser {browser}")
+    } else {
+        let mut tokens = ua.split_whitespace().filter(|t| !t.starts_with('(') && !t.starts_with('+'));
+        let first = tokens.clone().next().unwrap_or(ua);
+        let pick = tokens
+            .find(|t| {
+                let name = t.split('/').next().unwrap_or(t).to_ascii_lowercase();
+                !WRAPPERS.contains(&name.as_str())
+            })
+            .unwrap_or(first);
+        let name = pick.split('/').next().unwrap_or(pick);
+        let masked = MASK_RE.replace_all(name, "#");
+        masked.into_owned()
+    };
+    match os {
+        Some(os) if !product.contains(' ') || product.starts_with("browser") => format!("{product} {os}"),
+        _ => product,
+    }
+}
+
+/// Cuts `value` to at most `max` bytes at a character boundary.
+pub fn truncate(value: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    match value {
+        Cow::Borrowed(s) => Cow::Borrowed(&s[..end]),
+        Cow::Owned(mut s) => {
+            s.truncate(end);
+            Cow::Owned(s)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agent_families() {
+        let cases = [
+            ("aws-cli/2.13.0 Python/3.11.4 Linux/5.15.0-1040-aws exe/x86_64.ubuntu.22 prompt/off command/s3.ls", "aws-cli linux"),
+            ("aws-cli/2.15.1 Python/3.11.6 Linux/6.1 exe/x86_64.ubuntu.22 prompt/off command/ec2.describe-instances", "aws-cli linux"),
+            ("[aws-cli/1.18.136 Python/3.8.5 Darwin/19.6.0 botocore/1.17.59]", "aws-cli macos"),
+            ("Boto3/1.26.165 Python/3.9.16 Linux/4.14.255 Botocore/1.29.165", "Boto3 linux"),
+            ("aws-sdk-go/1.44.157 (go1.19.3; linux; amd64)", "aws-sdk-go linux"),
+            (
+                "APN/1.0 HashiCorp/1.0 Terraform/1.1.2 (+https://www.terraform.io) terraform-provider-aws/3.76.1 (+https://registry.terraform.io/providers/hashicorp/aws) aws-sdk-go/1.44.157 (go1.19.3; linux; amd64) stratus-red-team_36659dd6-3cf5-4369-ae72-21be4cb11547 HashiCorp-terraform-exec/0.17.3",
+                "Terraform linux",
+            ),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/114.0.0.0 Safari/537.36", "browser chrome windows"),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.5 Safari/605.1.15", "browser safari macos"),
+            ("stratus-red-team_36659dd6-3cf5-4369-ae72-21be4cb11547", "stratus-red-team_#"),
+            ("console.amazonaws.com", "console.amazonaws.com"),
+            ("AWS Internal", "AWS Internal"),
+            ("", ""),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(ua_family(ua), want, "{ua}");
+        }
+    }
+
+    #[test]
+    fn ip_prefixes() {
+        assert_eq!(ip_prefix("192.0.2.17", 24, 48).as_deref(), Some("192.0.2.0/24"));
+        assert_eq!(ip_prefix("2001:db8:1:2::5", 24, 48).as_deref(), Some("2001:db8:1::/48"));
+        assert_eq!(ip_prefix("::ffff:10.1.2.3", 24, 48).as_deref(), Some("10.1.2.0/24"));
+        assert_eq!(ip_prefix("10.1.2.3", 0, 0).as_deref(), Some("0.0.0.0/0"));
+        assert_eq!(ip_prefix("ec2.amazonaws.com", 24, 48), None);
+    }
+
+    #[test]
+    fn role_arns() {
+        assert_eq!(arn_role("arn:aws:sts::123456789012:assumed-role/Deploy/i-0abc").as_deref(), Some("arn:aws:iam::123456789012:role/Deploy"));
+        assert_eq!(arn_role("arn:aws:iam::123456789012:role/service-role/Deploy").as_deref(), Some("arn:aws:iam::123456789012:role/Deploy"));
+        assert_eq!(arn_role("arn:aws:iam::123456789012:role/Deploy"), None);
+        assert_eq!(arn_role("arn:aws:sts::1:assumed-role/AWSReservedSSO_Admin_0123/alice@example.com"), None);
+        assert_eq!(arn_role("arn:aws:iam::123456789012:user/raul"), None);
+        assert_eq!(arn_role("not an arn"), None);
+    }
+
+    #[test]
+    fn masks_and_regex() {
+        let n = Normalizer::MaskIds;
+        assert_eq!(n.apply("job-20230710-7f3a9c2e".into()), "job-#-#");
+        let v = toml::Value::Table(toml::toml! { regex = "^/home/[^/]+" replace = "/home/*" });
+        let r = Normalizer::from_toml(&v).expect("valid");
+        assert_eq!(r.apply("/home/raul/bin/x".into()), "/home/*/bin/x");
+        assert!(Normalizer::from_toml(&toml::Value::String("upper".into())).is_err());
+        assert_eq!(truncate("héllo".into(), 2), "h");
+    }
+}

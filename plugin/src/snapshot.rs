@@ -1,0 +1,271 @@
+//! Snapshot bytes: the whole [`Model`], versioned, checksummed and tied to its configuration.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! magic        8 bytes  "ODDITYSN"
+//! format       u32      FORMAT_VERSION
+//! fingerprint  16 bytes hex of the configuration fingerprint
+//! length       u64      payload length
+//! checksum     u64      xxh3-64 of the payload
+//! payload      model counters, tree arena, free list, principals, calibration
+//! ```
+//!
+//! Decoding checks each of these in order and names the first that fails; it never trusts a
+//! length before checking it against the bytes that remain, so hostile input cannot make it
+//! allocate more than the input's own size.
+
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
+
+use crate::calibrate::Calibration;
+use crate::campaign::{Campaign, EntityState};
+use crate::model::Model;
+use crate::tree::{Node, Tree};
+
+pub const MAGIC: &[u8; 8] = b"ODDITYSN";
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 16 + 8 + 8;
+const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
+
+/// Why snapshot bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    NotASnapshot(String),
+    Version(String),
+    Checksum(String),
+    Mismatch(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::NotASnapshot(m) => write!(f, "not an oddity snapshot: {m}"),
+            DecodeError::Version(m) => write!(f, "unsupported snapshot format: {m}"),
+            DecodeError::Checksum(m) => write!(f, "snapshot checksum failed: {m}"),
+            DecodeError::Mismatch(m) => write!(f, "snapshot learned with other settings: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.u32(s.len() as u32);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+type R<T> = Result<T, DecodeError>;
+
+fn truncated(what: &str) -> DecodeError {
+    DecodeError::NotASnapshot(format!("truncated while reading {what}"))
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize, what: &str) -> R<&[u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| truncated(what))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+    fn u32(&mut self, what: &str) -> R<u32> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self, what: &str) -> R<u64> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn f64(&mut self, what: &str) -> R<f64> {
+        Ok(f64::from_bits(self.u64(what)?))
+    }
+    /// A count of items each at least `min_size` bytes, checked against what remains.
+    fn count(&mut self, min_size: usize, what: &str) -> R<usize> {
+        let n = self.u32(what)? as usize;
+        if n.saturating_mul(min_size.max(1)) > self.bytes.len() - self.at {
+            return Err(truncated(what));
+        }
+        Ok(n)
+    }
+    fn str(&mut self, what: &str) -> R<String> {
+        let n = self.count(1, what)?;
+        let b = self.take(n, what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::NotASnapshot(format!("{what} is not UTF-8")))
+    }
+}
+
+/// Encodes the model with the configuration fingerprint (16 hex digits).
+pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(64 + model.tree.raw_parts().0.len() * NODE_BYTES));
+    w.u64(model.events);
+    w.u64(model.prunes);
+    w.u32(model.now);
+    let (nodes, free) = model.tree.raw_parts();
+    w.u32(nodes.len() as u32);
+    for n in nodes {
+        w.u32(n.parent);
+        w.u64(n.key);
+        w.f64(n.n);
+        w.f64(n.d);
+        w.f64(n.s);
+        w.f64(n.b);
+        w.u32(n.t);
+    }
+    w.u32(free.len() as u32);
+    for &f in free {
+        w.u32(f);
+    }
+    let mut ids: Vec<_> = model.entities.keys().copied().collect();
+    ids.sort_unstable();
+    w.u32(ids.len() as u32);
+    for id in ids {
+        let e = &model.entities[&id];
+        w.u32(id);
+        w.u64(e.seq);
+        w.f64(e.baseline);
+        w.u32(e.opened);
+        match &e.campaign {
+            None => w.u32(0),
+            Some(c) => {
+                w.u32(1);
+                w.u64(c.id);
+                w.u32(c.events);
+                w.str(&c.first);
+                w.str(&c.last);
+                w.u32(c.first_t);
+                w.u32(c.last_t);
+                w.f64(c.score);
+                w.u32(c.actions.len() as u32);
+                for a in &c.actions {
+                    w.str(a);
+                }
+            }
+        }
+    }
+    w.u32(model.calibration.epoch);
+    w.f64(model.calibration.total);
+    w.u32(model.calibration.bins.len() as u32);
+    for &b in &model.calibration.bins {
+        w.f64(b);
+    }
+    let payload = w.0;
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let mut fp = [b'0'; 16];
+    let fb = fingerprint.as_bytes();
+    fp[..fb.len().min(16)].copy_from_slice(&fb[..fb.len().min(16)]);
+    out.extend_from_slice(&fp);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Decodes a snapshot for a model with `half_life` and configuration `fingerprint`.
+pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Model> {
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err(DecodeError::NotASnapshot("the bytes do not start with the oddity snapshot magic".into()));
+    }
+    let mut r = Reader { bytes, at: 8 };
+    let version = r.u32("the format version")?;
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::Version(format!(
+            "the snapshot is format {version}, this engine reads format {FORMAT_VERSION}"
+        )));
+    }
+    let fp = String::from_utf8_lossy(r.take(16, "the fingerprint")?).into_owned();
+    let len = r.u64("the payload length")?;
+    let sum = r.u64("the checksum")?;
+    let payload = &bytes[HEADER.min(bytes.len())..];
+    if payload.len() as u64 != len {
+        return Err(DecodeError::NotASnapshot(format!("the payload is {} bytes, the header says {len} (truncated?)", payload.len())));
+    }
+    let actual = xxhash_rust::xxh3::xxh3_64(payload);
+    if actual != sum {
+        return Err(DecodeError::Checksum(format!("stored {sum:016x}, computed {actual:016x}: the file is corrupted")));
+    }
+    if fp != fingerprint {
+        return Err(DecodeError::Mismatch(format!(
+            "the snapshot's configuration fingerprint is {fp}, the current configuration's is {fingerprint}"
+        )));
+    }
+    let mut r = Reader { bytes: payload, at: 0 };
+    let events = r.u64("the event count")?;
+    let prunes = r.u64("the prune count")?;
+    let now = r.u32("the clock")?;
+    let n_nodes = r.count(NODE_BYTES, "the nodes")?;
+    let mut nodes = Vec::with_capacity(n_nodes);
+    for _ in 0..n_nodes {
+        nodes.push(Node {
+            parent: r.u32("a node")?,
+            key: r.u64("a node")?,
+            n: r.f64("a node")?,
+            d: r.f64("a node")?,
+            s: r.f64("a node")?,
+            b: r.f64("a node")?,
+            t: r.u32("a node")?,
+        });
+    }
+    let n_free = r.count(4, "the free list")?;
+    let free = (0..n_free).map(|_| r.u32("the free list")).collect::<R<Vec<_>>>()?;
+    let tree = Tree::from_raw_parts(half_life, nodes, free).map_err(|m| DecodeError::NotASnapshot(format!("invalid tree: {m}")))?;
+    let n_entities = r.count(24, "the principals")?;
+    let mut entities = FxHashMap::default();
+    for _ in 0..n_entities {
+        let id = r.u32("a principal")?;
+        let seq = r.u64("a principal")?;
+        let baseline = r.f64("a principal")?;
+        let opened = r.u32("a principal")?;
+        let campaign = match r.u32("a campaign flag")? {
+            0 => None,
+            1 => {
+                let id = r.u64("a campaign")?;
+                let events = r.u32("a campaign")?;
+                let first = r.str("a campaign's first time")?;
+                let last = r.str("a campaign's last time")?;
+                let first_t = r.u32("a campaign")?;
+                let last_t = r.u32("a campaign")?;
+                let score = r.f64("a campaign")?;
+                let n = r.count(4, "a campaign's actions")?;
+                let actions = (0..n).map(|_| r.str("a campaign action")).collect::<R<VecDeque<_>>>()?;
+                Some(Campaign { id, events, first, last, first_t, last_t, score, actions })
+            }
+            other => return Err(DecodeError::NotASnapshot(format!("invalid campaign flag {other}"))),
+        };
+        if (id as usize) >= tree.raw_parts().0.len() || Tree::is_free(tree.node(id)) {
+            return Err(DecodeError::NotASnapshot(format!("principal state for missing node {id}")));
+        }
+        entities.insert(id, EntityState { seq, baseline, opened, campaign });
+    }
+    let epoch = r.u32("the calibration")?;
+    let total = r.f64("the calibration")?;
+    let n_bins = r.count(8, "the calibration")?;
+    let bins = (0..n_bins).map(|_| r.f64("the calibration")).collect::<R<Vec<_>>>()?;
+    let calibration = Calibration::from_parts(half_life, bins, total, epoch).map_err(DecodeError::NotASnapshot)?;
+    if r.at != payload.len() {
+        return Err(DecodeError::NotASnapshot(format!("{} unexpected bytes after the model", payload.len() - r.at)));
+    }
+    Ok(Model { tree, entities, calibration, events, prunes, now })
+}

@@ -1,0 +1,372 @@
+//! The counting prefix tree: decayed counts per context, with lazy forgetting and a node cap.
+//!
+//! A node is a context (the values of the components before it); its children are the values seen
+//! next. Each node keeps, decayed to its own timestamp `t`:
+//! - `n`: events that passed through it,
+//! - `d`: events that brought a value it had never seen (the escape count of Witten–Bell),
+//! - `s`: the sum over children of `n_c · log2 n_c` (entropy bookkeeping, updated in O(1)),
+//! - `b`: the backoff surprisal, in bits, of those never-seen values.
+//!
+//! Decay is exact and lazy: scaling all children by `f` turns `s` into `f·(s + n·log2 f)`, so a
+//! node is brought forward in time only when it is touched. Values are keyed by a 64-bit hash
+//! (xxh3), so no strings are stored and snapshots are small; children live in one hash map keyed
+//! by (parent, value hash). Node ids are stable (freed ids are reused in order), which keeps
+//! everything, pruning included, deterministic across snapshot and restore.
+
+use rustc_hash::FxHashMap;
+
+/// Id of a node in the arena.
+pub type NodeId = u32;
+
+/// `parent` of a root.
+pub const NO_PARENT: NodeId = u32::MAX;
+/// `parent` of a free arena slot.
+const FREE: NodeId = u32::MAX - 1;
+
+/// The root of the per-entity tree (children: first entity component).
+pub const ENTITY_ROOT: NodeId = 0;
+/// The root of the population tree (children: one node per view).
+pub const POPULATION_ROOT: NodeId = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Node {
+    pub parent: NodeId,
+    pub key: u64,
+    pub n: f64,
+    pub d: f64,
+    pub s: f64,
+    pub b: f64,
+    pub t: u32,
+}
+
+impl Node {
+    fn new(parent: NodeId, key: u64, t: u32) -> Node {
+        Node { parent, key, n: 0.0, d: 0.0, s: 0.0, b: 0.0, t }
+    }
+
+    /// Expected surprisal, in bits, of the next value in this context, given the mean backoff
+    /// surprisal of never-seen values. `None` for a context with no history.
+    pub fn entropy(&self) -> Option<f64> {
+        let total = self.n + self.d;
+        if total <= 0.0 {
+            return None;
+        }
+        let seen = if self.n > 0.0 { (self.n * total.log2() - self.s).max(0.0) } else { 0.0 };
+        let new = if self.d > 0.0 { self.d * (total / self.d).log2() + self.b } else { 0.0 };
+        Some((seen + new) / total)
+    }
+
+    /// Witten–Bell interpolated probability of a value seen `n_v` times here, backing off to
+    /// `backoff` (the value's probability in the coarser context).
+    pub fn probability(&self, n_v: f64, backoff: f64) -> f64 {
+        let total = self.n + self.d;
+        if total <= 0.0 { backoff } else { (n_v + self.d * backoff) / total }
+    }
+
+    /// Probability of a value never seen anywhere, for the coarsest contexts: one more value
+    /// among the `d` distinct ones seen.
+    pub fn base_probability(&self) -> f64 {
+        1.0 / (self.d + 1.0)
+    }
+}
+
+/// The arena of nodes and the (parent, key) -> child map.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    nodes: Vec<Node>,
+    edges: FxHashMap<(NodeId, u64), NodeId>,
+    free: Vec<NodeId>,
+    live: usize,
+    /// 1 / half-life in seconds; 0 never forgets.
+    inv_half_life: f64,
+}
+
+impl Tree {
+    pub fn new(half_life_secs: Option<u64>) -> Tree {
+        let mut tree = Tree {
+            nodes: Vec::new(),
+            edges: FxHashMap::default(),
+            free: Vec::new(),
+            live: 0,
+            inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64),
+        };
+        tree.nodes.push(Node::new(NO_PARENT, 0, 0));
+        tree.nodes.push(Node::new(NO_PARENT, 1, 0));
+        tree.live = 2;
+        tree
+    }
+
+    /// Live nodes, roots included.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    pub fn child(&self, parent: NodeId, key: u64) -> Option<NodeId> {
+        self.edges.get(&(parent, key)).copied()
+    }
+
+    fn factor(&self, from: u32, to: u32) -> f64 {
+        if to <= from || self.inv_half_life == 0.0 {
+            1.0
+        } else {
+            (-(f64::from(to - from)) * self.inv_half_life).exp2()
+        }
+    }
+
+    /// Brings a node's counts forward to `now` (never backwards).
+    pub fn decay(&mut self, id: NodeId, now: u32) {
+        let node = &self.nodes[id as usize];
+        if now <= node.t {
+            return;
+        }
+        let f = self.factor(node.t, now);
+        let node = &mut self.nodes[id as usize];
+        node.t = now;
+        if f == 1.0 {
+            return;
+        }
+        if node.n > 0.0 {
+            node.s = f * (node.s + node.n * f.log2());
+        }
+        node.n *= f;
+        node.d *= f;
+        node.b *= f;
+    }
+
+    /// `n` of a node as it would be at `now`, without changing it.
+    pub fn count_at(&self, id: NodeId, now: u32) -> f64 {
+        let node = &self.nodes[id as usize];
+        node.n * self.factor(node.t, now)
+    }
+
+    /// Records one event passing from `parent` (already decayed to `now`) to its child `key`;
+    /// `backoff_bits` is the value's surprisal in the backoff context, counted if it is new here.
+    /// Returns the child.
+    pub fn learn(&mut self, parent: NodeId, key: u64, now: u32, backoff_bits: f64) -> NodeId {
+        let child = match self.child(parent, key) {
+            Some(c) => {
+                self.decay(c, now);
+                c
+            }
+            None => {
+                let c = self.alloc(Node::new(parent, key, now));
+                self.edges.insert((parent, key), c);
+                let p = &mut self.nodes[parent as usize];
+                p.d += 1.0;
+                p.b += backoff_bits;
+                c
+            }
+        };
+        let old = self.nodes[child as usize].n;
+        let new = old + 1.0;
+        self.nodes[child as usize].n = new;
+        let delta = new * new.log2() - if old > 0.0 { old * old.log2() } else { 0.0 };
+        self.nodes[parent as usize].s += delta;
+        child
+    }
+
+    /// Counts one event at a root.
+    pub fn learn_root(&mut self, root: NodeId, now: u32) {
+        self.decay(root, now);
+        self.nodes[root as usize].n += 1.0;
+    }
+
+    fn alloc(&mut self, node: Node) -> NodeId {
+        self.live += 1;
+        match self.free.pop() {
+            Some(id) => {
+                self.nodes[id as usize] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as NodeId
+            }
+        }
+    }
+
+    /// Removes the least valuable nodes (lowest decayed count at `now`) with their subtrees until
+    /// at most `target` remain. Returns the removed ids, so that side tables can drop them.
+    ///
+    /// A removed value becomes unseen again in its parent: its mass leaves the entropy sum but
+    /// stays in the parent's totals, so it is judged as new (novel), never as common.
+    pub fn prune(&mut self, target: usize, now: u32) -> Vec<NodeId> {
+        if self.live <= target {
+            return Vec::new();
+        }
+        let mut candidates: Vec<(f64, NodeId)> = (2..self.nodes.len() as NodeId)
+            .filter(|&id| self.nodes[id as usize].parent != FREE)
+            .map(|id| (self.count_at(id, now), id))
+            .collect();
+        let excess = (self.live - target).min(candidates.len());
+        if excess == 0 {
+            return Vec::new();
+        }
+        // Lowest value first; among equals, the newest id (the latest arrival) goes first.
+        let order = |a: &(f64, NodeId), b: &(f64, NodeId)| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1));
+        candidates.select_nth_unstable_by(excess - 1, order);
+        let mut doomed = vec![false; self.nodes.len()];
+        for &(_, id) in &candidates[..excess] {
+            doomed[id as usize] = true;
+        }
+        // Close the set under descendants: a child never outlives its parent.
+        for id in 2..self.nodes.len() {
+            if doomed[id] || self.nodes[id].parent == FREE {
+                continue;
+            }
+            let mut at = self.nodes[id].parent;
+            while at != NO_PARENT {
+                if doomed[at as usize] {
+                    doomed[id] = true;
+                    break;
+                }
+                at = self.nodes[at as usize].parent;
+            }
+        }
+        let mut removed = Vec::new();
+        for id in 2..self.nodes.len() as NodeId {
+            if !doomed[id as usize] {
+                continue;
+            }
+            let Node { parent, key, .. } = self.nodes[id as usize];
+            if !doomed[parent as usize] {
+                let n = self.count_at(id, now);
+                self.decay(parent, now);
+                if n > 0.0 {
+                    self.nodes[parent as usize].s -= n * n.log2();
+                }
+            }
+            self.edges.remove(&(parent, key));
+            removed.push(id);
+        }
+        for &id in &removed {
+            self.nodes[id as usize] = Node::new(FREE, 0, 0);
+        }
+        self.live -= removed.len();
+        // Reuse low ids first: pop() takes from the end.
+        self.free.extend(removed.iter().rev());
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
+        removed
+    }
+
+    /// Every arena slot (free ones have parent [`Tree::is_free`]) and the free list, for snapshots.
+    pub fn raw_parts(&self) -> (&[Node], &[NodeId]) {
+        (&self.nodes, &self.free)
+    }
+
+    pub fn is_free(node: &Node) -> bool {
+        node.parent == FREE
+    }
+
+    /// Rebuilds a tree from [`Tree::raw_parts`]; checks that every live node's parent is live.
+    pub fn from_raw_parts(half_life_secs: Option<u64>, nodes: Vec<Node>, free: Vec<NodeId>) -> Result<Tree, String> {
+        if nodes.len() < 2 || nodes[0].parent != NO_PARENT || nodes[1].parent != NO_PARENT {
+            return Err("the tree has no roots".into());
+        }
+        let mut edges = FxHashMap::default();
+        edges.reserve(nodes.len());
+        let mut live = 0;
+        for (id, node) in nodes.iter().enumerate() {
+            if node.parent == FREE {
+                continue;
+            }
+            live += 1;
+            if id < 2 {
+                continue;
+            }
+            let p = node.parent as usize;
+            if p >= nodes.len() || nodes[p].parent == FREE || p == id {
+                return Err(format!("node {id} has an invalid parent {p}"));
+            }
+            if edges.insert((node.parent, node.key), id as NodeId).is_some() {
+                return Err(format!("node {id} duplicates a sibling"));
+            }
+        }
+        let free_count = nodes.len() - live;
+        if free.len() != free_count || free.iter().any(|&f| nodes.get(f as usize).is_none_or(|n| n.parent != FREE)) {
+            return Err("the free list does not match the free nodes".into());
+        }
+        Ok(Tree { nodes, edges, free, live, inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_entropy() {
+        let mut t = Tree::new(None);
+        let root = ENTITY_ROOT;
+        for k in [1u64, 1, 1, 2] {
+            t.learn_root(root, 0);
+            t.learn(root, k, 0, 3.0);
+        }
+        let r = t.node(root);
+        assert_eq!((r.n, r.d, r.b), (4.0, 2.0, 6.0));
+        // s = 3·log2 3 + 1·log2 1
+        assert!((r.s - 3.0 * 3f64.log2()).abs() < 1e-12);
+        let h = r.entropy().expect("has history");
+        // seen part: (4·log2 6 − 3·log2 3)/6, new part: (2·log2 3 + 6)/6
+        let want = (4.0 * 6f64.log2() - 3.0 * 3f64.log2() + 2.0 * 3f64.log2() + 6.0) / 6.0;
+        assert!((h - want).abs() < 1e-12, "{h} vs {want}");
+        assert!((r.probability(3.0, 0.5) - 4.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lazy_decay_matches_eager_decay() {
+        let day = 86_400;
+        let mut t = Tree::new(Some(day));
+        for (k, when) in [(1u64, 0u32), (2, 10), (1, 3 * 86_400), (3, 5 * 86_400)] {
+            t.decay(ENTITY_ROOT, when);
+            t.learn_root(ENTITY_ROOT, when);
+            t.learn(ENTITY_ROOT, k, when, 1.0);
+        }
+        let now = 9 * 86_400;
+        t.decay(ENTITY_ROOT, now);
+        let s: f64 = [1u64, 2, 3]
+            .iter()
+            .map(|&k| {
+                let n = t.count_at(t.child(ENTITY_ROOT, k).expect("child"), now);
+                n * n.log2()
+            })
+            .sum();
+        let r = t.node(ENTITY_ROOT);
+        assert!((r.s - s).abs() < 1e-9, "{} vs {s}", r.s);
+        let n: f64 = [1u64, 2, 3].iter().map(|&k| t.count_at(t.child(ENTITY_ROOT, k).expect("child"), now)).sum();
+        assert!((r.n - n).abs() < 1e-9);
+    }
+
+    #[test]
+    fn prune_removes_rare_subtrees_and_keeps_ids_stable() {
+        let mut t = Tree::new(None);
+        let a = t.learn(ENTITY_ROOT, 10, 0, 0.0);
+        for _ in 0..5 {
+            t.learn(ENTITY_ROOT, 10, 0, 0.0);
+        }
+        let b = t.learn(ENTITY_ROOT, 20, 0, 0.0);
+        let b1 = t.learn(b, 21, 0, 0.0);
+        assert_eq!(t.len(), 5);
+        let removed = t.prune(3, 0);
+        assert_eq!(removed, vec![b, b1]);
+        assert_eq!(t.len(), 3);
+        assert!(t.child(ENTITY_ROOT, 20).is_none());
+        assert_eq!(t.child(ENTITY_ROOT, 10), Some(a));
+        // The pruned value is unseen again, while the parent keeps its totals.
+        assert_eq!(t.node(ENTITY_ROOT).d, 2.0);
+        let c = t.learn(ENTITY_ROOT, 30, 0, 0.0);
+        assert_eq!(c, b, "lowest free id is reused first");
+        let (nodes, free) = t.raw_parts();
+        let back = Tree::from_raw_parts(None, nodes.to_vec(), free.to_vec()).expect("valid");
+        assert_eq!(back.child(ENTITY_ROOT, 30), Some(c));
+        assert_eq!(back.len(), t.len());
+    }
+}
