@@ -1,1 +1,103 @@
-fn main() {}
+//! `oddity`: parses flags, sets up logging, runs the pipeline, turns the outcome into an exit code.
+//!
+//! Exit codes: 0 success (also when stopped by a signal or a closed downstream pipe, after saving
+//! the state); 1 the run could not start or failed; 2 the run finished but something went wrong
+//! on the way (an input failed, the plugin failed on a batch, a state save failed).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use oddity::cli::{Cli, Command, ScoreArgs};
+use oddity::pipeline::{self, Summary};
+use oddity::settings::Settings;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Score(args)) => args,
+        None => cli.score,
+    };
+    init_logging(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::Error::new(e).context("starting the runtime")),
+    };
+    match runtime.block_on(score(&args)) {
+        Ok(summary) => {
+            let quiet = args.quiet || std::env::var("ODDITY_QUIET").is_ok_and(|v| v == "true" || v == "1");
+            if !quiet || summary.partial() {
+                eprintln!("{}", describe(&summary));
+            }
+            if summary.partial() { ExitCode::from(2) } else { ExitCode::SUCCESS }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+async fn score(args: &ScoreArgs) -> anyhow::Result<Summary> {
+    let settings = Settings::load(args)?;
+    pipeline::run(settings, shutdown_signal()).await
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("oddity: error: {e:#}");
+    ExitCode::from(1)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(args: &ScoreArgs) {
+    let default = match (args.quiet, args.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ODDITY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).with_target(false).init();
+}
+
+fn describe(s: &Summary) -> String {
+    let secs = s.elapsed.as_secs_f64();
+    let mut text = format!(
+        "oddity: {} events ({} scored, {} not scored{}) in {secs:.2} s, {:.0} events/s; highest score {:.4}",
+        s.events,
+        s.scored,
+        s.unscored,
+        if s.breakdown.is_empty() { String::new() } else { format!(": {}", s.breakdown) },
+        s.events as f64 / secs.max(1e-9),
+        s.highest_score,
+    );
+    for f in &s.failed_sources {
+        text.push_str(&format!("\noddity: input failed: {f}"));
+    }
+    if s.plugin_failures > 0 {
+        text.push_str(&format!("\noddity: the plugin failed on {} batches (lines passed through unscored)", s.plugin_failures));
+    }
+    if s.failed_saves > 0 {
+        text.push_str(&format!("\noddity: {} state saves failed (the previous state file is intact)", s.failed_saves));
+    }
+    if s.interrupted {
+        text.push_str("\noddity: stopped by a signal after saving the state");
+    }
+    text
+}

@@ -103,7 +103,13 @@ struct Judged {
 }
 
 fn bits(p: f64) -> f64 {
-    if p > 0.0 { -p.log2() } else { 1024.0 }
+    if p >= 1.0 {
+        0.0
+    } else if p > 0.0 {
+        -p.log2()
+    } else {
+        1024.0
+    }
 }
 
 pub fn value_key(value: &str) -> u64 {
@@ -295,6 +301,7 @@ impl Model {
             info_content,
             novelty,
             probability: (-info_content).exp2(),
+            // (2^-0 is 1: an event the model fully expects.)
             uniqueness: 1.0 / (1.0 + if min_leaf.is_finite() { min_leaf } else { 0.0 }),
             sequence,
             cold,

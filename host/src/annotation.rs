@@ -1,0 +1,202 @@
+//! What the host adds to each event: the score record as JSON, spliced into the original line.
+//!
+//! The original bytes are kept exactly: the annotation is inserted before the object's closing
+//! brace, so key order, number formatting and unknown fields survive. If the event already has a
+//! key of the same name (a re-scored stream), the new one comes last, which is the one JSON
+//! readers keep.
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+/// The engine's verdict on one event, in host terms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotation {
+    pub score: f64,
+    pub info_content: f64,
+    pub novelty: f64,
+    pub probability: f64,
+    pub uniqueness: f64,
+    pub sequence: u64,
+    pub cold: bool,
+    pub principal: String,
+    #[serde(serialize_with = "ordered_map")]
+    pub observation: Vec<(String, String)>,
+    #[serde(rename = "mostNovelComponent")]
+    pub most_novel: ComponentNovelty,
+    #[serde(serialize_with = "views_by_name")]
+    pub views: Vec<ViewScore>,
+    #[serde(skip)]
+    pub event_id: Option<String>,
+    #[serde(skip)]
+    pub event_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<Campaign>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentNovelty {
+    pub index: u32,
+    pub view: String,
+    pub field: String,
+    pub value: String,
+    pub novelty: f64,
+    pub bits: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewScore {
+    #[serde(skip)]
+    pub name: String,
+    pub info_content: f64,
+    pub excess: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Campaign {
+    pub id: String,
+    pub principal: String,
+    pub events: u32,
+    pub first: String,
+    pub last: String,
+    pub score: f64,
+    pub actions: Vec<String>,
+}
+
+/// Why a line was not scored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    NotUtf8,
+    NotJson(String),
+    NotObject,
+    FieldMissing(String),
+    /// Longer than the maximum line length; never sent to the plugin.
+    TooLong(usize),
+    /// The plugin failed on the batch holding this line.
+    Plugin(String),
+}
+
+impl LineError {
+    /// A short machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LineError::NotUtf8 => "not-utf8",
+            LineError::NotJson(_) => "not-json",
+            LineError::NotObject => "not-object",
+            LineError::FieldMissing(_) => "field-missing",
+            LineError::TooLong(_) => "too-long",
+            LineError::Plugin(_) => "plugin-failed",
+        }
+    }
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineError::NotUtf8 => f.write_str("not UTF-8"),
+            LineError::NotJson(m) => write!(f, "not JSON: {m}"),
+            LineError::NotObject => f.write_str("not a JSON object"),
+            LineError::FieldMissing(m) => write!(f, "field missing: {m}"),
+            LineError::TooLong(n) => write!(f, "line of {n} bytes is longer than the maximum"),
+            LineError::Plugin(m) => write!(f, "not scored, the plugin failed: {m}"),
+        }
+    }
+}
+
+fn ordered_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
+fn views_by_name<S: Serializer>(views: &[ViewScore], s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(views.len()))?;
+    for v in views {
+        m.serialize_entry(&v.name, v)?;
+    }
+    m.end()
+}
+
+#[derive(Serialize)]
+struct ErrorNote<'a> {
+    error: &'a str,
+    reason: String,
+}
+
+/// Writes `line` with `"key": value` added as the object's last member. Returns false (and writes
+/// nothing) when the line is not an object that ends in `}`.
+pub fn splice(line: &[u8], key: &str, value: &impl Serialize, out: &mut Vec<u8>) -> bool {
+    let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
+    let start = line.iter().position(|b| !b.is_ascii_whitespace());
+    let (Some(start), Some(end)) = (start, end) else { return false };
+    if line[start] != b'{' || line[end] != b'}' {
+        return false;
+    }
+    let before = out.len();
+    out.extend_from_slice(&line[..end]);
+    let empty = line[start + 1..end].iter().all(u8::is_ascii_whitespace);
+    if !empty {
+        out.push(b',');
+    }
+    if serde_json::to_writer(&mut *out, key).is_err() {
+        out.truncate(before);
+        return false;
+    }
+    out.push(b':');
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(before);
+        return false;
+    }
+    out.extend_from_slice(&line[end..]);
+    true
+}
+
+/// Writes the output line for one event (without the newline): the original with the annotation,
+/// or with an error note when it is an object that could not be scored, or unchanged.
+pub fn render(line: &[u8], key: &str, result: &Result<Annotation, LineError>, out: &mut Vec<u8>) {
+    let written = match result {
+        Ok(a) => splice(line, key, a, out),
+        Err(e @ (LineError::FieldMissing(_) | LineError::Plugin(_))) => {
+            splice(line, key, &ErrorNote { error: e.kind(), reason: e.to_string() }, out)
+        }
+        Err(_) => false,
+    };
+    if !written {
+        out.extend_from_slice(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splices_before_the_last_brace() {
+        let mut out = Vec::new();
+        assert!(splice(br#"{"a":1, "b":[{"c":2}]}  "#, "n", &5, &mut out));
+        assert_eq!(out, br#"{"a":1, "b":[{"c":2}],"n":5}  "#);
+        out.clear();
+        assert!(splice(b"{ }", "n", &"x", &mut out));
+        assert_eq!(out, br#"{"n":"x" }"#);
+        out.clear();
+        assert!(!splice(b"[1]", "n", &5, &mut out));
+        assert!(!splice(b"", "n", &5, &mut out));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn errors_on_objects_are_noted_and_others_pass_through() {
+        let mut out = Vec::new();
+        render(br#"{"a":1}"#, "novelty", &Err(LineError::FieldMissing("action".into())), &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["novelty"]["error"], "field-missing");
+        out.clear();
+        render(b"not json", "novelty", &Err(LineError::NotJson("x".into())), &mut out);
+        assert_eq!(out, b"not json");
+    }
+}

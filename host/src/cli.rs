@@ -1,0 +1,88 @@
+//! Command-line flags, as parsed; [`crate::settings`] validates them with the configuration file
+//! and the environment into typed settings. Nothing else reads these.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// oddity: learns what is normal for every principal in a JSON log stream and scores how novel
+/// each event is. Reads JSON lines, CloudTrail delivery files (plain or .gz) and directories of
+/// them; writes every event back, annotated.
+#[derive(Debug, Parser)]
+#[command(name = "oddity", version, args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub score: ScoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score events (what `oddity` does without a subcommand).
+    Score(ScoreArgs),
+}
+
+/// Flags of `oddity score`. Each also exists as a configuration key (in brackets) and as an
+/// `ODDITY_` environment variable (`ODDITY_BATCH_SIZE`, `ODDITY_STATE__FILE`...).
+#[derive(Debug, Args, Default, Clone)]
+pub struct ScoreArgs {
+    /// Files or directories to read, in order; standard input when none (or `-`).
+    pub paths: Vec<PathBuf>,
+
+    /// TOML configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Built-in profile name (`cloudtrail`) or a profile TOML file [profile].
+    #[arg(short, long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+
+    /// Restore the model from this snapshot file if it exists, and save it there [state.file].
+    #[arg(short, long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Also save the state after this many events [state.save-every-events].
+    #[arg(long, value_name = "N")]
+    pub save_every_events: Option<u64>,
+
+    /// Also save the state this often, such as `60s` or `5m` [state.save-every].
+    #[arg(long, value_name = "DURATION")]
+    pub save_every: Option<String>,
+
+    /// Write scored events to this file instead of standard output [output].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Top-level key that holds the score record in each output event [output-key].
+    #[arg(short = 'k', long, value_name = "NAME")]
+    pub key: Option<String>,
+
+    /// Events per call into the plugin [batch-size].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+
+    /// Longest line, in bytes, that is parsed; longer lines pass through unscored [max-line-bytes].
+    #[arg(long, value_name = "BYTES")]
+    pub max_line_bytes: Option<usize>,
+
+    /// Load this WebAssembly component instead of the embedded plugin [plugin].
+    #[arg(long, value_name = "WASM")]
+    pub plugin: Option<PathBuf>,
+
+    /// Memory cap of the plugin, in MiB [sandbox.memory-mib].
+    #[arg(long, value_name = "MIB")]
+    pub memory_mib: Option<u64>,
+
+    /// Fuel (about one unit per wasm instruction) per plugin call; 0 for none [sandbox.fuel].
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+
+    /// No progress and no summary on standard error, only warnings and errors [quiet].
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// More log output on standard error (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}

@@ -1,0 +1,409 @@
+//! Input: standard input, files and directories, as batches of events.
+//!
+//! Every source is sniffed: gzip is decompressed (by its magic bytes, whatever the name), then
+//! the text is one of
+//! - a CloudTrail S3 delivery file `{"Records":[...]}` (or several concatenated): one event per
+//!   record, streamed, so a large file is never held whole;
+//! - a JSON array of records (as Stratus Red Team and `aws cloudtrail lookup-events` write);
+//! - JSON lines (anything else): one event per line, framed by [`LineCodec`].
+//!
+//! Directories are walked recursively in name order, which for CloudTrail delivery keys is time
+//! order; hidden entries and `CloudTrail-Digest` folders (integrity digests, not events) are
+//! skipped. A source that fails midway (truncated gzip, invalid JSON envelope, vanished file)
+//! keeps the events read so far, is reported with its name, and the next source is read.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{Frame, LineCodec};
+
+/// Where events come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Source {
+    pub fn name(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".to_owned(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// One event (or a piece of an over-long line) and where it came from.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub frame: Frame,
+    /// Index into the source list.
+    pub source: u32,
+    /// 1-based line number (JSON lines) or record number (envelopes and arrays).
+    pub number: u64,
+}
+
+pub type Batch = Vec<Item>;
+
+/// Why a source could not be read (wholly or in part).
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {message} (after {events} events)")]
+pub struct InputError {
+    pub source_name: String,
+    pub message: String,
+    pub events: u64,
+}
+
+/// Lists the sources for the given paths: stdin for none or `-`, files as given, directories
+/// walked in name order.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
+    if paths.is_empty() {
+        return Ok(vec![Source::Stdin]);
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(Source::Stdin);
+            continue;
+        }
+        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if !meta.is_dir() {
+            out.push(Source::File(p.clone()));
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(p).sort_by_file_name().into_iter().filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            e.depth() == 0 || !(name.starts_with('.') || name == "CloudTrail-Digest")
+        });
+        for entry in walker {
+            let entry = entry.map_err(|e| format!("{}: {e}", p.display()))?;
+            if entry.file_type().is_file() {
+                out.push(Source::File(entry.into_path()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How text is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Lines,
+    Envelope,
+    Array,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const SNIFF: usize = 256;
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// Reads up to `SNIFF` bytes; returns them and a reader that yields them again, then the rest.
+async fn peek(mut r: Reader) -> std::io::Result<(Vec<u8>, Reader)> {
+    let mut head = vec![0u8; SNIFF];
+    let mut len = 0;
+    while len < SNIFF {
+        let n = r.read(&mut head[len..]).await?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    head.truncate(len);
+    let again: Reader = Box::new(AsyncReadExt::chain(std::io::Cursor::new(head.clone()), r));
+    Ok((head, again))
+}
+
+fn layout_of(head: &[u8]) -> Layout {
+    let text = head.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(head);
+    let mut rest = text.iter().copied().skip_while(u8::is_ascii_whitespace);
+    match rest.next() {
+        Some(b'[') => Layout::Array,
+        Some(b'{') => {
+            let after: Vec<u8> = rest.skip_while(u8::is_ascii_whitespace).take(10).collect();
+            if after.starts_with(b"\"Records\"") { Layout::Envelope } else { Layout::Lines }
+        }
+        _ => Layout::Lines,
+    }
+}
+
+/// Options for reading.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub max_line: usize,
+    pub batch: usize,
+}
+
+/// Reads one source into batches on `tx`. Returns the number of events read.
+pub async fn read_source(
+    source: &Source,
+    index: u32,
+    opts: ReadOptions,
+    tx: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> Result<u64, InputError> {
+    let name = source.name();
+    let fail = |events: u64, message: String| InputError { source_name: name.clone(), message, events };
+    let raw: Reader = match source {
+        Source::Stdin => Box::new(tokio::io::stdin()),
+        Source::File(p) => Box::new(tokio::fs::File::open(p).await.map_err(|e| fail(0, format!("cannot open: {e}")))?),
+    };
+    let (head, raw) = peek(raw).await.map_err(|e| fail(0, format!("cannot read: {e}")))?;
+    let (reader, head) = if head.starts_with(&GZIP_MAGIC) {
+        let mut gz = async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(raw));
+        gz.multiple_members(true);
+        let (head, r) = peek(Box::new(gz)).await.map_err(|e| fail(0, format!("cannot decompress: {e}")))?;
+        (r, head)
+    } else {
+        (raw, head)
+    };
+    match layout_of(&head) {
+        Layout::Lines => read_lines(reader, index, opts, tx, cancel).await.map_err(|(n, e)| fail(n, e)),
+        layout => {
+            let tx = tx.clone();
+            let cancel = cancel.clone();
+            let bridge = tokio_util::io::SyncIoBridge::new(reader);
+            tokio::task::spawn_blocking(move || read_records(bridge, layout, index, opts, &tx, &cancel))
+                .await
+                .map_err(|e| fail(0, format!("reader task failed: {e}")))?
+                .map_err(|(n, e)| fail(n, e))
+        }
+    }
+}
+
+async fn read_lines(
+    reader: Reader,
+    index: u32,
+    opts: ReadOptions,
+    tx: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> Result<u64, (u64, String)> {
+    let framed = FramedRead::with_capacity(reader, LineCodec::new(opts.max_line), 256 * 1024);
+    // `ready_chunks` batches what is already available: full batches from files, and no waiting
+    // for a batch to fill on a slow live stream.
+    let mut chunks = framed.ready_chunks(opts.batch);
+    let mut number = 0u64;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(number),
+            c = chunks.next() => c,
+        };
+        let Some(chunk) = chunk else { return Ok(number) };
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut error = None;
+        for frame in chunk {
+            match frame {
+                Ok(frame) => {
+                    let starts_line = !matches!(batch.last(), Some(Item { frame: Frame::Long { last: false, .. }, .. }));
+                    if starts_line {
+                        number += 1;
+                    }
+                    batch.push(Item { frame, source: index, number });
+                }
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
+            return Ok(number);
+        }
+        if let Some(e) = error {
+            return Err((number, format!("read error: {e}")));
+        }
+    }
+}
+
+/// Streams records out of envelopes or arrays (blocking; runs on the blocking pool).
+fn read_records(
+    reader: impl std::io::Read,
+    layout: Layout,
+    index: u32,
+    opts: ReadOptions,
+    tx: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> Result<u64, (u64, String)> {
+    let mut sink = Sink { batch: Vec::with_capacity(opts.batch), opts, index, number: 0, tx, cancel, closed: false };
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+    let result = (|| -> Result<(), String> {
+        loop {
+            // Skip whitespace between top-level values; stop at the end.
+            let next = loop {
+                let buf = std::io::BufRead::fill_buf(&mut reader).map_err(|e| format!("read error: {e}"))?;
+                match buf.iter().position(|b| !b.is_ascii_whitespace() && *b != 0xef && *b != 0xbb && *b != 0xbf) {
+                    Some(i) => {
+                        let b = buf[i];
+                        std::io::BufRead::consume(&mut reader, i);
+                        break Some(b);
+                    }
+                    None if buf.is_empty() => break None,
+                    None => {
+                        let n = buf.len();
+                        std::io::BufRead::consume(&mut reader, n);
+                    }
+                }
+            };
+            let Some(first) = next else { return Ok(()) };
+            if sink.closed {
+                return Ok(());
+            }
+            let mut de = serde_json::Deserializer::from_reader(&mut reader);
+            let outcome = match (layout, first) {
+                (Layout::Envelope, b'{') => EnvelopeSeed(&mut sink).deserialize(&mut de),
+                (Layout::Array, b'[') => RecordsSeed(&mut sink).deserialize(&mut de),
+                (Layout::Envelope, _) => return Err("expected another {\"Records\": [...]} envelope".into()),
+                _ => return Err("expected another JSON array of records".into()),
+            };
+            outcome.map_err(|e| format!("invalid JSON: {e}"))?;
+        }
+    })();
+    sink.flush();
+    result.map(|()| sink.number).map_err(|e| (sink.number, e))
+}
+
+struct Sink<'a> {
+    batch: Batch,
+    opts: ReadOptions,
+    index: u32,
+    number: u64,
+    tx: &'a mpsc::Sender<Batch>,
+    cancel: &'a CancellationToken,
+    closed: bool,
+}
+
+impl Sink<'_> {
+    fn push(&mut self, raw: &RawValue) {
+        if self.closed {
+            return;
+        }
+        self.number += 1;
+        let line = Bytes::from(minify(raw.get().as_bytes()));
+        self.batch.push(Item { frame: Frame::Line(line), source: self.index, number: self.number });
+        if self.batch.len() >= self.opts.batch {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() || self.closed {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.opts.batch));
+        if self.cancel.is_cancelled() || self.tx.blocking_send(batch).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+/// Removes the whitespace between JSON tokens (record text keeps its exact values and key order;
+/// a JSON string cannot contain a raw newline, so the result is one line).
+pub fn minify(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+            out.push(b);
+        } else if !b.is_ascii_whitespace() {
+            out.push(b);
+        }
+    }
+    out
+}
+
+struct EnvelopeSeed<'s, 'a>(&'s mut Sink<'a>);
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a CloudTrail delivery envelope {\"Records\": [...]}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "Records" {
+                map.next_value_seed(RecordsSeed(&mut *self.0))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RecordsSeed<'s, 'a>(&'s mut Sink<'a>);
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of records (\"Records\" must be an array)")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            self.0.push(&raw);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole file, for small auxiliary files (profiles, snapshots).
+pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_layouts() {
+        assert_eq!(layout_of(b"  {\n  \"Records\" : ["), Layout::Envelope);
+        assert_eq!(layout_of(b"\xef\xbb\xbf{\"Records\":[]}"), Layout::Envelope);
+        assert_eq!(layout_of(b"[{\"a\":1}]"), Layout::Array);
+        assert_eq!(layout_of(b"{\"eventVersion\":\"1.08\"}\n"), Layout::Lines);
+        assert_eq!(layout_of(b"not json"), Layout::Lines);
+        assert_eq!(layout_of(b""), Layout::Lines);
+    }
+
+    #[test]
+    fn minify_keeps_strings() {
+        assert_eq!(minify(b"{ \"a b\" : [1, \"x \\\" y\"],\n \"c\":{} }"), b"{\"a b\":[1,\"x \\\" y\"],\"c\":{}}");
+    }
+}

@@ -1,0 +1,22 @@
+//! The `oddity` host: reads logs, runs them through the novelty plugin, writes them annotated.
+//!
+//! # Layout
+//! - [`cli`]: command-line flags as parsed.
+//! - [`settings`]: flags, `ODDITY_` environment and the TOML file, validated into [`settings::Settings`].
+//! - [`input`]: sources (stdin, files, directories; JSON lines, CloudTrail envelopes, gzip) into batches.
+//! - [`codec`]: newline framing with a maximum line length.
+//! - [`plugin`]: the wasmtime sandbox around the WebAssembly component (the only file that sees wasmtime).
+//! - [`annotation`]: score records as JSON, spliced into the original events.
+//! - [`pipeline`]: reader → scorer → writer, state saving, recovery.
+//! - [`state`]: atomic snapshot files.
+//! - [`problems`]: counting and rate-limited reporting of unscored lines.
+
+pub mod annotation;
+pub mod cli;
+pub mod codec;
+pub mod input;
+pub mod pipeline;
+pub mod plugin;
+pub mod problems;
+pub mod settings;
+pub mod state;

@@ -1,0 +1,319 @@
+//! The plugin sandbox: loads the oddity component with wasmtime and drives its `engine` resource.
+//! This is the only file of the host that sees wasmtime or WIT-generated types; everything else
+//! gets [`Annotation`]s and plain errors.
+//!
+//! The plugin runs in a store that grants nothing: an empty WASI context (no files, network,
+//! environment, arguments, clocks beyond the WASI defaults, or stdio), a memory cap, and a fuel
+//! budget per call. A trap (panic, fuel or memory exhausted) poisons the whole store, so
+//! [`Plugin::recover`] builds a new store and instance and restores the last good snapshot.
+
+use std::path::Path;
+
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use crate::annotation::{Annotation, Campaign, ComponentNovelty, LineError, ViewScore};
+
+wasmtime::component::bindgen!({ path: "../wit", world: "oddity" });
+
+use oddity::detector::types::{self as wit};
+
+/// The component built from `plugin/` by the build script.
+pub const EMBEDDED: &[u8] = include_bytes!(env!("ODDITY_PLUGIN_WASM"));
+
+/// Limits of the sandbox.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Linear memory cap in bytes.
+    pub memory: usize,
+    /// Fuel (roughly, wasm instructions) per call; `None` for no limit.
+    pub fuel: Option<u64>,
+}
+
+/// What went wrong talking to the plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot load the plugin: {0}")]
+    Load(String),
+    #[error("the plugin refused the configuration: {0}")]
+    Config(String),
+    #[error("the plugin refused the snapshot: {0}")]
+    Snapshot(String),
+    #[error("the plugin trapped: {0}")]
+    Trap(String),
+    #[error("the plugin broke the contract: {0}")]
+    Contract(String),
+}
+
+struct Host {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// One loaded plugin with one engine.
+pub struct Plugin {
+    engine: Engine,
+    pre: OddityPre<Host>,
+    store: Store<Host>,
+    bindings: Oddity,
+    resource: ResourceAny,
+    limits: Limits,
+    config: String,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+fn trap(e: wasmtime::Error) -> PluginError {
+    PluginError::Trap(format!("{e:#}"))
+}
+
+fn config_text(e: wit::ConfigError) -> String {
+    match e {
+        wit::ConfigError::Syntax(m) | wit::ConfigError::Invalid(m) => m,
+    }
+}
+
+impl Plugin {
+    /// Loads the component (`bytes`: a component binary) and creates an engine from `config`,
+    /// restoring `snapshot` when given.
+    pub fn load(bytes: &[u8], config: &str, snapshot: Option<&[u8]>, limits: Limits) -> Result<Plugin, PluginError> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true);
+        cfg.concurrency_support(false);
+        cfg.consume_fuel(limits.fuel.is_some());
+        let engine = Engine::new(&cfg).map_err(|e| PluginError::Load(format!("{e:#}")))?;
+        let component = compile(&engine, bytes)?;
+        let mut linker: Linker<Host> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Load(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(OddityPre::new)
+            .map_err(|e| PluginError::Load(format!("the component does not export oddity:detector@0.1.0: {e:#}")))?;
+        let (mut store, bindings) = instantiate(&engine, &pre, limits)?;
+        let resource = create_engine(&bindings, &mut store, config, snapshot, limits.fuel)?;
+        Ok(Plugin { engine, pre, store, bindings, resource, limits, config: config.to_owned() })
+    }
+
+    fn refuel(&mut self) {
+        if let Some(f) = self.limits.fuel {
+            // Fuel is only off when the store was built without metering, which `load` rules out.
+            let _ = self.store.set_fuel(f);
+        }
+    }
+
+    /// Scores a batch of `\n`-terminated lines; one result per line.
+    pub fn score_batch(&mut self, batch: &[u8], lines: usize) -> Result<Vec<Result<Annotation, LineError>>, PluginError> {
+        self.refuel();
+        let out = self.bindings.oddity_detector_detector().engine().call_score_batch(&mut self.store, self.resource, batch).map_err(trap)?;
+        if out.len() != lines {
+            return Err(PluginError::Contract(format!("{} results for a batch of {lines} lines", out.len())));
+        }
+        Ok(out.into_iter().map(|r| r.map(annotation).map_err(line_error)).collect())
+    }
+
+    /// The engine's snapshot bytes.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.refuel();
+        self.bindings.oddity_detector_detector().engine().call_snapshot(&mut self.store, self.resource).map_err(trap)
+    }
+
+    /// The engine's configuration fingerprint.
+    pub fn fingerprint(&mut self) -> Result<String, PluginError> {
+        self.refuel();
+        self.bindings.oddity_detector_detector().engine().call_fingerprint(&mut self.store, self.resource).map_err(trap)
+    }
+
+    /// (events, nodes, max nodes, principals, prunes).
+    pub fn stats(&mut self) -> Result<[u64; 5], PluginError> {
+        self.refuel();
+        let s = self.bindings.oddity_detector_detector().engine().call_stats(&mut self.store, self.resource).map_err(trap)?;
+        Ok([s.events, s.nodes, s.max_nodes, s.principals, s.prunes])
+    }
+
+    /// After a trap: a fresh store and instance, restored from `snapshot` (the last good state),
+    /// or a fresh engine when there is none.
+    pub fn recover(&mut self, snapshot: Option<&[u8]>) -> Result<(), PluginError> {
+        let (store, bindings) = instantiate(&self.engine, &self.pre, self.limits)?;
+        self.store = store;
+        self.bindings = bindings;
+        self.resource = create_engine(&self.bindings, &mut self.store, &self.config, snapshot, self.limits.fuel)?;
+        Ok(())
+    }
+}
+
+fn create_engine(
+    bindings: &Oddity,
+    store: &mut Store<Host>,
+    config: &str,
+    snapshot: Option<&[u8]>,
+    fuel: Option<u64>,
+) -> Result<ResourceAny, PluginError> {
+    if let Some(f) = fuel {
+        store.set_fuel(f).map_err(trap)?;
+    }
+    let api = bindings.oddity_detector_detector().engine();
+    match snapshot {
+        None => api.call_create(&mut *store, config).map_err(trap)?.map_err(|e| PluginError::Config(config_text(e))),
+        Some(bytes) => api.call_restore(&mut *store, config, bytes).map_err(trap)?.map_err(|e| match e {
+            wit::SnapshotError::Config(c) => PluginError::Config(config_text(c)),
+            wit::SnapshotError::NotASnapshot(m) => PluginError::Snapshot(format!("not a snapshot: {m}")),
+            wit::SnapshotError::Version(m) => PluginError::Snapshot(format!("format version: {m}")),
+            wit::SnapshotError::Checksum(m) => PluginError::Snapshot(format!("checksum: {m}")),
+            wit::SnapshotError::Mismatch(m) => PluginError::Snapshot(format!("settings mismatch: {m}")),
+        }),
+    }
+}
+
+fn instantiate(engine: &Engine, pre: &OddityPre<Host>, limits: Limits) -> Result<(Store<Host>, Oddity), PluginError> {
+    let host = Host {
+        // Grants nothing: no preopened directories, no environment, no arguments, no stdio.
+        wasi: WasiCtx::builder().build(),
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new().memory_size(limits.memory).instances(64).build(),
+    };
+    let mut store = Store::new(engine, host);
+    store.limiter(|h| &mut h.limits);
+    if let Some(f) = limits.fuel {
+        store.set_fuel(f).map_err(|e| PluginError::Load(format!("{e:#}")))?;
+    }
+    let bindings = pre.instantiate(&mut store).map_err(|e| PluginError::Load(format!("instantiating: {e:#}")))?;
+    Ok((store, bindings))
+}
+
+/// Compiles the component, or loads the machine code compiled by an earlier run from the cache
+/// (`$ODDITY_CACHE_DIR`, else `$XDG_CACHE_HOME/oddity`, else `~/.cache/oddity`; `off` disables
+/// it). Compiling takes about a second; loading, about a millisecond. The cache key covers the
+/// component's bytes and everything about this wasmtime build and configuration that the
+/// machine code depends on, so a stale entry is never used; a corrupted one fails its checksum
+/// and is rebuilt.
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
+    use std::hash::{Hash, Hasher};
+    let load_error = |e: wasmtime::Error| PluginError::Load(format!("{e:#}"));
+    let Some(dir) = cache_dir() else {
+        return Component::new(engine, bytes).map_err(load_error);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let key = format!("{:016x}{:016x}", xxhash_rust::xxh3::xxh3_64(bytes), h.finish());
+    let path = dir.join(format!("{key}.cwasm"));
+    if let Ok(cached) = std::fs::read(&path)
+        && let Some(artifact) = verified(&cached)
+    {
+        // SAFETY: `deserialize` trusts its input to be machine code that wasmtime produced.
+        // These bytes were produced by `precompile_component` below, for this exact engine
+        // configuration (the key), written atomically into the user's own cache directory, and
+        // their checksum was verified just now, so they are not truncated or corrupted.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize(engine, artifact) };
+        match loaded {
+            Ok(c) => return Ok(c),
+            Err(e) => tracing::debug!(cache = %path.display(), "cached plugin unusable, recompiling: {e:#}"),
+        }
+    }
+    let artifact = engine.precompile_component(bytes).map_err(load_error)?;
+    let component = {
+        #[allow(unsafe_code)]
+        // SAFETY: the bytes were produced by `precompile_component` on this engine just now.
+        let c = unsafe { Component::deserialize(engine, &artifact) };
+        c.map_err(load_error)?
+    };
+    if let Err(e) = store_artifact(&dir, &path, &artifact) {
+        tracing::debug!(cache = %dir.display(), "not caching the compiled plugin: {e}");
+    }
+    Ok(component)
+}
+
+const CACHE_MAGIC: &[u8; 8] = b"ODDITYCW";
+
+fn cache_dir() -> Option<std::path::PathBuf> {
+    match std::env::var_os("ODDITY_CACHE_DIR") {
+        Some(d) if d == "off" || d.is_empty() => None,
+        Some(d) => Some(d.into()),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| std::path::PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("oddity")),
+    }
+}
+
+/// The artifact inside a cache file, if its checksum holds.
+fn verified(file: &[u8]) -> Option<&[u8]> {
+    let rest = file.strip_prefix(CACHE_MAGIC.as_slice())?;
+    let (sum, artifact) = rest.split_at_checked(8)?;
+    let sum = u64::from_le_bytes(sum.try_into().ok()?);
+    (xxhash_rust::xxh3::xxh3_64(artifact) == sum).then_some(artifact)
+}
+
+fn store_artifact(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let mut bytes = Vec::with_capacity(artifact.len() + 16);
+    bytes.extend_from_slice(CACHE_MAGIC);
+    bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(artifact).to_le_bytes());
+    bytes.extend_from_slice(artifact);
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Loads a component from a file (`--plugin`).
+pub fn read_component(path: &Path) -> Result<Vec<u8>, PluginError> {
+    std::fs::read(path).map_err(|e| PluginError::Load(format!("{}: {e}", path.display())))
+}
+
+fn line_error(e: wit::ScoreError) -> LineError {
+    match e {
+        wit::ScoreError::NotUtf8 => LineError::NotUtf8,
+        wit::ScoreError::NotJson(m) => LineError::NotJson(m),
+        wit::ScoreError::NotObject => LineError::NotObject,
+        wit::ScoreError::FieldMissing(m) => LineError::FieldMissing(m),
+    }
+}
+
+fn annotation(r: wit::ScoreRecord) -> Annotation {
+    Annotation {
+        score: r.score,
+        info_content: r.info_content,
+        novelty: r.novelty,
+        probability: r.probability,
+        uniqueness: r.uniqueness,
+        sequence: r.sequence,
+        cold: r.cold,
+        principal: r.principal,
+        observation: r.fields.into_iter().zip(r.observation).collect(),
+        most_novel: ComponentNovelty {
+            index: r.most_novel.index,
+            view: r.most_novel.view,
+            field: r.most_novel.field,
+            value: r.most_novel.value,
+            novelty: r.most_novel.novelty,
+            bits: r.most_novel.bits,
+        },
+        views: r.views.into_iter().map(|v| ViewScore { name: v.name, info_content: v.info_content, excess: v.excess }).collect(),
+        event_id: r.event_id,
+        event_time: r.event_time,
+        campaign: r.campaign.map(|c| Campaign {
+            id: c.id,
+            principal: c.principal,
+            events: c.events,
+            first: c.first,
+            last: c.last,
+            score: c.score,
+            actions: c.actions,
+        }),
+    }
+}

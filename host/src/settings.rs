@@ -1,0 +1,287 @@
+//! Typed settings, validated once from (lowest to highest precedence) defaults, the TOML
+//! configuration file, `ODDITY_` environment variables and command-line flags.
+//!
+//! The `[engine]` and `[campaign]` tables are the plugin's: they are passed to it with the
+//! profile as its configuration text, and the plugin validates them (naming the key).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Case, Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::cli::ScoreArgs;
+use crate::plugin::Limits;
+
+/// Why the settings were refused.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error ({origin}): {message}")]
+pub struct SettingsError {
+    /// Where the configuration came from (file, environment, flags).
+    pub origin: String,
+    pub message: String,
+}
+
+/// When to save the state file.
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    pub file: PathBuf,
+    pub every_events: Option<u64>,
+    pub every: Option<Duration>,
+}
+
+/// Everything `oddity score` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub paths: Vec<PathBuf>,
+    /// The plugin's configuration text (TOML): profile plus `[engine]` and `[campaign]`.
+    pub engine_config: String,
+    /// Where the profile came from, for messages.
+    pub profile_origin: String,
+    pub output: Option<PathBuf>,
+    pub output_key: String,
+    pub batch_size: usize,
+    pub max_line_bytes: usize,
+    pub plugin: Option<PathBuf>,
+    pub limits: Limits,
+    pub state: Option<StateSettings>,
+    pub quiet: bool,
+}
+
+pub const DEFAULT_BATCH: usize = 256;
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+const DEFAULT_MEMORY_MIB: u64 = 1024;
+const DEFAULT_FUEL: u64 = 20_000_000_000;
+const DEFAULT_SAVE_EVERY: Duration = Duration::from_secs(60);
+const DEFAULT_SAVE_EVERY_EVENTS: u64 = 1_000_000;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSettings {
+    profile: Option<String>,
+    output: Option<PathBuf>,
+    output_key: Option<String>,
+    batch_size: Option<usize>,
+    max_line_bytes: Option<usize>,
+    plugin: Option<PathBuf>,
+    quiet: Option<bool>,
+    state: Option<RawState>,
+    sandbox: Option<RawSandbox>,
+    engine: Option<toml::Table>,
+    campaign: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawState {
+    file: Option<PathBuf>,
+    save_every_events: Option<u64>,
+    save_every: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSandbox {
+    memory_mib: Option<u64>,
+    fuel: Option<u64>,
+}
+
+impl Settings {
+    /// Reads the configuration file named by `--config` (if any), the environment and the flags.
+    pub fn load(args: &ScoreArgs) -> Result<Settings, SettingsError> {
+        Settings::load_with_env(args, None)
+    }
+
+    /// As [`Settings::load`], with the environment given (tests) instead of read.
+    pub fn load_with_env(args: &ScoreArgs, env: Option<config::Map<String, String>>) -> Result<Settings, SettingsError> {
+        let origin = match &args.config {
+            Some(p) => format!("{}, ODDITY_* environment and flags", p.display()),
+            None => "ODDITY_* environment and flags".to_owned(),
+        };
+        let err = |message: String| SettingsError { origin: origin.clone(), message };
+        let mut builder = Config::builder();
+        if let Some(path) = &args.config {
+            let text = fs_err::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            // Parse with `toml` first: its errors give the line and column.
+            text.parse::<toml::Table>().map_err(|e| err(format!("{}: {e}", path.display())))?;
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("ODDITY")
+                .prefix_separator("_")
+                .separator("__")
+                .convert_case(Case::Kebab)
+                .try_parsing(true)
+                .source(env),
+        );
+        let overrides: [(&str, Option<config::Value>); 12] = [
+            ("profile", args.profile.clone().map(Into::into)),
+            ("state.file", args.state.as_ref().map(|p| p.display().to_string().into())),
+            ("state.save-every-events", args.save_every_events.map(Into::into)),
+            ("state.save-every", args.save_every.clone().map(Into::into)),
+            ("output", args.output.as_ref().map(|p| p.display().to_string().into())),
+            ("output-key", args.key.clone().map(Into::into)),
+            ("batch-size", args.batch_size.map(|n| (n as u64).into())),
+            ("max-line-bytes", args.max_line_bytes.map(|n| (n as u64).into())),
+            ("plugin", args.plugin.as_ref().map(|p| p.display().to_string().into())),
+            ("sandbox.memory-mib", args.memory_mib.map(Into::into)),
+            ("sandbox.fuel", args.fuel.map(Into::into)),
+            ("quiet", args.quiet.then_some(true.into())),
+        ];
+        for (key, value) in overrides {
+            if let Some(v) = value {
+                builder = builder.set_override(key, v).map_err(|e| err(e.to_string()))?;
+            }
+        }
+        let raw: RawSettings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| err(e.to_string()))?;
+        validate(args, raw).map_err(err)
+    }
+}
+
+fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, String> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(format!("{key} must be at least 1")),
+        Some(n) => Ok(n),
+    }
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{key}: \"{text}\" is not a duration such as \"60s\" or \"5m\" ({e})"))
+}
+
+fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
+    let batch_size = positive("batch-size", raw.batch_size, DEFAULT_BATCH)?;
+    if batch_size > 1_000_000 {
+        return Err(format!("batch-size {batch_size} is more than 1000000"));
+    }
+    let max_line_bytes = positive("max-line-bytes", raw.max_line_bytes, DEFAULT_MAX_LINE)?;
+    let output_key = raw.output_key.unwrap_or_else(|| "novelty".to_owned());
+    if output_key.is_empty() {
+        return Err("output-key must not be empty".to_owned());
+    }
+    let sandbox = raw.sandbox.unwrap_or_default();
+    let memory_mib = sandbox.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
+    if !(16..=4096).contains(&memory_mib) {
+        return Err(format!("sandbox.memory-mib {memory_mib} is outside 16..=4096"));
+    }
+    let fuel = match sandbox.fuel.unwrap_or(DEFAULT_FUEL) {
+        0 => None,
+        f => Some(f),
+    };
+    let limits = Limits { memory: (memory_mib as usize) << 20, fuel };
+    let state = match raw.state {
+        Some(RawState { file: Some(file), save_every_events, save_every }) => Some(StateSettings {
+            file,
+            every_events: match save_every_events {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => Some(DEFAULT_SAVE_EVERY_EVENTS),
+            },
+            every: match save_every.as_deref() {
+                Some("0" | "never" | "off") => None,
+                Some(t) => Some(duration("state.save-every", t)?),
+                None => Some(DEFAULT_SAVE_EVERY),
+            },
+        }),
+        Some(RawState { file: None, save_every_events, save_every }) if save_every_events.is_some() || save_every.is_some() => {
+            return Err("state.save-every and state.save-every-events need state.file (--state FILE)".to_owned());
+        }
+        _ => None,
+    };
+    let (engine_config, profile_origin) = engine_config(raw.profile.as_deref().unwrap_or("cloudtrail"), raw.engine, raw.campaign)?;
+    Ok(Settings {
+        paths: args.paths.clone(),
+        engine_config,
+        profile_origin,
+        output: raw.output,
+        output_key,
+        batch_size,
+        max_line_bytes,
+        plugin: raw.plugin,
+        limits,
+        state,
+        quiet: raw.quiet.unwrap_or(false),
+    })
+}
+
+/// The plugin's configuration text: the profile (a built-in name or a file's tables), with the
+/// `[engine]` and `[campaign]` keys of the host configuration laid over the profile file's own.
+fn engine_config(profile: &str, engine: Option<toml::Table>, campaign: Option<toml::Table>) -> Result<(String, String), String> {
+    let path = PathBuf::from(profile);
+    let is_name = !profile.is_empty() && profile.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let (mut doc, origin) = if is_name && !path.is_file() {
+        let mut t = toml::Table::new();
+        t.insert("profile".into(), toml::Value::String(profile.to_owned()));
+        (t, format!("built-in profile {profile}"))
+    } else {
+        let text = fs_err::read_to_string(&path).map_err(|e| format!("profile: {e}"))?;
+        let t = text.parse::<toml::Table>().map_err(|e| format!("profile file {}: {e}", path.display()))?;
+        (t, format!("profile file {}", path.display()))
+    };
+    for (name, overlay) in [("engine", engine), ("campaign", campaign)] {
+        let Some(overlay) = overlay else { continue };
+        let entry = doc.entry(name).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(table) = entry else {
+            return Err(format!("{origin}: `{name}` must be a table"));
+        };
+        table.extend(overlay);
+    }
+    let text = toml::to_string(&doc).map_err(|e| format!("{origin}: {e}"))?;
+    Ok((text, origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::load_with_env(&ScoreArgs::default(), env(&[])).expect("valid");
+        assert_eq!(s.batch_size, DEFAULT_BATCH);
+        assert_eq!(s.output_key, "novelty");
+        assert!(s.state.is_none());
+        assert_eq!(s.engine_config.trim(), "profile = \"cloudtrail\"");
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("oddity.toml");
+        std::fs::write(&path, "batch-size = 64\noutput-key = \"n\"\n[state]\nfile = \"s.bin\"\nsave-every = \"5m\"\n[engine]\nhalf-life = \"7d\"\n")
+            .expect("write");
+        let args = ScoreArgs { config: Some(path.clone()), ..ScoreArgs::default() };
+        let s = Settings::load_with_env(&args, env(&[("ODDITY_BATCH_SIZE", "32"), ("ODDITY_ENGINE__MAX_NODES", "5000")])).expect("valid");
+        assert_eq!(s.batch_size, 32, "environment beats the file");
+        assert_eq!(s.output_key, "n");
+        let state = s.state.expect("state");
+        assert_eq!(state.every, Some(Duration::from_secs(300)));
+        assert!(s.engine_config.contains("half-life = \"7d\"") && s.engine_config.contains("max-nodes = 5000"), "{}", s.engine_config);
+        let args = ScoreArgs { config: Some(path), batch_size: Some(16), ..ScoreArgs::default() };
+        let s = Settings::load_with_env(&args, env(&[("ODDITY_BATCH_SIZE", "32")])).expect("valid");
+        assert_eq!(s.batch_size, 16, "flags beat the environment");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "batch-size = \"many\"\n").expect("write");
+        let args = ScoreArgs { config: Some(path.clone()), ..ScoreArgs::default() };
+        let e = Settings::load_with_env(&args, env(&[])).expect_err("invalid").to_string();
+        assert!(e.contains("batch-size") && e.contains("bad.toml"), "{e}");
+        std::fs::write(&path, "batchsize = 3\n").expect("write");
+        let e = Settings::load_with_env(&args, env(&[])).expect_err("invalid").to_string();
+        assert!(e.contains("batchsize") && e.contains("bad.toml"), "{e}");
+        std::fs::write(&path, "[state]\nfile = \"x\"\nsave-every = \"often\"\n").expect("write");
+        let e = Settings::load_with_env(&args, env(&[])).expect_err("invalid").to_string();
+        assert!(e.contains("state.save-every") && e.contains("often"), "{e}");
+    }
+}
