@@ -9,27 +9,43 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ lives in the workspace").to_path_buf();
+    let manifest_dir = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let root = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace")
+        .to_path_buf();
     for watched in ["plugin/src", "plugin/Cargo.toml", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=ODDITY_PLUGIN_PROFILE");
 
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from).join("plugin-wasm");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("plugin-wasm");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--lib", "--target", "wasm32-wasip2", "-p", "oddity-engine", "--manifest-path"])
-        .arg(root.join("plugin/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        // A small, fast component: no debug info, whole-program optimisation.
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
-        .env("CARGO_PROFILE_RELEASE_LTO", "true")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort");
+    cmd.args([
+        "build",
+        "--release",
+        "--lib",
+        "--target",
+        "wasm32-wasip2",
+        "-p",
+        "oddity-engine",
+        "--manifest-path",
+    ])
+    .arg(root.join("plugin/Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target_dir)
+    // A small, fast component: no debug info, whole-program optimisation.
+    .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+    .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+    .env("CARGO_PROFILE_RELEASE_LTO", "true")
+    .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+    .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
+    .env("CARGO_PROFILE_RELEASE_PANIC", "abort");
     for var in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -47,7 +63,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("failed to run cargo to build the plugin");
+    let status = cmd
+        .status()
+        .expect("failed to run cargo to build the plugin");
     if !status.success() {
         panic!(
             "building the plugin for wasm32-wasip2 failed (see above). If the target is missing, \
@@ -55,7 +73,9 @@ fn main() {
         );
     }
     let wasm = target_dir.join("wasm32-wasip2/release/oddity_engine.wasm");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("oddity_engine.wasm");
-    std::fs::copy(&wasm, &out).unwrap_or_else(|e| panic!("copying {} to {}: {e}", wasm.display(), out.display()));
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("oddity_engine.wasm");
+    std::fs::copy(&wasm, &out)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", wasm.display(), out.display()));
     println!("cargo:rustc-env=ODDITY_PLUGIN_WASM={}", out.display());
 }

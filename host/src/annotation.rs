@@ -5,11 +5,13 @@
 //! key of the same name (a re-scored stream), the new one comes last, which is the one JSON
 //! readers keep.
 
-use serde::Serialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 
-/// The engine's verdict on one event, in host terms.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The engine's verdict on one event, in host terms. It reads back from a scored line too
+/// (`oddity top` and `oddity report` do), keeping the observation's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Annotation {
     pub score: f64,
@@ -20,21 +22,23 @@ pub struct Annotation {
     pub sequence: u64,
     pub cold: bool,
     pub principal: String,
-    #[serde(serialize_with = "ordered_map")]
+    #[serde(serialize_with = "ordered_map", deserialize_with = "ordered_pairs")]
     pub observation: Vec<(String, String)>,
     #[serde(rename = "mostNovelComponent")]
     pub most_novel: ComponentNovelty,
-    #[serde(serialize_with = "views_by_name")]
+    #[serde(serialize_with = "views_by_name", deserialize_with = "named_views")]
     pub views: Vec<ViewScore>,
-    #[serde(skip)]
+    /// Event id and time as found in the event (the profile's `id` and `time`), repeated here
+    /// so that tools reading the annotation need not know the log's layout.
+    #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
-    #[serde(skip)]
+    #[serde(rename = "time", default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<Campaign>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentNovelty {
     pub index: u32,
@@ -45,7 +49,7 @@ pub struct ComponentNovelty {
     pub bits: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewScore {
     #[serde(skip)]
@@ -54,7 +58,7 @@ pub struct ViewScore {
     pub excess: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Campaign {
     pub id: String,
@@ -122,6 +126,49 @@ fn views_by_name<S: Serializer>(views: &[ViewScore], s: S) -> Result<S::Ok, S::E
     m.end()
 }
 
+/// A map read in document order, as (key, value) pairs.
+struct InOrder<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for InOrder<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pairs<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Pairs<V> {
+            type Value = InOrder<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<InOrder<V>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(kv) = m.next_entry()? {
+                    out.push(kv);
+                }
+                Ok(InOrder(out))
+            }
+        }
+        d.deserialize_map(Pairs(std::marker::PhantomData))
+    }
+}
+
+fn ordered_pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    Ok(InOrder::<String>::deserialize(d)?.0)
+}
+
+fn named_views<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ViewScore>, D::Error> {
+    Ok(InOrder::<ViewScore>::deserialize(d)?
+        .0
+        .into_iter()
+        .map(|(name, v)| ViewScore { name, ..v })
+        .collect())
+}
+
+/// Reads the annotation under `key` from a scored line; `None` when the line has none (not
+/// JSON, not scored, or an error note).
+pub fn read(line: &[u8], key: &str) -> Option<Annotation> {
+    let members: std::collections::HashMap<&str, &serde_json::value::RawValue> =
+        serde_json::from_slice(line).ok()?;
+    serde_json::from_str(members.get(key)?.get()).ok()
+}
+
 #[derive(Serialize)]
 struct ErrorNote<'a> {
     error: &'a str,
@@ -133,7 +180,9 @@ struct ErrorNote<'a> {
 pub fn splice(line: &[u8], key: &str, value: &impl Serialize, out: &mut Vec<u8>) -> bool {
     let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
     let start = line.iter().position(|b| !b.is_ascii_whitespace());
-    let (Some(start), Some(end)) = (start, end) else { return false };
+    let (Some(start), Some(end)) = (start, end) else {
+        return false;
+    };
     if line[start] != b'{' || line[end] != b'}' {
         return false;
     }
@@ -161,9 +210,15 @@ pub fn splice(line: &[u8], key: &str, value: &impl Serialize, out: &mut Vec<u8>)
 pub fn render(line: &[u8], key: &str, result: &Result<Annotation, LineError>, out: &mut Vec<u8>) {
     let written = match result {
         Ok(a) => splice(line, key, a, out),
-        Err(e @ (LineError::FieldMissing(_) | LineError::Plugin(_))) => {
-            splice(line, key, &ErrorNote { error: e.kind(), reason: e.to_string() }, out)
-        }
+        Err(e @ (LineError::FieldMissing(_) | LineError::Plugin(_))) => splice(
+            line,
+            key,
+            &ErrorNote {
+                error: e.kind(),
+                reason: e.to_string(),
+            },
+            out,
+        ),
         Err(_) => false,
     };
     if !written {
@@ -182,7 +237,7 @@ mod tests {
         assert_eq!(out, br#"{"a":1, "b":[{"c":2}],"n":5}  "#);
         out.clear();
         assert!(splice(b"{ }", "n", &"x", &mut out));
-        assert_eq!(out, br#"{"n":"x" }"#);
+        assert_eq!(out, br#"{ "n":"x"}"#);
         out.clear();
         assert!(!splice(b"[1]", "n", &5, &mut out));
         assert!(!splice(b"", "n", &5, &mut out));
@@ -190,13 +245,58 @@ mod tests {
     }
 
     #[test]
+    fn annotations_read_back_in_order() {
+        let a = Annotation {
+            score: 0.5,
+            info_content: 3.0,
+            novelty: 1.0,
+            probability: 0.125,
+            uniqueness: 1.0,
+            sequence: 4,
+            cold: false,
+            principal: "p".into(),
+            observation: vec![("z".into(), "1".into()), ("a".into(), "2".into())],
+            most_novel: ComponentNovelty {
+                index: 1,
+                view: "v".into(),
+                field: "a".into(),
+                value: "2".into(),
+                novelty: 0.5,
+                bits: 1.0,
+            },
+            views: vec![ViewScore {
+                name: "v".into(),
+                info_content: 3.0,
+                excess: 1.0,
+            }],
+            event_id: Some("id-1".into()),
+            event_time: None,
+            campaign: None,
+        };
+        let mut line = Vec::new();
+        assert!(splice(br#"{"x":{"y":1}}"#, "novelty", &a, &mut line));
+        assert_eq!(read(&line, "novelty"), Some(a));
+        assert_eq!(read(br#"{"x":1}"#, "novelty"), None);
+    }
+
+    #[test]
     fn errors_on_objects_are_noted_and_others_pass_through() {
         let mut out = Vec::new();
-        render(br#"{"a":1}"#, "novelty", &Err(LineError::FieldMissing("action".into())), &mut out);
+        render(
+            br#"{"a":1}"#,
+            "novelty",
+            &Err(LineError::FieldMissing("action".into())),
+            &mut out,
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(v["novelty"]["error"], "field-missing");
         out.clear();
-        render(b"not json", "novelty", &Err(LineError::NotJson("x".into())), &mut out);
+        render(
+            b"not json",
+            "novelty",
+            &Err(LineError::NotJson("x".into())),
+            &mut out,
+        );
         assert_eq!(out, b"not json");
     }
 }

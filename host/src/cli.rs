@@ -9,7 +9,12 @@ use clap::{Args, Parser, Subcommand};
 /// each event is. Reads JSON lines, CloudTrail delivery files (plain or .gz) and directories of
 /// them; writes every event back, annotated.
 #[derive(Debug, Parser)]
-#[command(name = "oddity", version, args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
+#[command(
+    name = "oddity",
+    version,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -20,7 +25,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Score events (what `oddity` does without a subcommand).
-    Score(ScoreArgs),
+    Score(Box<ScoreArgs>),
+    /// Show the most novel events of a scored stream as a table.
+    Top(TopArgs),
+}
+
+/// Flags of `oddity top`.
+#[derive(Debug, Args, Clone)]
+pub struct TopArgs {
+    /// Scored JSON-lines files (from `oddity`); standard input when none.
+    pub paths: Vec<PathBuf>,
+    /// How many events to show.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub count: usize,
+    /// Key that holds the score record.
+    #[arg(short = 'k', long, default_value = "novelty")]
+    pub key: String,
 }
 
 /// Flags of `oddity score`. Each also exists as a configuration key (in brackets) and as an

@@ -29,7 +29,11 @@ pub struct LineCodec {
 
 impl LineCodec {
     pub fn new(max: usize) -> LineCodec {
-        LineCodec { max: max.max(1), scanned: 0, in_long: false }
+        LineCodec {
+            max: max.max(1),
+            scanned: 0,
+            in_long: false,
+        }
     }
 }
 
@@ -39,13 +43,19 @@ impl Decoder for LineCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
         let limit = buf.len().min(self.max.saturating_add(1));
-        if let Some(i) = buf[self.scanned.min(limit)..limit].iter().position(|&b| b == b'\n') {
+        if let Some(i) = buf[self.scanned.min(limit)..limit]
+            .iter()
+            .position(|&b| b == b'\n')
+        {
             let i = self.scanned.min(limit) + i;
             let mut line = buf.split_to(i + 1);
             line.truncate(i);
             self.scanned = 0;
             return Ok(Some(if std::mem::take(&mut self.in_long) {
-                Frame::Long { piece: line.freeze(), last: true }
+                Frame::Long {
+                    piece: line.freeze(),
+                    last: true,
+                }
             } else {
                 Frame::Line(line.freeze())
             }));
@@ -70,12 +80,22 @@ impl Decoder for LineCodec {
             // A long line that ended exactly at a piece boundary and end of input still needs
             // its end marked.
             if std::mem::take(&mut self.in_long) {
-                return Ok(Some(Frame::Long { piece: Bytes::new(), last: true }));
+                return Ok(Some(Frame::Long {
+                    piece: Bytes::new(),
+                    last: true,
+                }));
             }
             return Ok(None);
         }
         let rest = buf.split().freeze();
-        Ok(Some(if std::mem::take(&mut self.in_long) { Frame::Long { piece: rest, last: true } } else { Frame::Line(rest) }))
+        Ok(Some(if std::mem::take(&mut self.in_long) {
+            Frame::Long {
+                piece: rest,
+                last: true,
+            }
+        } else {
+            Frame::Line(rest)
+        }))
     }
 }
 
@@ -106,7 +126,10 @@ mod tests {
     #[test]
     fn splits_lines_in_any_chunking() {
         for chunk in [1, 2, 3, 7, 100] {
-            assert_eq!(frames(b"a\n\nbc\r\nd", 10, chunk), vec![line("a"), line(""), line("bc\r"), line("d")]);
+            assert_eq!(
+                frames(b"a\n\nbc\r\nd", 10, chunk),
+                vec![line("a"), line(""), line("bc\r"), line("d")]
+            );
         }
     }
 
@@ -123,7 +146,10 @@ mod tests {
                 })
                 .collect();
             assert_eq!(pieces, b"0123456789", "chunk {chunk}");
-            let lasts = got.iter().filter(|f| matches!(f, Frame::Long { last: true, .. })).count();
+            let lasts = got
+                .iter()
+                .filter(|f| matches!(f, Frame::Long { last: true, .. }))
+                .count();
             assert_eq!(lasts, 1, "chunk {chunk}");
             assert_eq!(got.last(), Some(&line("ok")));
         }
@@ -131,6 +157,9 @@ mod tests {
         assert_eq!(frames(b"0123\n", 4, 100), vec![line("0123")]);
         // A long last line without a newline still ends.
         let got = frames(b"01234567", 4, 2);
-        assert!(matches!(got.last(), Some(Frame::Long { last: true, .. })), "{got:?}");
+        assert!(
+            matches!(got.last(), Some(Frame::Long { last: true, .. })),
+            "{got:?}"
+        );
     }
 }

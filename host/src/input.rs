@@ -8,8 +8,9 @@
 //! - JSON lines (anything else): one event per line, framed by [`LineCodec`].
 //!
 //! Directories are walked recursively in name order, which for CloudTrail delivery keys is time
-//! order; hidden entries and `CloudTrail-Digest` folders (integrity digests, not events) are
-//! skipped. A source that fails midway (truncated gzip, invalid JSON envelope, vanished file)
+//! order. In a directory only log files are read (`.json`, `.jsonl`, `.ndjson`, `.log`, and those
+//! with `.gz`); hidden entries and `CloudTrail-Digest` folders (integrity digests, not events) are
+//! skipped. Files named on the command line are always read. A source that fails midway (truncated gzip, invalid JSON envelope, vanished file)
 //! keeps the events read so far, is reported with its name, and the next source is read.
 
 use std::io::Read as _;
@@ -80,18 +81,33 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
             out.push(Source::File(p.clone()));
             continue;
         }
-        let walker = walkdir::WalkDir::new(p).sort_by_file_name().into_iter().filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
-            e.depth() == 0 || !(name.starts_with('.') || name == "CloudTrail-Digest")
-        });
+        let walker = walkdir::WalkDir::new(p)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                let name = e.file_name().to_string_lossy();
+                e.depth() == 0 || !(name.starts_with('.') || name == "CloudTrail-Digest")
+            });
         for entry in walker {
             let entry = entry.map_err(|e| format!("{}: {e}", p.display()))?;
-            if entry.file_type().is_file() {
+            if entry.file_type().is_file() && is_log_file(entry.path()) {
                 out.push(Source::File(entry.into_path()));
             }
         }
     }
     Ok(out)
+}
+
+/// Whether a file found in a directory is one to read.
+fn is_log_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    [".json", ".jsonl", ".ndjson", ".log"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
 }
 
 /// How text is laid out.
@@ -124,13 +140,19 @@ async fn peek(mut r: Reader) -> std::io::Result<(Vec<u8>, Reader)> {
 }
 
 fn layout_of(head: &[u8]) -> Layout {
-    let text = head.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(head);
+    let text = head
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(head);
     let mut rest = text.iter().copied().skip_while(u8::is_ascii_whitespace);
     match rest.next() {
         Some(b'[') => Layout::Array,
         Some(b'{') => {
             let after: Vec<u8> = rest.skip_while(u8::is_ascii_whitespace).take(10).collect();
-            if after.starts_with(b"\"Records\"") { Layout::Envelope } else { Layout::Lines }
+            if after.starts_with(b"\"Records\"") {
+                Layout::Envelope
+            } else {
+                Layout::Lines
+            }
         }
         _ => Layout::Lines,
     }
@@ -152,30 +174,46 @@ pub async fn read_source(
     cancel: &CancellationToken,
 ) -> Result<u64, InputError> {
     let name = source.name();
-    let fail = |events: u64, message: String| InputError { source_name: name.clone(), message, events };
+    let fail = |events: u64, message: String| InputError {
+        source_name: name.clone(),
+        message,
+        events,
+    };
     let raw: Reader = match source {
         Source::Stdin => Box::new(tokio::io::stdin()),
-        Source::File(p) => Box::new(tokio::fs::File::open(p).await.map_err(|e| fail(0, format!("cannot open: {e}")))?),
+        Source::File(p) => Box::new(
+            tokio::fs::File::open(p)
+                .await
+                .map_err(|e| fail(0, format!("cannot open: {e}")))?,
+        ),
     };
-    let (head, raw) = peek(raw).await.map_err(|e| fail(0, format!("cannot read: {e}")))?;
+    let (head, raw) = peek(raw)
+        .await
+        .map_err(|e| fail(0, format!("cannot read: {e}")))?;
     let (reader, head) = if head.starts_with(&GZIP_MAGIC) {
         let mut gz = async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(raw));
         gz.multiple_members(true);
-        let (head, r) = peek(Box::new(gz)).await.map_err(|e| fail(0, format!("cannot decompress: {e}")))?;
+        let (head, r) = peek(Box::new(gz))
+            .await
+            .map_err(|e| fail(0, format!("cannot decompress: {e}")))?;
         (r, head)
     } else {
         (raw, head)
     };
     match layout_of(&head) {
-        Layout::Lines => read_lines(reader, index, opts, tx, cancel).await.map_err(|(n, e)| fail(n, e)),
+        Layout::Lines => read_lines(reader, index, opts, tx, cancel)
+            .await
+            .map_err(|(n, e)| fail(n, e)),
         layout => {
             let tx = tx.clone();
             let cancel = cancel.clone();
             let bridge = tokio_util::io::SyncIoBridge::new(reader);
-            tokio::task::spawn_blocking(move || read_records(bridge, layout, index, opts, &tx, &cancel))
-                .await
-                .map_err(|e| fail(0, format!("reader task failed: {e}")))?
-                .map_err(|(n, e)| fail(n, e))
+            tokio::task::spawn_blocking(move || {
+                read_records(bridge, layout, index, opts, &tx, &cancel)
+            })
+            .await
+            .map_err(|e| fail(0, format!("reader task failed: {e}")))?
+            .map_err(|(n, e)| fail(n, e))
         }
     }
 }
@@ -198,17 +236,29 @@ async fn read_lines(
             () = cancel.cancelled() => return Ok(number),
             c = chunks.next() => c,
         };
-        let Some(chunk) = chunk else { return Ok(number) };
+        let Some(chunk) = chunk else {
+            return Ok(number);
+        };
         let mut batch = Vec::with_capacity(chunk.len());
         let mut error = None;
         for frame in chunk {
             match frame {
                 Ok(frame) => {
-                    let starts_line = !matches!(batch.last(), Some(Item { frame: Frame::Long { last: false, .. }, .. }));
+                    let starts_line = !matches!(
+                        batch.last(),
+                        Some(Item {
+                            frame: Frame::Long { last: false, .. },
+                            ..
+                        })
+                    );
                     if starts_line {
                         number += 1;
                     }
-                    batch.push(Item { frame, source: index, number });
+                    batch.push(Item {
+                        frame,
+                        source: index,
+                        number,
+                    });
                 }
                 Err(e) => {
                     error = Some(e.to_string());
@@ -234,14 +284,25 @@ fn read_records(
     tx: &mpsc::Sender<Batch>,
     cancel: &CancellationToken,
 ) -> Result<u64, (u64, String)> {
-    let mut sink = Sink { batch: Vec::with_capacity(opts.batch), opts, index, number: 0, tx, cancel, closed: false };
+    let mut sink = Sink {
+        batch: Vec::with_capacity(opts.batch),
+        opts,
+        index,
+        number: 0,
+        tx,
+        cancel,
+        closed: false,
+    };
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     let result = (|| -> Result<(), String> {
         loop {
             // Skip whitespace between top-level values; stop at the end.
             let next = loop {
-                let buf = std::io::BufRead::fill_buf(&mut reader).map_err(|e| format!("read error: {e}"))?;
-                match buf.iter().position(|b| !b.is_ascii_whitespace() && *b != 0xef && *b != 0xbb && *b != 0xbf) {
+                let buf = std::io::BufRead::fill_buf(&mut reader)
+                    .map_err(|e| format!("read error: {e}"))?;
+                match buf.iter().position(|b| {
+                    !b.is_ascii_whitespace() && *b != 0xef && *b != 0xbb && *b != 0xbf
+                }) {
                     Some(i) => {
                         let b = buf[i];
                         std::io::BufRead::consume(&mut reader, i);
@@ -262,7 +323,9 @@ fn read_records(
             let outcome = match (layout, first) {
                 (Layout::Envelope, b'{') => EnvelopeSeed(&mut sink).deserialize(&mut de),
                 (Layout::Array, b'[') => RecordsSeed(&mut sink).deserialize(&mut de),
-                (Layout::Envelope, _) => return Err("expected another {\"Records\": [...]} envelope".into()),
+                (Layout::Envelope, _) => {
+                    return Err("expected another {\"Records\": [...]} envelope".into());
+                }
                 _ => return Err("expected another JSON array of records".into()),
             };
             outcome.map_err(|e| format!("invalid JSON: {e}"))?;
@@ -289,7 +352,11 @@ impl Sink<'_> {
         }
         self.number += 1;
         let line = Bytes::from(minify(raw.get().as_bytes()));
-        self.batch.push(Item { frame: Frame::Line(line), source: self.index, number: self.number });
+        self.batch.push(Item {
+            frame: Frame::Line(line),
+            source: self.index,
+            number: self.number,
+        });
         if self.batch.len() >= self.opts.batch {
             self.flush();
         }
@@ -384,7 +451,8 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
 pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut buf = Vec::new();
-    f.read_to_end(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.read_to_end(&mut buf)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(buf)
 }
 
@@ -404,6 +472,9 @@ mod tests {
 
     #[test]
     fn minify_keeps_strings() {
-        assert_eq!(minify(b"{ \"a b\" : [1, \"x \\\" y\"],\n \"c\":{} }"), b"{\"a b\":[1,\"x \\\" y\"],\"c\":{}}");
+        assert_eq!(
+            minify(b"{ \"a b\" : [1, \"x \\\" y\"],\n \"c\":{} }"),
+            b"{\"a b\":[1,\"x \\\" y\"],\"c\":{}}"
+        );
     }
 }

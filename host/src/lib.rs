@@ -10,6 +10,7 @@
 //! - [`pipeline`]: reader → scorer → writer, state saving, recovery.
 //! - [`state`]: atomic snapshot files.
 //! - [`problems`]: counting and rate-limited reporting of unscored lines.
+//! - [`top`]: `oddity top`, the most novel events as a table.
 
 pub mod annotation;
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod plugin;
 pub mod problems;
 pub mod settings;
 pub mod state;
+pub mod top;

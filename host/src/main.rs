@@ -14,21 +14,41 @@ use oddity::settings::Settings;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Score(args)) => args,
+        Some(Command::Score(args)) => *args,
+        Some(Command::Top(top)) => {
+            let stdout = std::io::stdout();
+            return match oddity::top::run(&top.paths, &top.key, top.count, &mut stdout.lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+                {
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            };
+        }
         None => cli.score,
     };
     init_logging(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::Error::new(e).context("starting the runtime")),
     };
     match runtime.block_on(score(&args)) {
         Ok(summary) => {
-            let quiet = args.quiet || std::env::var("ODDITY_QUIET").is_ok_and(|v| v == "true" || v == "1");
-            if !quiet || summary.partial() {
+            if !summary.quiet || summary.partial() {
                 eprintln!("{}", describe(&summary));
             }
-            if summary.partial() { ExitCode::from(2) } else { ExitCode::SUCCESS }
+            if summary.partial() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => fail(&e),
     }
@@ -49,7 +69,10 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
                     _ = int.recv() => {}
@@ -72,8 +95,15 @@ fn init_logging(args: &ScoreArgs) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ODDITY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .init();
 }
 
 fn describe(s: &Summary) -> String {
@@ -83,7 +113,11 @@ fn describe(s: &Summary) -> String {
         s.events,
         s.scored,
         s.unscored,
-        if s.breakdown.is_empty() { String::new() } else { format!(": {}", s.breakdown) },
+        if s.breakdown.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", s.breakdown)
+        },
         s.events as f64 / secs.max(1e-9),
         s.highest_score,
     );
@@ -91,10 +125,16 @@ fn describe(s: &Summary) -> String {
         text.push_str(&format!("\noddity: input failed: {f}"));
     }
     if s.plugin_failures > 0 {
-        text.push_str(&format!("\noddity: the plugin failed on {} batches (lines passed through unscored)", s.plugin_failures));
+        text.push_str(&format!(
+            "\noddity: the plugin failed on {} batches (lines passed through unscored)",
+            s.plugin_failures
+        ));
     }
     if s.failed_saves > 0 {
-        text.push_str(&format!("\noddity: {} state saves failed (the previous state file is intact)", s.failed_saves));
+        text.push_str(&format!(
+            "\noddity: {} state saves failed (the previous state file is intact)",
+            s.failed_saves
+        ));
     }
     if s.interrupted {
         text.push_str("\noddity: stopped by a signal after saving the state");

@@ -47,6 +47,8 @@ pub struct Summary {
     /// The downstream pipe closed before the end.
     pub broken_pipe: bool,
     pub interrupted: bool,
+    /// `quiet` was set: no summary unless something went wrong.
+    pub quiet: bool,
 }
 
 impl Summary {
@@ -64,31 +66,53 @@ struct Scored {
 }
 
 /// Runs the whole job; `shutdown` resolves when the run should stop early.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<Summary> {
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Summary> {
     let start = Instant::now();
     let sources = input::expand(&settings.paths).map_err(|e| anyhow!("input: {e}"))?;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(Source::name).collect());
-    let state = settings.state.clone().map(|s| (StateFile::new(s.file.clone()), s));
+    let state = settings
+        .state
+        .clone()
+        .map(|s| (StateFile::new(s.file.clone()), s));
     let snapshot = match &state {
-        Some((file, _)) => file.load().with_context(|| format!("state file {}", file.path().display()))?,
+        Some((file, _)) => file
+            .load()
+            .with_context(|| format!("state file {}", file.path().display()))?,
         None => None,
     };
     let wasm: Vec<u8> = match &settings.plugin {
         Some(p) => plugin::read_component(p)?,
         None => plugin::EMBEDDED.to_vec(),
     };
-    let (config, limits, origin) = (settings.engine_config.clone(), settings.limits, settings.profile_origin.clone());
+    let (config, limits, origin) = (
+        settings.engine_config.clone(),
+        settings.limits,
+        settings.profile_origin.clone(),
+    );
+    let cache = settings.cache_dir.clone();
     let state_path = state.as_ref().map(|(f, _)| f.path().display().to_string());
     let restored = snapshot.is_some();
-    let plugin = tokio::task::spawn_blocking(move || Plugin::load(&wasm, &config, snapshot.as_deref(), limits).map(|p| (p, snapshot)))
-        .await?
-        .map_err(|e| match (e, state_path) {
-            (PluginError::Config(m), _) => anyhow!("configuration error ({origin}): {m}"),
-            (PluginError::Snapshot(m), Some(path)) => {
-                anyhow!("state file {path}: {m}; not starting, and the file is left as it is")
-            }
-            (e, _) => anyhow::Error::new(e),
-        })?;
+    let plugin = tokio::task::spawn_blocking(move || {
+        Plugin::load(
+            &wasm,
+            &config,
+            snapshot.as_deref(),
+            limits,
+            cache.as_deref(),
+        )
+        .map(|p| (p, snapshot))
+    })
+    .await?
+    .map_err(|e| match (e, state_path) {
+        (PluginError::Config(m), _) => anyhow!("configuration error ({origin}): {m}"),
+        (PluginError::Snapshot(m), Some(path)) => {
+            anyhow!("state file {path}: {m}; not starting, and the file is left as it is")
+        }
+        (e, _) => anyhow::Error::new(e),
+    })?;
     let (plugin, last_good) = plugin;
     if restored {
         tracing::info!(state = %state.as_ref().map(|(f, _)| f.path().display().to_string()).unwrap_or_default(), "restored the model");
@@ -112,7 +136,10 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     }
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(4);
     let (out_tx, out_rx) = mpsc::channel::<Scored>(4);
-    let opts = ReadOptions { max_line: settings.max_line_bytes, batch: settings.batch_size };
+    let opts = ReadOptions {
+        max_line: settings.max_line_bytes,
+        batch: settings.batch_size,
+    };
     let reader = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -121,7 +148,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
                 if cancel.is_cancelled() || batch_tx.is_closed() {
                     break;
                 }
-                if let Err(e) = input::read_source(source, i as u32, opts, &batch_tx, &cancel).await {
+                if let Err(e) = input::read_source(source, i as u32, opts, &batch_tx, &cancel).await
+                {
                     tracing::error!("{e}; going on with the next input");
                     failed.push(e.to_string());
                 }
@@ -136,7 +164,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         .context("starting the scorer thread")?;
 
     let output: Box<dyn AsyncWrite + Unpin + Send> = match &settings.output {
-        Some(p) => Box::new(tokio::fs::File::create(p).await.with_context(|| format!("output file {}", p.display()))?),
+        Some(p) => Box::new(
+            tokio::fs::File::create(p)
+                .await
+                .with_context(|| format!("output file {}", p.display()))?,
+        ),
         None => Box::new(tokio::io::stdout()),
     };
     let written = write_loop(out_rx, output, &settings.output_key, &names).await;
@@ -162,6 +194,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         elapsed: start.elapsed(),
         broken_pipe: written.broken_pipe,
         interrupted: interrupted.load(std::sync::atomic::Ordering::Relaxed),
+        quiet: settings.quiet,
     })
 }
 
@@ -187,26 +220,37 @@ fn score_loop(
     let mut since_save = 0u64;
     let mut last_save = Instant::now();
     let mut buf = Vec::new();
-    let save = |plugin: &mut Plugin, last_good: &mut Option<Vec<u8>>, report: &mut ScorerReport| -> anyhow::Result<()> {
+    let save = |plugin: &mut Plugin,
+                last_good: &mut Option<Vec<u8>>,
+                report: &mut ScorerReport|
+     -> anyhow::Result<()> {
         let bytes = plugin.snapshot().context("taking a snapshot")?;
-        if let Some((file, _)) = &state {
-            if let Err(e) = file.save(&bytes) {
-                report.failed_saves += 1;
-                tracing::error!(state = %file.path().display(), "saving the state failed, the previous state file is intact: {e}");
-            }
+        if let Some((file, _)) = &state
+            && let Err(e) = file.save(&bytes)
+        {
+            report.failed_saves += 1;
+            tracing::error!(state = %file.path().display(), "saving the state failed, the previous state file is intact: {e}");
         }
         *last_good = Some(bytes);
         Ok(())
     };
     while let Some(batch) = rx.blocking_recv() {
-        let results = score_batch(&mut plugin, &batch, max_line, &mut buf, &mut last_good, &mut report)?;
+        let results = score_batch(
+            &mut plugin,
+            &batch,
+            max_line,
+            &mut buf,
+            &mut last_good,
+            &mut report,
+        )?;
         since_save += results.len() as u64;
         if tx.blocking_send(Scored { batch, results }).is_err() {
             break;
         }
         let due = match &state {
             Some((_, s)) => {
-                s.every_events.is_some_and(|n| since_save >= n) || s.every.is_some_and(|t| last_save.elapsed() >= t)
+                s.every_events.is_some_and(|n| since_save >= n)
+                    || s.every.is_some_and(|t| last_save.elapsed() >= t)
             }
             None => since_save >= CHECKPOINT_EVENTS,
         };
@@ -265,11 +309,16 @@ fn score_batch(
         Err(e) => {
             report.plugin_failures += 1;
             let reason = e.to_string();
-            tracing::error!("{reason}; the batch's {} lines pass through unscored, restoring the last good state", sent.len());
+            tracing::error!(
+                "{reason}; the batch's {} lines pass through unscored, restoring the last good state",
+                sent.len()
+            );
             for i in sent {
                 results[i] = Some(Err(LineError::Plugin(reason.clone())));
             }
-            plugin.recover(last_good.as_deref()).context("restarting the plugin after a failure")?;
+            plugin
+                .recover(last_good.as_deref())
+                .context("restarting the plugin after a failure")?;
         }
     }
     Ok(results)
@@ -319,7 +368,11 @@ async fn write_loop(
                     written.scored += 1;
                     written.highest = written.highest.max(a.score);
                 }
-                Some(Err(e)) => written.problems.record(&names[item.source as usize], item.number, e),
+                Some(Err(e)) => {
+                    written
+                        .problems
+                        .record(&names[item.source as usize], item.number, e)
+                }
                 None => {}
             }
         }

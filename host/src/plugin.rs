@@ -54,7 +54,10 @@ struct Host {
 
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -71,7 +74,9 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Plugin")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,22 +93,41 @@ fn config_text(e: wit::ConfigError) -> String {
 impl Plugin {
     /// Loads the component (`bytes`: a component binary) and creates an engine from `config`,
     /// restoring `snapshot` when given.
-    pub fn load(bytes: &[u8], config: &str, snapshot: Option<&[u8]>, limits: Limits) -> Result<Plugin, PluginError> {
+    pub fn load(
+        bytes: &[u8],
+        config: &str,
+        snapshot: Option<&[u8]>,
+        limits: Limits,
+        cache: Option<&Path>,
+    ) -> Result<Plugin, PluginError> {
         let mut cfg = Config::new();
         cfg.wasm_component_model(true);
         cfg.concurrency_support(false);
         cfg.consume_fuel(limits.fuel.is_some());
         let engine = Engine::new(&cfg).map_err(|e| PluginError::Load(format!("{e:#}")))?;
-        let component = compile(&engine, bytes)?;
+        let component = compile(&engine, bytes, cache)?;
         let mut linker: Linker<Host> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Load(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Load(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(OddityPre::new)
-            .map_err(|e| PluginError::Load(format!("the component does not export oddity:detector@0.1.0: {e:#}")))?;
+            .map_err(|e| {
+                PluginError::Load(format!(
+                    "the component does not export oddity:detector@0.1.0: {e:#}"
+                ))
+            })?;
         let (mut store, bindings) = instantiate(&engine, &pre, limits)?;
         let resource = create_engine(&bindings, &mut store, config, snapshot, limits.fuel)?;
-        Ok(Plugin { engine, pre, store, bindings, resource, limits, config: config.to_owned() })
+        Ok(Plugin {
+            engine,
+            pre,
+            store,
+            bindings,
+            resource,
+            limits,
+            config: config.to_owned(),
+        })
     }
 
     fn refuel(&mut self) {
@@ -114,31 +138,59 @@ impl Plugin {
     }
 
     /// Scores a batch of `\n`-terminated lines; one result per line.
-    pub fn score_batch(&mut self, batch: &[u8], lines: usize) -> Result<Vec<Result<Annotation, LineError>>, PluginError> {
+    pub fn score_batch(
+        &mut self,
+        batch: &[u8],
+        lines: usize,
+    ) -> Result<Vec<Result<Annotation, LineError>>, PluginError> {
         self.refuel();
-        let out = self.bindings.oddity_detector_detector().engine().call_score_batch(&mut self.store, self.resource, batch).map_err(trap)?;
+        let out = self
+            .bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_score_batch(&mut self.store, self.resource, batch)
+            .map_err(trap)?;
         if out.len() != lines {
-            return Err(PluginError::Contract(format!("{} results for a batch of {lines} lines", out.len())));
+            return Err(PluginError::Contract(format!(
+                "{} results for a batch of {lines} lines",
+                out.len()
+            )));
         }
-        Ok(out.into_iter().map(|r| r.map(annotation).map_err(line_error)).collect())
+        Ok(out
+            .into_iter()
+            .map(|r| r.map(annotation).map_err(line_error))
+            .collect())
     }
 
     /// The engine's snapshot bytes.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
         self.refuel();
-        self.bindings.oddity_detector_detector().engine().call_snapshot(&mut self.store, self.resource).map_err(trap)
+        self.bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_snapshot(&mut self.store, self.resource)
+            .map_err(trap)
     }
 
     /// The engine's configuration fingerprint.
     pub fn fingerprint(&mut self) -> Result<String, PluginError> {
         self.refuel();
-        self.bindings.oddity_detector_detector().engine().call_fingerprint(&mut self.store, self.resource).map_err(trap)
+        self.bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_fingerprint(&mut self.store, self.resource)
+            .map_err(trap)
     }
 
     /// (events, nodes, max nodes, principals, prunes).
     pub fn stats(&mut self) -> Result<[u64; 5], PluginError> {
         self.refuel();
-        let s = self.bindings.oddity_detector_detector().engine().call_stats(&mut self.store, self.resource).map_err(trap)?;
+        let s = self
+            .bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_stats(&mut self.store, self.resource)
+            .map_err(trap)?;
         Ok([s.events, s.nodes, s.max_nodes, s.principals, s.prunes])
     }
 
@@ -148,7 +200,13 @@ impl Plugin {
         let (store, bindings) = instantiate(&self.engine, &self.pre, self.limits)?;
         self.store = store;
         self.bindings = bindings;
-        self.resource = create_engine(&self.bindings, &mut self.store, &self.config, snapshot, self.limits.fuel)?;
+        self.resource = create_engine(
+            &self.bindings,
+            &mut self.store,
+            &self.config,
+            snapshot,
+            self.limits.fuel,
+        )?;
         Ok(())
     }
 }
@@ -165,48 +223,74 @@ fn create_engine(
     }
     let api = bindings.oddity_detector_detector().engine();
     match snapshot {
-        None => api.call_create(&mut *store, config).map_err(trap)?.map_err(|e| PluginError::Config(config_text(e))),
-        Some(bytes) => api.call_restore(&mut *store, config, bytes).map_err(trap)?.map_err(|e| match e {
-            wit::SnapshotError::Config(c) => PluginError::Config(config_text(c)),
-            wit::SnapshotError::NotASnapshot(m) => PluginError::Snapshot(format!("not a snapshot: {m}")),
-            wit::SnapshotError::Version(m) => PluginError::Snapshot(format!("format version: {m}")),
-            wit::SnapshotError::Checksum(m) => PluginError::Snapshot(format!("checksum: {m}")),
-            wit::SnapshotError::Mismatch(m) => PluginError::Snapshot(format!("settings mismatch: {m}")),
-        }),
+        None => api
+            .call_create(&mut *store, config)
+            .map_err(trap)?
+            .map_err(|e| PluginError::Config(config_text(e))),
+        Some(bytes) => api
+            .call_restore(&mut *store, config, bytes)
+            .map_err(trap)?
+            .map_err(|e| match e {
+                wit::SnapshotError::Config(c) => PluginError::Config(config_text(c)),
+                wit::SnapshotError::NotASnapshot(m) => {
+                    PluginError::Snapshot(format!("not a snapshot: {m}"))
+                }
+                wit::SnapshotError::Version(m) => {
+                    PluginError::Snapshot(format!("format version: {m}"))
+                }
+                wit::SnapshotError::Checksum(m) => PluginError::Snapshot(format!("checksum: {m}")),
+                wit::SnapshotError::Mismatch(m) => {
+                    PluginError::Snapshot(format!("settings mismatch: {m}"))
+                }
+            }),
     }
 }
 
-fn instantiate(engine: &Engine, pre: &OddityPre<Host>, limits: Limits) -> Result<(Store<Host>, Oddity), PluginError> {
+fn instantiate(
+    engine: &Engine,
+    pre: &OddityPre<Host>,
+    limits: Limits,
+) -> Result<(Store<Host>, Oddity), PluginError> {
     let host = Host {
         // Grants nothing: no preopened directories, no environment, no arguments, no stdio.
         wasi: WasiCtx::builder().build(),
         table: ResourceTable::new(),
-        limits: StoreLimitsBuilder::new().memory_size(limits.memory).instances(64).build(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory)
+            .instances(64)
+            .build(),
     };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limits);
     if let Some(f) = limits.fuel {
-        store.set_fuel(f).map_err(|e| PluginError::Load(format!("{e:#}")))?;
+        store
+            .set_fuel(f)
+            .map_err(|e| PluginError::Load(format!("{e:#}")))?;
     }
-    let bindings = pre.instantiate(&mut store).map_err(|e| PluginError::Load(format!("instantiating: {e:#}")))?;
+    let bindings = pre
+        .instantiate(&mut store)
+        .map_err(|e| PluginError::Load(format!("instantiating: {e:#}")))?;
     Ok((store, bindings))
 }
 
 /// Compiles the component, or loads the machine code compiled by an earlier run from the cache
-/// (`$ODDITY_CACHE_DIR`, else `$XDG_CACHE_HOME/oddity`, else `~/.cache/oddity`; `off` disables
-/// it). Compiling takes about a second; loading, about a millisecond. The cache key covers the
+/// directory `cache` (see `cache-dir` in the settings). Compiling takes about a second; loading, about a millisecond. The cache key covers the
 /// component's bytes and everything about this wasmtime build and configuration that the
 /// machine code depends on, so a stale entry is never used; a corrupted one fails its checksum
 /// and is rebuilt.
-fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
+fn compile(engine: &Engine, bytes: &[u8], cache: Option<&Path>) -> Result<Component, PluginError> {
     use std::hash::{Hash, Hasher};
     let load_error = |e: wasmtime::Error| PluginError::Load(format!("{e:#}"));
-    let Some(dir) = cache_dir() else {
+    let Some(dir) = cache else {
         return Component::new(engine, bytes).map_err(load_error);
     };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
-    let key = format!("{:016x}{:016x}", xxhash_rust::xxh3::xxh3_64(bytes), h.finish());
+    let key = format!(
+        "{:016x}{:016x}",
+        xxhash_rust::xxh3::xxh3_64(bytes),
+        h.finish()
+    );
     let path = dir.join(format!("{key}.cwasm"));
     if let Ok(cached) = std::fs::read(&path)
         && let Some(artifact) = verified(&cached)
@@ -219,7 +303,9 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
         let loaded = unsafe { Component::deserialize(engine, artifact) };
         match loaded {
             Ok(c) => return Ok(c),
-            Err(e) => tracing::debug!(cache = %path.display(), "cached plugin unusable, recompiling: {e:#}"),
+            Err(e) => {
+                tracing::debug!(cache = %path.display(), "cached plugin unusable, recompiling: {e:#}")
+            }
         }
     }
     let artifact = engine.precompile_component(bytes).map_err(load_error)?;
@@ -229,25 +315,13 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
         let c = unsafe { Component::deserialize(engine, &artifact) };
         c.map_err(load_error)?
     };
-    if let Err(e) = store_artifact(&dir, &path, &artifact) {
+    if let Err(e) = store_artifact(dir, &path, &artifact) {
         tracing::debug!(cache = %dir.display(), "not caching the compiled plugin: {e}");
     }
     Ok(component)
 }
 
 const CACHE_MAGIC: &[u8; 8] = b"ODDITYCW";
-
-fn cache_dir() -> Option<std::path::PathBuf> {
-    match std::env::var_os("ODDITY_CACHE_DIR") {
-        Some(d) if d == "off" || d.is_empty() => None,
-        Some(d) => Some(d.into()),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .filter(|d| !d.is_empty())
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| std::path::PathBuf::from(h).join(".cache")))
-            .map(|d| d.join("oddity")),
-    }
-}
 
 /// The artifact inside a cache file, if its checksum holds.
 fn verified(file: &[u8]) -> Option<&[u8]> {
@@ -259,7 +333,11 @@ fn verified(file: &[u8]) -> Option<&[u8]> {
 
 fn store_artifact(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let mut bytes = Vec::with_capacity(artifact.len() + 16);
     bytes.extend_from_slice(CACHE_MAGIC);
     bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(artifact).to_le_bytes());
@@ -303,7 +381,15 @@ fn annotation(r: wit::ScoreRecord) -> Annotation {
             novelty: r.most_novel.novelty,
             bits: r.most_novel.bits,
         },
-        views: r.views.into_iter().map(|v| ViewScore { name: v.name, info_content: v.info_content, excess: v.excess }).collect(),
+        views: r
+            .views
+            .into_iter()
+            .map(|v| ViewScore {
+                name: v.name,
+                info_content: v.info_content,
+                excess: v.excess,
+            })
+            .collect(),
         event_id: r.event_id,
         event_time: r.event_time,
         campaign: r.campaign.map(|c| Campaign {

@@ -23,8 +23,18 @@ impl Problems {
         *count += 1;
         let n = *count;
         if n <= FIRST || n.is_power_of_two() {
-            let more = if n == FIRST { " (further lines of this kind are reported sparsely)" } else { "" };
-            tracing::warn!(source, line = number, kind = error.kind(), occurrence = n, "line not scored: {error}{more}");
+            let more = if n == FIRST {
+                " (further lines of this kind are reported sparsely)"
+            } else {
+                ""
+            };
+            tracing::warn!(
+                source,
+                line = number,
+                kind = error.kind(),
+                occurrence = n,
+                "line not scored: {error}{more}"
+            );
         }
     }
 
@@ -34,6 +44,10 @@ impl Problems {
 
     /// `kind=count` pairs, for the summary.
     pub fn breakdown(&self) -> String {
-        self.counts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        self.counts
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }

@@ -45,6 +45,8 @@ pub struct Settings {
     pub plugin: Option<PathBuf>,
     pub limits: Limits,
     pub state: Option<StateSettings>,
+    /// Where compiled plugins are cached; `None` compiles at every start.
+    pub cache_dir: Option<PathBuf>,
     pub quiet: bool,
 }
 
@@ -64,6 +66,7 @@ struct RawSettings {
     batch_size: Option<usize>,
     max_line_bytes: Option<usize>,
     plugin: Option<PathBuf>,
+    cache_dir: Option<String>,
     quiet: Option<bool>,
     state: Option<RawState>,
     sandbox: Option<RawSandbox>,
@@ -93,17 +96,24 @@ impl Settings {
     }
 
     /// As [`Settings::load`], with the environment given (tests) instead of read.
-    pub fn load_with_env(args: &ScoreArgs, env: Option<config::Map<String, String>>) -> Result<Settings, SettingsError> {
+    pub fn load_with_env(
+        args: &ScoreArgs,
+        env: Option<config::Map<String, String>>,
+    ) -> Result<Settings, SettingsError> {
         let origin = match &args.config {
             Some(p) => format!("{}, ODDITY_* environment and flags", p.display()),
             None => "ODDITY_* environment and flags".to_owned(),
         };
-        let err = |message: String| SettingsError { origin: origin.clone(), message };
+        let err = |message: String| SettingsError {
+            origin: origin.clone(),
+            message,
+        };
         let mut builder = Config::builder();
         if let Some(path) = &args.config {
             let text = fs_err::read_to_string(path).map_err(|e| err(e.to_string()))?;
             // Parse with `toml` first: its errors give the line and column.
-            text.parse::<toml::Table>().map_err(|e| err(format!("{}: {e}", path.display())))?;
+            text.parse::<toml::Table>()
+                .map_err(|e| err(format!("{}: {e}", path.display())))?;
             builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
         }
         builder = builder.add_source(
@@ -116,21 +126,38 @@ impl Settings {
         );
         let overrides: [(&str, Option<config::Value>); 12] = [
             ("profile", args.profile.clone().map(Into::into)),
-            ("state.file", args.state.as_ref().map(|p| p.display().to_string().into())),
-            ("state.save-every-events", args.save_every_events.map(Into::into)),
+            (
+                "state.file",
+                args.state.as_ref().map(|p| p.display().to_string().into()),
+            ),
+            (
+                "state.save-every-events",
+                args.save_every_events.map(Into::into),
+            ),
             ("state.save-every", args.save_every.clone().map(Into::into)),
-            ("output", args.output.as_ref().map(|p| p.display().to_string().into())),
+            (
+                "output",
+                args.output.as_ref().map(|p| p.display().to_string().into()),
+            ),
             ("output-key", args.key.clone().map(Into::into)),
             ("batch-size", args.batch_size.map(|n| (n as u64).into())),
-            ("max-line-bytes", args.max_line_bytes.map(|n| (n as u64).into())),
-            ("plugin", args.plugin.as_ref().map(|p| p.display().to_string().into())),
+            (
+                "max-line-bytes",
+                args.max_line_bytes.map(|n| (n as u64).into()),
+            ),
+            (
+                "plugin",
+                args.plugin.as_ref().map(|p| p.display().to_string().into()),
+            ),
             ("sandbox.memory-mib", args.memory_mib.map(Into::into)),
             ("sandbox.fuel", args.fuel.map(Into::into)),
             ("quiet", args.quiet.then_some(true.into())),
         ];
         for (key, value) in overrides {
             if let Some(v) = value {
-                builder = builder.set_override(key, v).map_err(|e| err(e.to_string()))?;
+                builder = builder
+                    .set_override(key, v)
+                    .map_err(|e| err(e.to_string()))?;
             }
         }
         let raw: RawSettings = builder
@@ -150,7 +177,8 @@ fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, String
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{key}: \"{text}\" is not a duration such as \"60s\" or \"5m\" ({e})"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{key}: \"{text}\" is not a duration such as \"60s\" or \"5m\" ({e})"))
 }
 
 fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
@@ -166,15 +194,24 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
     let sandbox = raw.sandbox.unwrap_or_default();
     let memory_mib = sandbox.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
     if !(16..=4096).contains(&memory_mib) {
-        return Err(format!("sandbox.memory-mib {memory_mib} is outside 16..=4096"));
+        return Err(format!(
+            "sandbox.memory-mib {memory_mib} is outside 16..=4096"
+        ));
     }
     let fuel = match sandbox.fuel.unwrap_or(DEFAULT_FUEL) {
         0 => None,
         f => Some(f),
     };
-    let limits = Limits { memory: (memory_mib as usize) << 20, fuel };
+    let limits = Limits {
+        memory: (memory_mib as usize) << 20,
+        fuel,
+    };
     let state = match raw.state {
-        Some(RawState { file: Some(file), save_every_events, save_every }) => Some(StateSettings {
+        Some(RawState {
+            file: Some(file),
+            save_every_events,
+            save_every,
+        }) => Some(StateSettings {
             file,
             every_events: match save_every_events {
                 Some(0) => None,
@@ -187,12 +224,23 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
                 None => Some(DEFAULT_SAVE_EVERY),
             },
         }),
-        Some(RawState { file: None, save_every_events, save_every }) if save_every_events.is_some() || save_every.is_some() => {
-            return Err("state.save-every and state.save-every-events need state.file (--state FILE)".to_owned());
+        Some(RawState {
+            file: None,
+            save_every_events,
+            save_every,
+        }) if save_every_events.is_some() || save_every.is_some() => {
+            return Err(
+                "state.save-every and state.save-every-events need state.file (--state FILE)"
+                    .to_owned(),
+            );
         }
         _ => None,
     };
-    let (engine_config, profile_origin) = engine_config(raw.profile.as_deref().unwrap_or("cloudtrail"), raw.engine, raw.campaign)?;
+    let (engine_config, profile_origin) = engine_config(
+        raw.profile.as_deref().unwrap_or("cloudtrail"),
+        raw.engine,
+        raw.campaign,
+    )?;
     Ok(Settings {
         paths: args.paths.clone(),
         engine_config,
@@ -204,27 +252,56 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         plugin: raw.plugin,
         limits,
         state,
+        cache_dir: cache_dir(raw.cache_dir.as_deref()),
         quiet: raw.quiet.unwrap_or(false),
     })
 }
 
+/// `cache-dir`: a directory, `off`, or by default `$XDG_CACHE_HOME/oddity` (`~/.cache/oddity`).
+fn cache_dir(setting: Option<&str>) -> Option<PathBuf> {
+    match setting {
+        Some("" | "off" | "none") => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            })
+            .map(|d| d.join("oddity")),
+    }
+}
+
 /// The plugin's configuration text: the profile (a built-in name or a file's tables), with the
 /// `[engine]` and `[campaign]` keys of the host configuration laid over the profile file's own.
-fn engine_config(profile: &str, engine: Option<toml::Table>, campaign: Option<toml::Table>) -> Result<(String, String), String> {
+fn engine_config(
+    profile: &str,
+    engine: Option<toml::Table>,
+    campaign: Option<toml::Table>,
+) -> Result<(String, String), String> {
     let path = PathBuf::from(profile);
-    let is_name = !profile.is_empty() && profile.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let is_name = !profile.is_empty()
+        && profile
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     let (mut doc, origin) = if is_name && !path.is_file() {
         let mut t = toml::Table::new();
         t.insert("profile".into(), toml::Value::String(profile.to_owned()));
         (t, format!("built-in profile {profile}"))
     } else {
         let text = fs_err::read_to_string(&path).map_err(|e| format!("profile: {e}"))?;
-        let t = text.parse::<toml::Table>().map_err(|e| format!("profile file {}: {e}", path.display()))?;
+        let t = text
+            .parse::<toml::Table>()
+            .map_err(|e| format!("profile file {}: {e}", path.display()))?;
         (t, format!("profile file {}", path.display()))
     };
     for (name, overlay) in [("engine", engine), ("campaign", campaign)] {
         let Some(overlay) = overlay else { continue };
-        let entry = doc.entry(name).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = doc
+            .entry(name)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let toml::Value::Table(table) = entry else {
             return Err(format!("{origin}: `{name}` must be a table"));
         };
@@ -239,7 +316,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
-        Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -257,14 +339,33 @@ mod tests {
         let path = dir.path().join("oddity.toml");
         std::fs::write(&path, "batch-size = 64\noutput-key = \"n\"\n[state]\nfile = \"s.bin\"\nsave-every = \"5m\"\n[engine]\nhalf-life = \"7d\"\n")
             .expect("write");
-        let args = ScoreArgs { config: Some(path.clone()), ..ScoreArgs::default() };
-        let s = Settings::load_with_env(&args, env(&[("ODDITY_BATCH_SIZE", "32"), ("ODDITY_ENGINE__MAX_NODES", "5000")])).expect("valid");
+        let args = ScoreArgs {
+            config: Some(path.clone()),
+            ..ScoreArgs::default()
+        };
+        let s = Settings::load_with_env(
+            &args,
+            env(&[
+                ("ODDITY_BATCH_SIZE", "32"),
+                ("ODDITY_ENGINE__MAX_NODES", "5000"),
+            ]),
+        )
+        .expect("valid");
         assert_eq!(s.batch_size, 32, "environment beats the file");
         assert_eq!(s.output_key, "n");
         let state = s.state.expect("state");
         assert_eq!(state.every, Some(Duration::from_secs(300)));
-        assert!(s.engine_config.contains("half-life = \"7d\"") && s.engine_config.contains("max-nodes = 5000"), "{}", s.engine_config);
-        let args = ScoreArgs { config: Some(path), batch_size: Some(16), ..ScoreArgs::default() };
+        assert!(
+            s.engine_config.contains("half-life = \"7d\"")
+                && s.engine_config.contains("max-nodes = 5000"),
+            "{}",
+            s.engine_config
+        );
+        let args = ScoreArgs {
+            config: Some(path),
+            batch_size: Some(16),
+            ..ScoreArgs::default()
+        };
         let s = Settings::load_with_env(&args, env(&[("ODDITY_BATCH_SIZE", "32")])).expect("valid");
         assert_eq!(s.batch_size, 16, "flags beat the environment");
     }
@@ -274,14 +375,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "batch-size = \"many\"\n").expect("write");
-        let args = ScoreArgs { config: Some(path.clone()), ..ScoreArgs::default() };
-        let e = Settings::load_with_env(&args, env(&[])).expect_err("invalid").to_string();
+        let args = ScoreArgs {
+            config: Some(path.clone()),
+            ..ScoreArgs::default()
+        };
+        let e = Settings::load_with_env(&args, env(&[]))
+            .expect_err("invalid")
+            .to_string();
         assert!(e.contains("batch-size") && e.contains("bad.toml"), "{e}");
         std::fs::write(&path, "batchsize = 3\n").expect("write");
-        let e = Settings::load_with_env(&args, env(&[])).expect_err("invalid").to_string();
+        let e = Settings::load_with_env(&args, env(&[]))
+            .expect_err("invalid")
+            .to_string();
         assert!(e.contains("batchsize") && e.contains("bad.toml"), "{e}");
         std::fs::write(&path, "[state]\nfile = \"x\"\nsave-every = \"often\"\n").expect("write");
-        let e = Settings::load_with_env(&args, env(&[])).expect_err("invalid").to_string();
+        let e = Settings::load_with_env(&args, env(&[]))
+            .expect_err("invalid")
+            .to_string();
         assert!(e.contains("state.save-every") && e.contains("often"), "{e}");
     }
 }

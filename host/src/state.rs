@@ -38,7 +38,11 @@ impl StateFile {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state".into());
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let result = (|| {
             let mut f = fs_err::File::create(&tmp)?;
@@ -70,7 +74,10 @@ mod tests {
         assert_eq!(state.load().expect("load"), None);
         state.save(b"one").expect("save");
         state.save(b"two").expect("save");
-        assert_eq!(state.load().expect("load").as_deref(), Some(b"two".as_slice()));
+        assert_eq!(
+            state.load().expect("load").as_deref(),
+            Some(b"two".as_slice())
+        );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
     }

@@ -9,7 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let events = std::fs::File::open(&args[1])?;
     let labels: Option<Vec<String>> = args.get(2).filter(|a| !a.is_empty()).map(|p| {
-        std::fs::read_to_string(p).map(|t| t.lines().map(str::to_owned).collect()).unwrap_or_default()
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
     });
     let top: usize = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(30);
     let mut engine = oddity_engine::Engine::new("")?;
@@ -23,8 +25,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    eprintln!("{} events in {secs:.3}s ({:.0}/s); {:?}", rows.len(), rows.len() as f64 / secs, engine.stats());
-    let label = |i: usize| labels.as_ref().and_then(|l| l.get(i)).map_or("", String::as_str);
+    eprintln!(
+        "{} events in {secs:.3}s ({:.0}/s); {:?}",
+        rows.len(),
+        rows.len() as f64 / secs,
+        engine.stats()
+    );
+    let label = |i: usize| {
+        labels
+            .as_ref()
+            .and_then(|l| l.get(i))
+            .map_or("", String::as_str)
+    };
     let mut sorted: Vec<_> = rows.iter().collect();
     sorted.sort_by(|a, b| b.1.novelty.total_cmp(&a.1.novelty));
     for (i, r) in sorted.iter().take(top) {
@@ -35,11 +47,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.novelty,
             if r.cold { "C" } else { " " },
             label(*i),
-            r.principal.chars().rev().take(45).collect::<String>().chars().rev().collect::<String>(),
-            r.observation[2..].join(" ").chars().take(38).collect::<String>(),
+            r.principal
+                .chars()
+                .rev()
+                .take(45)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>(),
+            r.observation[2..]
+                .join(" ")
+                .chars()
+                .take(38)
+                .collect::<String>(),
             r.most_novel.field,
             r.most_novel.value,
-            r.campaign.as_ref().map(|c| format!("campaign {} #{}", &format!("{:x}", c.id)[..6], c.events)).unwrap_or_default()
+            r.campaign
+                .as_ref()
+                .map(|c| format!("campaign {} #{}", &format!("{:x}", c.id)[..6], c.events))
+                .unwrap_or_default()
         );
     }
     if labels.is_some() {
@@ -47,7 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut pos = Vec::new();
         let mut neg = Vec::new();
         for (i, r) in &rows {
-            if label(*i).starts_with("attack") && label(*i) != "attack_setup" { pos.push(r.novelty) } else { neg.push(r.novelty) }
+            if label(*i).starts_with("attack") && label(*i) != "attack_setup" {
+                pos.push(r.novelty)
+            } else {
+                neg.push(r.novelty)
+            }
         }
         neg.sort_by(f64::total_cmp);
         let mut auc = 0.0;
@@ -58,10 +88,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         auc /= (pos.len() * neg.len()).max(1) as f64;
         let n = rows.len();
-        let mut by: Vec<_> = rows.iter().map(|(i, r)| (r.novelty, label(*i).starts_with("attack") && label(*i) != "attack_setup")).collect();
+        let mut by: Vec<_> = rows
+            .iter()
+            .map(|(i, r)| {
+                (
+                    r.novelty,
+                    label(*i).starts_with("attack") && label(*i) != "attack_setup",
+                )
+            })
+            .collect();
         by.sort_by(|a, b| b.0.total_cmp(&a.0));
         let at = |k: usize| by.iter().take(k).filter(|x| x.1).count();
-        eprintln!("AUC {auc:.4}  pos {} neg {}  attacks in top1% {} top5% {} top10% {}", pos.len(), neg.len(), at(n / 100), at(n / 20), at(n / 10));
+        eprintln!(
+            "AUC {auc:.4}  pos {} neg {}  attacks in top1% {} top5% {} top10% {}",
+            pos.len(),
+            neg.len(),
+            at(n / 100),
+            at(n / 20),
+            at(n / 10)
+        );
     }
     Ok(())
 }

@@ -36,14 +36,27 @@ fn bin_of(x: f64) -> (usize, f64) {
 
 impl Calibration {
     pub fn new(half_life_secs: Option<u64>) -> Calibration {
-        Calibration { bins: vec![0.0; BINS], total: 0.0, epoch: 0, inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64) }
+        Calibration {
+            bins: vec![0.0; BINS],
+            total: 0.0,
+            epoch: 0,
+            inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64),
+        }
     }
 
     /// Rebuilds a calibration from snapshot parts. `total` is stored, not re-summed, so that a
     /// restored engine continues bit for bit.
-    pub fn from_parts(half_life_secs: Option<u64>, bins: Vec<f64>, total: f64, epoch: u32) -> Result<Calibration, String> {
+    pub fn from_parts(
+        half_life_secs: Option<u64>,
+        bins: Vec<f64>,
+        total: f64,
+        epoch: u32,
+    ) -> Result<Calibration, String> {
         if bins.len() != BINS {
-            return Err(format!("calibration has {} bins, expected {BINS}", bins.len()));
+            return Err(format!(
+                "calibration has {} bins, expected {BINS}",
+                bins.len()
+            ));
         }
         if bins.iter().any(|b| !b.is_finite() || *b < 0.0) {
             return Err("calibration has a negative or non-finite bin".into());
@@ -51,17 +64,21 @@ impl Calibration {
         if !total.is_finite() || total < 0.0 {
             return Err("calibration total is negative or not finite".into());
         }
-        Ok(Calibration { bins, total, epoch, inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64) })
+        Ok(Calibration {
+            bins,
+            total,
+            epoch,
+            inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64),
+        })
     }
 
-    /// The calibrated score of raw novelty `x` against the events seen so far.
+    /// The calibrated score of raw novelty `x` against the events seen so far: its mid-rank
+    /// among them and itself, `(below + 1/2) / (seen + 1)`. With few events seen the score
+    /// cannot be extreme: it takes 1,000 events to reach 0.9995.
     pub fn score(&self, x: f64) -> f64 {
-        if self.total <= 0.0 {
-            return 0.5;
-        }
         let (bin, frac) = bin_of(x);
         let below: f64 = self.bins[..bin].iter().sum();
-        ((below + frac * self.bins[bin]) / self.total).clamp(0.0, 1.0)
+        ((below + frac * self.bins[bin] + 0.5) / (self.total + 1.0)).clamp(0.0, 1.0)
     }
 
     /// Adds raw novelty `x` observed at event time `now`.
@@ -92,13 +109,15 @@ mod tests {
     fn scores_are_ranks() {
         let mut c = Calibration::new(None);
         assert_eq!(c.score(3.0), 0.5);
-        for i in 0..1000 {
+        c.learn(1.0, 0);
+        assert_eq!(c.score(1e9), 0.75, "one event seen: at most (1 + 1/2) / 2");
+        for i in 1..1000 {
             c.learn(f64::from(i) / 10.0, 0);
         }
         assert!(c.score(0.0) < 0.01);
         let mid = c.score(50.0);
         assert!((mid - 0.5).abs() < 0.02, "{mid}");
-        assert!(c.score(1e9) > 0.999);
+        assert!(c.score(1e9) > 0.999 && c.score(1e9) < 1.0);
         assert!(c.score(20.0) < c.score(20.5), "monotone within a bin");
     }
 
@@ -113,6 +132,9 @@ mod tests {
         for _ in 0..1000 {
             c.learn(1.0, 30 * day);
         }
-        assert!(c.score(5.0) > 0.99, "ten-bit events from a month ago no longer count");
+        assert!(
+            c.score(5.0) > 0.99,
+            "ten-bit events from a month ago no longer count"
+        );
     }
 }

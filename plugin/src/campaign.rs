@@ -97,18 +97,33 @@ mod tests {
 
     #[test]
     fn novel_events_close_in_time_form_one_campaign() {
-        let s = CampaignSettings { threshold: 0.99, window: Duration::from_secs(3600) };
+        let s = CampaignSettings {
+            threshold: 0.99,
+            window: Duration::from_secs(3600),
+        };
         let mut e = EntityState::default();
-        assert!(e.observe(&s, "raul", 0.5, 0.0, 0, "t0", "ListBuckets").is_none());
-        let a = e.observe(&s, "raul", 0.995, 12.0, 100, "t1", "GetCallerIdentity").expect("novel");
-        let b = e.observe(&s, "raul", 0.999, 15.0, 700, "t2", "CreateSnapshot").expect("novel");
+        assert!(
+            e.observe(&s, "raul", 0.5, 0.0, 0, "t0", "ListBuckets")
+                .is_none()
+        );
+        let a = e
+            .observe(&s, "raul", 0.995, 12.0, 100, "t1", "GetCallerIdentity")
+            .expect("novel");
+        let b = e
+            .observe(&s, "raul", 0.999, 15.0, 700, "t2", "CreateSnapshot")
+            .expect("novel");
         assert_eq!(a.id, b.id);
         assert_eq!(b.events, 2);
         assert!(b.score > a.score);
         assert_eq!(b.actions, ["GetCallerIdentity", "CreateSnapshot"]);
         assert_eq!((b.first.as_str(), b.last.as_str()), ("t1", "t2"));
-        let c = e.observe(&s, "raul", 0.999, 15.0, 700 + 7200, "t3", "DeleteSnapshot").expect("novel");
-        assert_ne!(c.id, b.id, "a gap longer than the window starts a new campaign");
+        let c = e
+            .observe(&s, "raul", 0.999, 15.0, 700 + 7200, "t3", "DeleteSnapshot")
+            .expect("novel");
+        assert_ne!(
+            c.id, b.id,
+            "a gap longer than the window starts a new campaign"
+        );
         assert_eq!(c.events, 1);
     }
 }

@@ -5,7 +5,9 @@ use std::cell::RefCell;
 
 use crate::campaign::Campaign as EngineCampaign;
 use crate::config::ConfigError as EngineConfigError;
-use crate::engine::{Engine as Inner, ScoreError as EngineScoreError, SnapshotError as EngineSnapshotError};
+use crate::engine::{
+    Engine as Inner, ScoreError as EngineScoreError, SnapshotError as EngineSnapshotError,
+};
 use crate::model::ScoreRecord as EngineRecord;
 use crate::snapshot::DecodeError;
 
@@ -79,17 +81,28 @@ fn record(r: EngineRecord) -> ScoreRecord {
         views: r
             .views
             .into_iter()
-            .map(|v| ViewScore { name: v.name, info_content: v.info_content, excess: v.excess })
+            .map(|v| ViewScore {
+                name: v.name,
+                info_content: v.info_content,
+                excess: v.excess,
+            })
             .collect(),
         event_id: r.event_id,
         event_time: r.event_time,
-        campaign: r.campaign.map(|c| Campaign { principal: principal.clone(), ..campaign(c) }),
+        campaign: r.campaign.map(|c| Campaign {
+            principal: principal.clone(),
+            ..campaign(c)
+        }),
         principal,
     }
 }
 
-fn results(rs: Vec<Result<EngineRecord, EngineScoreError>>) -> Vec<Result<ScoreRecord, ScoreError>> {
-    rs.into_iter().map(|r| r.map(record).map_err(score_error)).collect()
+fn results(
+    rs: Vec<Result<EngineRecord, EngineScoreError>>,
+) -> Vec<Result<ScoreRecord, ScoreError>> {
+    rs.into_iter()
+        .map(|r| r.map(record).map_err(score_error))
+        .collect()
 }
 
 impl GuestEngine for Detector {
@@ -101,7 +114,9 @@ impl GuestEngine for Detector {
     fn restore(config: String, snapshot: Vec<u8>) -> Result<Engine, SnapshotError> {
         let inner = Inner::restore(&config, &snapshot).map_err(|e| match e {
             EngineSnapshotError::Config(c) => SnapshotError::Config(config_error(c)),
-            EngineSnapshotError::Decode(DecodeError::NotASnapshot(m)) => SnapshotError::NotASnapshot(m),
+            EngineSnapshotError::Decode(DecodeError::NotASnapshot(m)) => {
+                SnapshotError::NotASnapshot(m)
+            }
             EngineSnapshotError::Decode(DecodeError::Version(m)) => SnapshotError::Version(m),
             EngineSnapshotError::Decode(DecodeError::Checksum(m)) => SnapshotError::Checksum(m),
             EngineSnapshotError::Decode(DecodeError::Mismatch(m)) => SnapshotError::Mismatch(m),
@@ -111,7 +126,12 @@ impl GuestEngine for Detector {
 
     fn score(&self, lines: Vec<String>) -> Vec<Result<ScoreRecord, ScoreError>> {
         let mut engine = self.0.borrow_mut();
-        results(lines.iter().map(|l| engine.score_line(l.as_bytes())).collect())
+        results(
+            lines
+                .iter()
+                .map(|l| engine.score_line(l.as_bytes()))
+                .collect(),
+        )
     }
 
     fn score_batch(&self, lines: Vec<u8>) -> Vec<Result<ScoreRecord, ScoreError>> {
@@ -124,7 +144,13 @@ impl GuestEngine for Detector {
 
     fn stats(&self) -> EngineStats {
         let s = self.0.borrow().stats();
-        EngineStats { events: s.events, nodes: s.nodes, max_nodes: s.max_nodes, principals: s.principals, prunes: s.prunes }
+        EngineStats {
+            events: s.events,
+            nodes: s.nodes,
+            max_nodes: s.max_nodes,
+            principals: s.principals,
+            prunes: s.prunes,
+        }
     }
 
     fn fingerprint(&self) -> String {

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use crate::normalize::Normalizer;
 
 /// Built-in profiles: (name, TOML text).
-pub const BUILTIN_PROFILES: &[(&str, &str)] = &[("cloudtrail", include_str!("profiles/cloudtrail.toml"))];
+pub const BUILTIN_PROFILES: &[(&str, &str)] =
+    &[("cloudtrail", include_str!("profiles/cloudtrail.toml"))];
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,13 +112,20 @@ pub struct Settings {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { half_life: Some(Duration::from_secs(30 * 86_400)), max_nodes: 1_000_000, warm_up: 20 }
+        EngineSettings {
+            half_life: Some(Duration::from_secs(30 * 86_400)),
+            max_nodes: 1_000_000,
+            warm_up: 20,
+        }
     }
 }
 
 impl Default for CampaignSettings {
     fn default() -> Self {
-        CampaignSettings { threshold: 0.99, window: Duration::from_secs(3600) }
+        CampaignSettings {
+            threshold: 0.99,
+            window: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -189,10 +197,13 @@ impl Settings {
     pub fn parse(text: &str) -> Result<Settings, ConfigError> {
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
-            Err(e) if text.parse::<toml::Table>().is_err() => return Err(ConfigError::Syntax(e.to_string())),
+            Err(e) if text.parse::<toml::Table>().is_err() => {
+                return Err(ConfigError::Syntax(e.to_string()));
+            }
             Err(e) => return Err(invalid(e.to_string().trim_end().to_owned())),
         };
-        let user_defines_profile = raw.body.entity.is_some() || raw.body.fields.is_some() || raw.body.views.is_some();
+        let user_defines_profile =
+            raw.body.entity.is_some() || raw.body.fields.is_some() || raw.body.views.is_some();
         let (name, body) = match (&raw.profile, user_defines_profile) {
             (Some(name), true) => {
                 return Err(invalid(format!(
@@ -207,7 +218,11 @@ impl Settings {
         let profile = validate_profile(name, body)?;
         let engine = validate_engine(raw.engine)?;
         let campaign = validate_campaign(raw.campaign)?;
-        Ok(Settings { profile, engine, campaign })
+        Ok(Settings {
+            profile,
+            engine,
+            campaign,
+        })
     }
 
     /// A stable text form of everything that shapes the model; its hash is the fingerprint.
@@ -224,7 +239,10 @@ impl Settings {
                 f.paths,
                 f.default,
                 f.max_len,
-                f.normalize.iter().map(Normalizer::canonical).collect::<Vec<_>>()
+                f.normalize
+                    .iter()
+                    .map(Normalizer::canonical)
+                    .collect::<Vec<_>>()
             );
         }
         let _ = writeln!(s, "entity={:?}", p.entity);
@@ -240,20 +258,31 @@ impl Settings {
             e.warm_up
         );
         let c = &self.campaign;
-        let _ = writeln!(s, "campaign threshold={} window={}", c.threshold, c.window.as_secs());
+        let _ = writeln!(
+            s,
+            "campaign threshold={} window={}",
+            c.threshold,
+            c.window.as_secs()
+        );
         s
     }
 
     /// Fingerprint of [`Settings::canonical`], 16 hex digits.
     pub fn fingerprint(&self) -> String {
-        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(self.canonical().as_bytes()))
+        format!(
+            "{:016x}",
+            xxhash_rust::xxh3::xxh3_64(self.canonical().as_bytes())
+        )
     }
 }
 
 fn builtin(name: &str) -> Result<RawProfile, ConfigError> {
     let Some((_, text)) = BUILTIN_PROFILES.iter().find(|(n, _)| *n == name) else {
         let known: Vec<_> = BUILTIN_PROFILES.iter().map(|(n, _)| *n).collect();
-        return Err(invalid(format!("profile: unknown built-in profile \"{name}\" (known: {})", known.join(", "))));
+        return Err(invalid(format!(
+            "profile: unknown built-in profile \"{name}\" (known: {})",
+            known.join(", ")
+        )));
     };
     toml::from_str(text).map_err(|e| invalid(format!("built-in profile {name}: {e}")))
 }
@@ -264,7 +293,9 @@ fn to_path(key: &str, raw: RawPath) -> Result<JsonPath, ConfigError> {
         RawPath::Keys(k) => k,
     };
     if keys.is_empty() || keys.iter().any(String::is_empty) {
-        return Err(invalid(format!("{key}: a path needs one or more non-empty keys, such as \"userIdentity.arn\"")));
+        return Err(invalid(format!(
+            "{key}: a path needs one or more non-empty keys, such as \"userIdentity.arn\""
+        )));
     }
     Ok(keys)
 }
@@ -272,7 +303,9 @@ fn to_path(key: &str, raw: RawPath) -> Result<JsonPath, ConfigError> {
 fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigError> {
     let raw_fields = raw.fields.unwrap_or_default();
     if raw_fields.is_empty() {
-        return Err(invalid("fields: a profile needs at least one field, such as [fields.user] paths = [\"user\"]"));
+        return Err(invalid(
+            "fields: a profile needs at least one field, such as [fields.user] paths = [\"user\"]",
+        ));
     }
     let mut fields = Vec::with_capacity(raw_fields.len());
     for (fname, rf) in raw_fields {
@@ -285,43 +318,68 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
             paths.push(to_path(&format!("{key}.paths"), p)?);
         }
         if paths.is_empty() {
-            return Err(invalid(format!("{key}: give `path` or `paths` (the JSON keys to read, such as \"eventName\")")));
+            return Err(invalid(format!(
+                "{key}: give `path` or `paths` (the JSON keys to read, such as \"eventName\")"
+            )));
         }
         let normalize = rf
             .normalize
             .iter()
             .enumerate()
-            .map(|(i, v)| Normalizer::from_toml(v).map_err(|m| invalid(format!("{key}.normalize[{i}]: {m}"))))
+            .map(|(i, v)| {
+                Normalizer::from_toml(v).map_err(|m| invalid(format!("{key}.normalize[{i}]: {m}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let max_len = rf.max_len.unwrap_or(MAX_DEFAULT_VALUE_LEN);
         if max_len == 0 {
             return Err(invalid(format!("{key}.max-len: must be at least 1")));
         }
-        fields.push(Field { name: fname, paths, normalize, default: rf.default, max_len });
+        fields.push(Field {
+            name: fname,
+            paths,
+            normalize,
+            default: rf.default,
+            max_len,
+        });
     }
     let index_of = |key: &str, n: &str| -> Result<usize, ConfigError> {
         fields.iter().position(|f| f.name == n).ok_or_else(|| {
             let known: Vec<_> = fields.iter().map(|f| f.name.as_str()).collect();
-            invalid(format!("{key}: no field named \"{n}\" (fields: {})", known.join(", ")))
+            invalid(format!(
+                "{key}: no field named \"{n}\" (fields: {})",
+                known.join(", ")
+            ))
         })
     };
     let entity_names = raw.entity.unwrap_or_default();
     if entity_names.is_empty() {
-        return Err(invalid("entity: name the field(s) that identify the principal, such as entity = [\"user\"]"));
+        return Err(invalid(
+            "entity: name the field(s) that identify the principal, such as entity = [\"user\"]",
+        ));
     }
-    let entity = entity_names.iter().map(|n| index_of("entity", n)).collect::<Result<Vec<_>, _>>()?;
+    let entity = entity_names
+        .iter()
+        .map(|n| index_of("entity", n))
+        .collect::<Result<Vec<_>, _>>()?;
     let raw_views = raw.views.unwrap_or_default();
     if raw_views.is_empty() {
-        return Err(invalid("views: a profile needs at least one [[views]] with `name` and `components`"));
+        return Err(invalid(
+            "views: a profile needs at least one [[views]] with `name` and `components`",
+        ));
     }
     let mut views: Vec<View> = Vec::new();
     for (i, rv) in raw_views.into_iter().enumerate() {
         let key = format!("views[{i}]");
         if rv.name.is_empty() || rv.name == "entity" || views.iter().any(|v| v.name == rv.name) {
-            return Err(invalid(format!("{key}.name: \"{}\" is empty, reserved or used twice", rv.name)));
+            return Err(invalid(format!(
+                "{key}.name: \"{}\" is empty, reserved or used twice",
+                rv.name
+            )));
         }
         if rv.components.is_empty() {
-            return Err(invalid(format!("{key}.components: a view needs at least one field")));
+            return Err(invalid(format!(
+                "{key}.components: a view needs at least one field"
+            )));
         }
         let components = rv
             .components
@@ -334,7 +392,10 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
                 fields[*c].name
             )));
         }
-        views.push(View { name: rv.name, components });
+        views.push(View {
+            name: rv.name,
+            components,
+        });
     }
     let action = match raw.action {
         Some(a) => Some(index_of("action", &a)?),
@@ -342,11 +403,23 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
     };
     let time = raw.time.map(|p| to_path("time", p)).transpose()?;
     let id = raw.id.map(|p| to_path("id", p)).transpose()?;
-    Ok(Profile { name, fields, entity, views, action, time, id })
+    Ok(Profile {
+        name,
+        fields,
+        entity,
+        views,
+        action,
+        time,
+        id,
+    })
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text).map_err(|e| invalid(format!("{key}: \"{text}\" is not a duration such as \"30d\" or \"90m\" ({e})")))
+    humantime::parse_duration(text).map_err(|e| {
+        invalid(format!(
+            "{key}: \"{text}\" is not a duration such as \"30d\" or \"90m\" ({e})"
+        ))
+    })
 }
 
 fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError> {
@@ -358,7 +431,9 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
             text => {
                 let d = duration("engine.half-life", text)?;
                 if d.as_secs() == 0 {
-                    return Err(invalid("engine.half-life: must be at least one second, or \"never\""));
+                    return Err(invalid(
+                        "engine.half-life: must be at least one second, or \"never\"",
+                    ));
                 }
                 Some(d)
             }
@@ -366,7 +441,9 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
     }
     if let Some(m) = raw.max_nodes {
         if !(1_000..=1_000_000_000).contains(&m) {
-            return Err(invalid(format!("engine.max-nodes: {m} is outside 1000..=1000000000")));
+            return Err(invalid(format!(
+                "engine.max-nodes: {m} is outside 1000..=1000000000"
+            )));
         }
         e.max_nodes = m;
     }
@@ -381,7 +458,9 @@ fn validate_campaign(raw: Option<RawCampaign>) -> Result<CampaignSettings, Confi
     let Some(raw) = raw else { return Ok(c) };
     if let Some(t) = raw.threshold {
         if !(0.0..=1.0).contains(&t) {
-            return Err(invalid(format!("campaign.threshold: {t} is outside [0, 1]")));
+            return Err(invalid(format!(
+                "campaign.threshold: {t} is outside [0, 1]"
+            )));
         }
         c.threshold = t;
     }
@@ -400,7 +479,12 @@ mod tests {
         let s = Settings::parse("").expect("valid");
         assert_eq!(s.profile.name, "cloudtrail");
         assert_eq!(s.profile.views.len(), 2);
-        assert_eq!(s.fingerprint(), Settings::parse("profile = \"cloudtrail\"").expect("valid").fingerprint());
+        assert_eq!(
+            s.fingerprint(),
+            Settings::parse("profile = \"cloudtrail\"")
+                .expect("valid")
+                .fingerprint()
+        );
     }
 
     #[test]
@@ -418,7 +502,10 @@ mod tests {
         let e = Settings::parse("[engine]\nmax-nodez = 5").expect_err("invalid");
         assert!(e.to_string().contains("max-nodez"), "{e}");
         let e = Settings::parse("profile = \"syslog\"").expect_err("invalid");
-        assert!(e.to_string().contains("syslog") && e.to_string().contains("cloudtrail"), "{e}");
+        assert!(
+            e.to_string().contains("syslog") && e.to_string().contains("cloudtrail"),
+            "{e}"
+        );
         let e = Settings::parse("entity = [").expect_err("invalid");
         assert!(matches!(e, ConfigError::Syntax(_)), "{e:?}");
     }
@@ -439,11 +526,26 @@ mod tests {
         "#;
         let s = Settings::parse(text).expect("valid");
         assert_eq!(s.profile.name, "custom");
-        let process = s.profile.fields.iter().position(|f| f.name == "process").expect("field");
-        assert_eq!(s.profile.fields[process].paths[1], vec!["process".to_owned(), "exe".to_owned()]);
-        assert_eq!(s.profile.action, Some(process), "defaults to the first view's last component");
+        let process = s
+            .profile
+            .fields
+            .iter()
+            .position(|f| f.name == "process")
+            .expect("field");
+        assert_eq!(
+            s.profile.fields[process].paths[1],
+            vec!["process".to_owned(), "exe".to_owned()]
+        );
+        assert_eq!(
+            s.profile.action,
+            Some(process),
+            "defaults to the first view's last component"
+        );
         let bad = text.replace("components = [\"process\"]", "components = [\"proc\"]");
         let e = Settings::parse(&bad).expect_err("invalid");
-        assert!(e.to_string().contains("views[0].components") && e.to_string().contains("proc"), "{e}");
+        assert!(
+            e.to_string().contains("views[0].components") && e.to_string().contains("proc"),
+            "{e}"
+        );
     }
 }

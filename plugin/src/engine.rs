@@ -86,7 +86,9 @@ pub fn parse_time(text: &str) -> Option<u32> {
         (if x.abs() > 1e11 { x / 1000.0 } else { x }) as i64
     } else {
         use time::format_description::well_known::{Iso8601, Rfc3339};
-        let t = time::OffsetDateTime::parse(text, &Rfc3339).or_else(|_| time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)).ok()?;
+        let t = time::OffsetDateTime::parse(text, &Rfc3339)
+            .or_else(|_| time::OffsetDateTime::parse(text, &Iso8601::DEFAULT))
+            .ok()?;
         t.unix_timestamp()
     };
     Some((unix - EPOCH_2000).clamp(0, i64::from(u32::MAX)) as u32)
@@ -104,7 +106,8 @@ impl Engine {
     pub fn restore(config: &str, bytes: &[u8]) -> Result<Engine, SnapshotError> {
         let settings = Settings::parse(config).map_err(SnapshotError::Config)?;
         let half_life = settings.engine.half_life.map(|d| d.as_secs());
-        let model = snapshot::decode(bytes, &settings.fingerprint(), half_life).map_err(SnapshotError::Decode)?;
+        let model = snapshot::decode(bytes, &settings.fingerprint(), half_life)
+            .map_err(SnapshotError::Decode)?;
         Ok(Engine::assemble(settings, model))
     }
 
@@ -127,7 +130,15 @@ impl Engine {
         let id_slot = extra(&profile.id);
         let extractor = Extractor::new(&paths);
         let fingerprint = settings.fingerprint();
-        Engine { settings, fingerprint, extractor, field_slots, time_slot, id_slot, model }
+        Engine {
+            settings,
+            fingerprint,
+            extractor,
+            field_slots,
+            time_slot,
+            id_slot,
+            model,
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -142,30 +153,49 @@ impl Engine {
     /// Scores one line (without its newline), then learns it.
     pub fn score_line(&mut self, line: &[u8]) -> Result<ScoreRecord, ScoreError> {
         let mut slots: Slots<'_> = Vec::new();
-        self.extractor.extract(line, &mut slots).map_err(|e| match e {
-            ExtractError::NotUtf8 => ScoreError::NotUtf8,
-            ExtractError::NotJson(m) => ScoreError::NotJson(m),
-            ExtractError::NotObject => ScoreError::NotObject,
-        })?;
+        self.extractor
+            .extract(line, &mut slots)
+            .map_err(|e| match e {
+                ExtractError::NotUtf8 => ScoreError::NotUtf8,
+                ExtractError::NotJson(m) => ScoreError::NotJson(m),
+                ExtractError::NotObject => ScoreError::NotObject,
+            })?;
         let profile = &self.settings.profile;
         let mut values = Vec::with_capacity(profile.fields.len());
         for (field, range) in profile.fields.iter().zip(&self.field_slots) {
-            let found = range.clone().find_map(|i| slots[i].take().filter(|v| !v.is_empty()));
+            let found = range
+                .clone()
+                .find_map(|i| slots[i].take().filter(|v| !v.is_empty()));
             let raw = match (found, &field.default) {
                 (Some(v), _) => v,
                 (None, Some(d)) => Cow::Owned(d.clone()),
                 (None, None) => {
                     let paths: Vec<String> = field.paths.iter().map(|p| p.join(".")).collect();
-                    return Err(ScoreError::FieldMissing(format!("{} (path {})", field.name, paths.join(", "))));
+                    return Err(ScoreError::FieldMissing(format!(
+                        "{} (path {})",
+                        field.name,
+                        paths.join(", ")
+                    )));
                 }
             };
             let normalized = field.normalize.iter().fold(raw, |v, n| n.apply(v));
             values.push(truncate(normalized, field.max_len));
         }
-        let time_text = self.time_slot.and_then(|i| slots[i].take()).map(Cow::into_owned);
-        let id_text = self.id_slot.and_then(|i| slots[i].take()).map(Cow::into_owned);
+        let time_text = self
+            .time_slot
+            .and_then(|i| slots[i].take())
+            .map(Cow::into_owned);
+        let id_text = self
+            .id_slot
+            .and_then(|i| slots[i].take())
+            .map(Cow::into_owned);
         let time = time_text.as_deref().and_then(parse_time);
-        let obs = Observation { values, time, time_text, id_text };
+        let obs = Observation {
+            values,
+            time,
+            time_text,
+            id_text,
+        };
         Ok(self.model.observe(&self.settings, &obs))
     }
 

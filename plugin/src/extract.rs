@@ -68,7 +68,11 @@ impl Extractor {
             }
             nodes[at].slot = Some(slot);
         }
-        Extractor { nodes, slots: paths.len(), aliases }
+        Extractor {
+            nodes,
+            slots: paths.len(),
+            aliases,
+        }
     }
 
     /// Reads `line` and fills `out` (cleared first) with one value per path.
@@ -78,7 +82,12 @@ impl Extractor {
         let text = std::str::from_utf8(line).map_err(|_| ExtractError::NotUtf8)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let mut not_object = false;
-        let seed = NodeSeed { ex: self, node: 0, out, top: Some(&mut not_object) };
+        let seed = NodeSeed {
+            ex: self,
+            node: 0,
+            out,
+            top: Some(&mut not_object),
+        };
         match seed.deserialize(&mut de).and_then(|()| de.end()) {
             Ok(()) => {}
             Err(_) if not_object => return Err(ExtractError::NotObject),
@@ -110,7 +119,7 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for NodeSeed<'_, '_, 'a> {
     }
 }
 
-impl<'de: 'a, 'a> NodeSeed<'_, '_, 'a> {
+impl<'a> NodeSeed<'_, '_, 'a> {
     fn scalar<E: de::Error>(self, value: Cow<'a, str>) -> Result<(), E> {
         if let Some(flag) = self.top {
             *flag = true;
@@ -179,9 +188,12 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
         let node = &self.ex.nodes[self.node];
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match node.children.iter().find(|(k, _)| *k == *key) {
-                Some(&(_, child)) => {
-                    map.next_value_seed(NodeSeed { ex: self.ex, node: child, out: &mut *self.out, top: None })?
-                }
+                Some(&(_, child)) => map.next_value_seed(NodeSeed {
+                    ex: self.ex,
+                    node: child,
+                    out: &mut *self.out,
+                    top: None,
+                })?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -197,7 +209,10 @@ struct KeySeed;
 impl<'de> DeserializeSeed<'de> for KeySeed {
     type Value = Cow<'de, str>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
@@ -223,7 +238,9 @@ mod tests {
     use super::*;
 
     fn paths(p: &[&str]) -> Vec<JsonPath> {
-        p.iter().map(|s| s.split('.').map(str::to_owned).collect()).collect()
+        p.iter()
+            .map(|s| s.split('.').map(str::to_owned).collect())
+            .collect()
     }
 
     fn run(ex: &Extractor, line: &str) -> Result<Vec<Option<String>>, ExtractError> {
@@ -235,8 +252,20 @@ mod tests {
     #[test]
     fn finds_nested_values_and_skips_the_rest() {
         let ex = Extractor::new(&paths(&["a.b", "a.c", "d", "e"]));
-        let got = run(&ex, r#"{"x":[1,{"a":{"b":"no"}}],"a":{"c":3,"b":"y\"es"},"d":true,"e":null}"#).expect("ok");
-        assert_eq!(got, vec![Some("y\"es".into()), Some("3".into()), Some("true".into()), None]);
+        let got = run(
+            &ex,
+            r#"{"x":[1,{"a":{"b":"no"}}],"a":{"c":3,"b":"y\"es"},"d":true,"e":null}"#,
+        )
+        .expect("ok");
+        assert_eq!(
+            got,
+            vec![
+                Some("y\"es".into()),
+                Some("3".into()),
+                Some("true".into()),
+                None
+            ]
+        );
     }
 
     #[test]
@@ -245,33 +274,59 @@ mod tests {
         assert_eq!(run(&ex, "[1,2]"), Err(ExtractError::NotObject));
         assert_eq!(run(&ex, "\"a\""), Err(ExtractError::NotObject));
         assert_eq!(run(&ex, "null"), Err(ExtractError::NotObject));
-        assert!(matches!(run(&ex, "{\"a\":1"), Err(ExtractError::NotJson(_))));
-        assert!(matches!(run(&ex, "{\"a\":1} x"), Err(ExtractError::NotJson(_))));
+        assert!(matches!(
+            run(&ex, "{\"a\":1"),
+            Err(ExtractError::NotJson(_))
+        ));
+        assert!(matches!(
+            run(&ex, "{\"a\":1} x"),
+            Err(ExtractError::NotJson(_))
+        ));
         assert!(matches!(run(&ex, ""), Err(ExtractError::NotJson(_))));
         let mut out = Vec::new();
-        assert_eq!(ex.extract(b"{\"a\":\"\xff\"}", &mut out), Err(ExtractError::NotUtf8));
+        assert_eq!(
+            ex.extract(b"{\"a\":\"\xff\"}", &mut out),
+            Err(ExtractError::NotUtf8)
+        );
     }
 
     #[test]
     fn last_duplicate_key_wins_and_clears_the_subtree() {
         let ex = Extractor::new(&paths(&["a.b", "a.c"]));
-        assert_eq!(run(&ex, r#"{"a":{"b":"1","c":"2"},"a":{"b":"3"}}"#).expect("ok"), vec![Some("3".into()), None]);
-        assert_eq!(run(&ex, r#"{"a":{"b":"1"},"a":null}"#).expect("ok"), vec![None, None]);
+        assert_eq!(
+            run(&ex, r#"{"a":{"b":"1","c":"2"},"a":{"b":"3"}}"#).expect("ok"),
+            vec![Some("3".into()), None]
+        );
+        assert_eq!(
+            run(&ex, r#"{"a":{"b":"1"},"a":null}"#).expect("ok"),
+            vec![None, None]
+        );
     }
 
     #[test]
     fn same_path_twice_fills_both_slots() {
         let ex = Extractor::new(&paths(&["a", "b", "a"]));
-        assert_eq!(run(&ex, r#"{"a":"x"}"#).expect("ok"), vec![Some("x".into()), None, Some("x".into())]);
+        assert_eq!(
+            run(&ex, r#"{"a":"x"}"#).expect("ok"),
+            vec![Some("x".into()), None, Some("x".into())]
+        );
     }
 
     #[test]
     fn deep_nesting_off_path_does_not_overflow() {
         let ex = Extractor::new(&paths(&["a"]));
-        let deep = format!("{{\"z\":{}{},\"a\":\"ok\"}}", "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(
+            "{{\"z\":{}{},\"a\":\"ok\"}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         assert_eq!(run(&ex, &deep).expect("ok"), vec![Some("ok".into())]);
         // A path's value that is itself deeply nested is skipped, not descended into.
-        let deep_on_path = format!("{{\"a\":{}1{}}}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+        let deep_on_path = format!(
+            "{{\"a\":{}1{}}}",
+            "{\"a\":".repeat(100_000),
+            "}".repeat(100_000)
+        );
         assert_eq!(run(&ex, &deep_on_path).expect("ok"), vec![None]);
     }
 }

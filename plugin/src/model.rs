@@ -135,10 +135,25 @@ impl Model {
 
     /// Judges a component in context `ctx` (if it exists) with the given backoff probability
     /// and backoff entropy; returns the judgement and the child context, if it exists.
-    fn judge(&mut self, ctx: Option<NodeId>, key: u64, now: u32, backoff: f64, backoff_entropy: f64) -> (Judged, Option<NodeId>) {
+    fn judge(
+        &mut self,
+        ctx: Option<NodeId>,
+        key: u64,
+        now: u32,
+        backoff: f64,
+        backoff_entropy: f64,
+    ) -> (Judged, Option<NodeId>) {
         let Some(c) = ctx else {
             let b = bits(backoff);
-            return (Judged { key, bits: b, excess: (b - backoff_entropy).max(0.0), backoff_bits: b }, None);
+            return (
+                Judged {
+                    key,
+                    bits: b,
+                    excess: (b - backoff_entropy).max(0.0),
+                    backoff_bits: b,
+                },
+                None,
+            );
         };
         self.tree.decay(c, now);
         let child = self.tree.child(c, key);
@@ -146,7 +161,15 @@ impl Model {
         let node = self.tree.node(c);
         let b = bits(node.probability(n_v, backoff));
         let h = node.entropy().unwrap_or(backoff_entropy);
-        (Judged { key, bits: b, excess: (b - h).max(0.0), backoff_bits: bits(backoff) }, child)
+        (
+            Judged {
+                key,
+                bits: b,
+                excess: (b - h).max(0.0),
+                backoff_bits: bits(backoff),
+            },
+            child,
+        )
     }
 
     /// Scores the observation, then learns it.
@@ -253,10 +276,13 @@ impl Model {
         }
         let info_content: f64 = judged.iter().map(|j| j.bits).sum();
         let novelty: f64 = judged.iter().map(|j| j.excess).sum();
-        let top = judged
-            .iter()
-            .enumerate()
-            .fold(0, |best, (i, j)| if j.excess > judged[best].excess { i } else { best });
+        let top = judged.iter().enumerate().fold(0, |best, (i, j)| {
+            if j.excess > judged[best].excess {
+                i
+            } else {
+                best
+            }
+        });
         let most_novel = ComponentNovelty {
             index: top as u32,
             view: view_of[top].to_owned(),
@@ -266,7 +292,12 @@ impl Model {
             bits: judged[top].bits,
             excess: judged[top].excess,
         };
-        let principal_text = profile.entity.iter().map(|&f| obs.values[f].as_ref()).collect::<Vec<_>>().join(" ");
+        let principal_text = profile
+            .entity
+            .iter()
+            .map(|&f| obs.values[f].as_ref())
+            .collect::<Vec<_>>()
+            .join(" ");
 
         let state = self.entities.entry(principal).or_default();
         let cold = state.seq < settings.engine.warm_up;

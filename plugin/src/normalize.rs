@@ -49,27 +49,46 @@ impl Normalizer {
                 other => Err(format!("unknown normaliser \"{other}\" (known: {KNOWN})")),
             },
             toml::Value::Table(t) if t.contains_key("regex") => {
-                let pattern = t.get("regex").and_then(toml::Value::as_str).ok_or("`regex` must be a string")?;
-                let replace = t.get("replace").and_then(toml::Value::as_str).ok_or("`replace` (a string) is required with `regex`")?;
+                let pattern = t
+                    .get("regex")
+                    .and_then(toml::Value::as_str)
+                    .ok_or("`regex` must be a string")?;
+                let replace = t
+                    .get("replace")
+                    .and_then(toml::Value::as_str)
+                    .ok_or("`replace` (a string) is required with `regex`")?;
                 if let Some(k) = t.keys().find(|k| *k != "regex" && *k != "replace") {
                     return Err(format!("unknown key `{k}` beside `regex`"));
                 }
                 let re = Regex::new(pattern).map_err(|e| format!("bad regex: {e}"))?;
-                Ok(Normalizer::Regex { re, replace: replace.to_owned() })
+                Ok(Normalizer::Regex {
+                    re,
+                    replace: replace.to_owned(),
+                })
             }
             toml::Value::Table(t) if t.contains_key("ip-prefix") => {
-                let opts = t.get("ip-prefix").and_then(toml::Value::as_table).ok_or("`ip-prefix` takes a table { v4 = 24, v6 = 48 }")?;
+                let opts = t
+                    .get("ip-prefix")
+                    .and_then(toml::Value::as_table)
+                    .ok_or("`ip-prefix` takes a table { v4 = 24, v6 = 48 }")?;
                 let get = |k: &str, default: u8, max: u8| -> Result<u8, String> {
                     match opts.get(k) {
                         None => Ok(default),
-                        Some(toml::Value::Integer(i)) if (0..=i64::from(max)).contains(i) => Ok(*i as u8),
-                        Some(other) => Err(format!("ip-prefix.{k} must be an integer 0..={max}, not {other}")),
+                        Some(toml::Value::Integer(i)) if (0..=i64::from(max)).contains(i) => {
+                            Ok(*i as u8)
+                        }
+                        Some(other) => Err(format!(
+                            "ip-prefix.{k} must be an integer 0..={max}, not {other}"
+                        )),
                     }
                 };
                 if let Some(k) = opts.keys().find(|k| *k != "v4" && *k != "v6") {
                     return Err(format!("unknown key `ip-prefix.{k}` (v4, v6)"));
                 }
-                Ok(Normalizer::IpPrefix { v4: get("v4", 24, 32)?, v6: get("v6", 48, 128)? })
+                Ok(Normalizer::IpPrefix {
+                    v4: get("v4", 24, 32)?,
+                    v6: get("v6", 48, 128)?,
+                })
             }
             other => Err(format!("expected a name or a table ({KNOWN}), not {other}")),
         }
@@ -124,7 +143,11 @@ pub fn ip_prefix(value: &str, v4: u8, v6: u8) -> Option<String> {
     Some(match ip {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
-            let mask = if v4 == 0 { 0 } else { u32::MAX << (32 - u32::from(v4)) };
+            let mask = if v4 == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(v4))
+            };
             format!("{}/{v4}", std::net::Ipv4Addr::from(bits & mask))
         }
         IpAddr::V6(a) => {
@@ -132,7 +155,11 @@ pub fn ip_prefix(value: &str, v4: u8, v6: u8) -> Option<String> {
                 return ip_prefix(&m.to_string(), v4, v6);
             }
             let bits = u128::from(a);
-            let mask = if v6 == 0 { 0 } else { u128::MAX << (128 - u32::from(v6)) };
+            let mask = if v6 == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(v6))
+            };
             format!("{}/{v6}", std::net::Ipv6Addr::from(bits & mask))
         }
     })
@@ -141,8 +168,14 @@ pub fn ip_prefix(value: &str, v4: u8, v6: u8) -> Option<String> {
 /// The role ARN for an assumed-role session ARN or a role ARN with a path.
 pub fn arn_role(value: &str) -> Option<String> {
     let mut parts = value.splitn(6, ':');
-    let (arn, partition, service, _region, account, resource) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (arn, partition, service, _region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
     if arn != "arn" {
         return None;
     }
@@ -170,7 +203,11 @@ const WRAPPERS: &[&str] = &["apn", "hashicorp", "mozilla", "compatible"];
 /// The user agent's family: first product name (wrappers skipped, browsers named by engine), plus
 /// the OS family when the string states one.
 pub fn ua_family(ua: &str) -> String {
-    let ua = ua.trim().trim_start_matches('[').trim_end_matches(']').trim();
+    let ua = ua
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim();
     if ua.is_empty() {
         return String::new();
     }
@@ -180,24 +217,44 @@ pub fn ua_family(ua: &str) -> String {
         return MASK_RE.replace_all(ua, "#").into_owned();
     }
     let lower = ua.to_ascii_lowercase();
-    let os = ["windows", "win64", "win32", "macintosh", "mac os", "darwin", "macos", "iphone", "ipad", "android", "linux"]
-        .iter()
-        .find(|k| lower.contains(*k))
-        .map(|k| match *k {
-            "windows" | "win64" | "win32" => "windows",
-            "macintosh" | "mac os" | "darwin" | "macos" => "macos",
-            "iphone" | "ipad" => "ios",
-            "android" => "android",
-            _ => "linux",
-        });
+    let os = [
+        "windows",
+        "win64",
+        "win32",
+        "macintosh",
+        "mac os",
+        "darwin",
+        "macos",
+        "iphone",
+        "ipad",
+        "android",
+        "linux",
+    ]
+    .iter()
+    .find(|k| lower.contains(*k))
+    .map(|k| match *k {
+        "windows" | "win64" | "win32" => "windows",
+        "macintosh" | "mac os" | "darwin" | "macos" => "macos",
+        "iphone" | "ipad" => "ios",
+        "android" => "android",
+        _ => "linux",
+    });
     let product = if lower.starts_with("mozilla/") || lower.starts_with("opera/") {
-        let browser = [("edg/", "edge"), ("opr/", "opera"), ("firefox/", "firefox"), ("chrome/", "chrome"), ("safari/", "safari")]
-            .iter()
-            .find(|(k, _)| lower.contains(k))
-            .map_or("browser", |(_, name)| name);
+        let browser = [
+            ("edg/", "edge"),
+            ("opr/", "opera"),
+            ("firefox/", "firefox"),
+            ("chrome/", "chrome"),
+            ("safari/", "safari"),
+        ]
+        .iter()
+        .find(|(k, _)| lower.contains(k))
+        .map_or("browser", |(_, name)| name);
         format!("browser {browser}")
     } else {
-        let mut tokens = ua.split_whitespace().filter(|t| !t.starts_with('(') && !t.starts_with('+'));
+        let mut tokens = ua
+            .split_whitespace()
+            .filter(|t| !t.starts_with('(') && !t.starts_with('+'));
         let first = tokens.clone().next().unwrap_or(ua);
         let pick = tokens
             .find(|t| {
@@ -210,7 +267,9 @@ pub fn ua_family(ua: &str) -> String {
         masked.into_owned()
     };
     match os {
-        Some(os) if !product.contains(' ') || product.starts_with("browser") => format!("{product} {os}"),
+        Some(os) if !product.contains(' ') || product.starts_with("browser") => {
+            format!("{product} {os}")
+        }
         _ => product,
     }
 }
@@ -240,18 +299,42 @@ mod tests {
     #[test]
     fn user_agent_families() {
         let cases = [
-            ("aws-cli/2.13.0 Python/3.11.4 Linux/5.15.0-1040-aws exe/x86_64.ubuntu.22 prompt/off command/s3.ls", "aws-cli linux"),
-            ("aws-cli/2.15.1 Python/3.11.6 Linux/6.1 exe/x86_64.ubuntu.22 prompt/off command/ec2.describe-instances", "aws-cli linux"),
-            ("[aws-cli/1.18.136 Python/3.8.5 Darwin/19.6.0 botocore/1.17.59]", "aws-cli macos"),
-            ("Boto3/1.26.165 Python/3.9.16 Linux/4.14.255 Botocore/1.29.165", "Boto3 linux"),
-            ("aws-sdk-go/1.44.157 (go1.19.3; linux; amd64)", "aws-sdk-go linux"),
+            (
+                "aws-cli/2.13.0 Python/3.11.4 Linux/5.15.0-1040-aws exe/x86_64.ubuntu.22 prompt/off command/s3.ls",
+                "aws-cli linux",
+            ),
+            (
+                "aws-cli/2.15.1 Python/3.11.6 Linux/6.1 exe/x86_64.ubuntu.22 prompt/off command/ec2.describe-instances",
+                "aws-cli linux",
+            ),
+            (
+                "[aws-cli/1.18.136 Python/3.8.5 Darwin/19.6.0 botocore/1.17.59]",
+                "aws-cli macos",
+            ),
+            (
+                "Boto3/1.26.165 Python/3.9.16 Linux/4.14.255 Botocore/1.29.165",
+                "Boto3 linux",
+            ),
+            (
+                "aws-sdk-go/1.44.157 (go1.19.3; linux; amd64)",
+                "aws-sdk-go linux",
+            ),
             (
                 "APN/1.0 HashiCorp/1.0 Terraform/1.1.2 (+https://www.terraform.io) terraform-provider-aws/3.76.1 (+https://registry.terraform.io/providers/hashicorp/aws) aws-sdk-go/1.44.157 (go1.19.3; linux; amd64) stratus-red-team_36659dd6-3cf5-4369-ae72-21be4cb11547 HashiCorp-terraform-exec/0.17.3",
                 "Terraform linux",
             ),
-            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/114.0.0.0 Safari/537.36", "browser chrome windows"),
-            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.5 Safari/605.1.15", "browser safari macos"),
-            ("stratus-red-team_36659dd6-3cf5-4369-ae72-21be4cb11547", "stratus-red-team_#"),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/114.0.0.0 Safari/537.36",
+                "browser chrome windows",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.5 Safari/605.1.15",
+                "browser safari macos",
+            ),
+            (
+                "stratus-red-team_36659dd6-3cf5-4369-ae72-21be4cb11547",
+                "stratus-red-team_#",
+            ),
             ("console.amazonaws.com", "console.amazonaws.com"),
             ("AWS Internal", "AWS Internal"),
             ("", ""),
@@ -263,19 +346,37 @@ mod tests {
 
     #[test]
     fn ip_prefixes() {
-        assert_eq!(ip_prefix("192.0.2.17", 24, 48).as_deref(), Some("192.0.2.0/24"));
-        assert_eq!(ip_prefix("2001:db8:1:2::5", 24, 48).as_deref(), Some("2001:db8:1::/48"));
-        assert_eq!(ip_prefix("::ffff:10.1.2.3", 24, 48).as_deref(), Some("10.1.2.0/24"));
+        assert_eq!(
+            ip_prefix("192.0.2.17", 24, 48).as_deref(),
+            Some("192.0.2.0/24")
+        );
+        assert_eq!(
+            ip_prefix("2001:db8:1:2::5", 24, 48).as_deref(),
+            Some("2001:db8:1::/48")
+        );
+        assert_eq!(
+            ip_prefix("::ffff:10.1.2.3", 24, 48).as_deref(),
+            Some("10.1.2.0/24")
+        );
         assert_eq!(ip_prefix("10.1.2.3", 0, 0).as_deref(), Some("0.0.0.0/0"));
         assert_eq!(ip_prefix("ec2.amazonaws.com", 24, 48), None);
     }
 
     #[test]
     fn role_arns() {
-        assert_eq!(arn_role("arn:aws:sts::123456789012:assumed-role/Deploy/i-0abc").as_deref(), Some("arn:aws:iam::123456789012:role/Deploy"));
-        assert_eq!(arn_role("arn:aws:iam::123456789012:role/service-role/Deploy").as_deref(), Some("arn:aws:iam::123456789012:role/Deploy"));
+        assert_eq!(
+            arn_role("arn:aws:sts::123456789012:assumed-role/Deploy/i-0abc").as_deref(),
+            Some("arn:aws:iam::123456789012:role/Deploy")
+        );
+        assert_eq!(
+            arn_role("arn:aws:iam::123456789012:role/service-role/Deploy").as_deref(),
+            Some("arn:aws:iam::123456789012:role/Deploy")
+        );
         assert_eq!(arn_role("arn:aws:iam::123456789012:role/Deploy"), None);
-        assert_eq!(arn_role("arn:aws:sts::1:assumed-role/AWSReservedSSO_Admin_0123/alice@example.com"), None);
+        assert_eq!(
+            arn_role("arn:aws:sts::1:assumed-role/AWSReservedSSO_Admin_0123/alice@example.com"),
+            None
+        );
         assert_eq!(arn_role("arn:aws:iam::123456789012:user/raul"), None);
         assert_eq!(arn_role("not an arn"), None);
     }

@@ -82,7 +82,11 @@ fn truncated(what: &str) -> DecodeError {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize, what: &str) -> R<&[u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| truncated(what))?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| truncated(what))?;
         let out = &self.bytes[self.at..end];
         self.at = end;
         Ok(out)
@@ -111,13 +115,16 @@ impl Reader<'_> {
     fn str(&mut self, what: &str) -> R<String> {
         let n = self.count(1, what)?;
         let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::NotASnapshot(format!("{what} is not UTF-8")))
+        String::from_utf8(b.to_vec())
+            .map_err(|_| DecodeError::NotASnapshot(format!("{what} is not UTF-8")))
     }
 }
 
 /// Encodes the model with the configuration fingerprint (16 hex digits).
 pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(64 + model.tree.raw_parts().0.len() * NODE_BYTES));
+    let mut w = Writer(Vec::with_capacity(
+        64 + model.tree.raw_parts().0.len() * NODE_BYTES,
+    ));
     w.u64(model.events);
     w.u64(model.prunes);
     w.u32(model.now);
@@ -186,7 +193,9 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
 /// Decodes a snapshot for a model with `half_life` and configuration `fingerprint`.
 pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Model> {
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return Err(DecodeError::NotASnapshot("the bytes do not start with the oddity snapshot magic".into()));
+        return Err(DecodeError::NotASnapshot(
+            "the bytes do not start with the oddity snapshot magic".into(),
+        ));
     }
     let mut r = Reader { bytes, at: 8 };
     let version = r.u32("the format version")?;
@@ -200,18 +209,26 @@ pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Mode
     let sum = r.u64("the checksum")?;
     let payload = &bytes[HEADER.min(bytes.len())..];
     if payload.len() as u64 != len {
-        return Err(DecodeError::NotASnapshot(format!("the payload is {} bytes, the header says {len} (truncated?)", payload.len())));
+        return Err(DecodeError::NotASnapshot(format!(
+            "the payload is {} bytes, the header says {len} (truncated?)",
+            payload.len()
+        )));
     }
     let actual = xxhash_rust::xxh3::xxh3_64(payload);
     if actual != sum {
-        return Err(DecodeError::Checksum(format!("stored {sum:016x}, computed {actual:016x}: the file is corrupted")));
+        return Err(DecodeError::Checksum(format!(
+            "stored {sum:016x}, computed {actual:016x}: the file is corrupted"
+        )));
     }
     if fp != fingerprint {
         return Err(DecodeError::Mismatch(format!(
             "the snapshot's configuration fingerprint is {fp}, the current configuration's is {fingerprint}"
         )));
     }
-    let mut r = Reader { bytes: payload, at: 0 };
+    let mut r = Reader {
+        bytes: payload,
+        at: 0,
+    };
     let events = r.u64("the event count")?;
     let prunes = r.u64("the prune count")?;
     let now = r.u32("the clock")?;
@@ -229,8 +246,11 @@ pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Mode
         });
     }
     let n_free = r.count(4, "the free list")?;
-    let free = (0..n_free).map(|_| r.u32("the free list")).collect::<R<Vec<_>>>()?;
-    let tree = Tree::from_raw_parts(half_life, nodes, free).map_err(|m| DecodeError::NotASnapshot(format!("invalid tree: {m}")))?;
+    let free = (0..n_free)
+        .map(|_| r.u32("the free list"))
+        .collect::<R<Vec<_>>>()?;
+    let tree = Tree::from_raw_parts(half_life, nodes, free)
+        .map_err(|m| DecodeError::NotASnapshot(format!("invalid tree: {m}")))?;
     let n_entities = r.count(24, "the principals")?;
     let mut entities = FxHashMap::default();
     for _ in 0..n_entities {
@@ -249,23 +269,61 @@ pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Mode
                 let last_t = r.u32("a campaign")?;
                 let score = r.f64("a campaign")?;
                 let n = r.count(4, "a campaign's actions")?;
-                let actions = (0..n).map(|_| r.str("a campaign action")).collect::<R<VecDeque<_>>>()?;
-                Some(Campaign { id, events, first, last, first_t, last_t, score, actions })
+                let actions = (0..n)
+                    .map(|_| r.str("a campaign action"))
+                    .collect::<R<VecDeque<_>>>()?;
+                Some(Campaign {
+                    id,
+                    events,
+                    first,
+                    last,
+                    first_t,
+                    last_t,
+                    score,
+                    actions,
+                })
             }
-            other => return Err(DecodeError::NotASnapshot(format!("invalid campaign flag {other}"))),
+            other => {
+                return Err(DecodeError::NotASnapshot(format!(
+                    "invalid campaign flag {other}"
+                )));
+            }
         };
         if (id as usize) >= tree.raw_parts().0.len() || Tree::is_free(tree.node(id)) {
-            return Err(DecodeError::NotASnapshot(format!("principal state for missing node {id}")));
+            return Err(DecodeError::NotASnapshot(format!(
+                "principal state for missing node {id}"
+            )));
         }
-        entities.insert(id, EntityState { seq, baseline, opened, campaign });
+        entities.insert(
+            id,
+            EntityState {
+                seq,
+                baseline,
+                opened,
+                campaign,
+            },
+        );
     }
     let epoch = r.u32("the calibration")?;
     let total = r.f64("the calibration")?;
     let n_bins = r.count(8, "the calibration")?;
-    let bins = (0..n_bins).map(|_| r.f64("the calibration")).collect::<R<Vec<_>>>()?;
-    let calibration = Calibration::from_parts(half_life, bins, total, epoch).map_err(DecodeError::NotASnapshot)?;
+    let bins = (0..n_bins)
+        .map(|_| r.f64("the calibration"))
+        .collect::<R<Vec<_>>>()?;
+    let calibration = Calibration::from_parts(half_life, bins, total, epoch)
+        .map_err(DecodeError::NotASnapshot)?;
     if r.at != payload.len() {
-        return Err(DecodeError::NotASnapshot(format!("{} unexpected bytes after the model", payload.len() - r.at)));
+        return Err(DecodeError::NotASnapshot(format!(
+            "{} unexpected bytes after the model",
+            payload.len() - r.at
+        )));
     }
-    Ok(Model { tree, entities, calibration, events, prunes, now })
+    Ok(Model {
+        tree,
+        entities,
+        calibration,
+        events,
+        prunes,
+        now,
+    })
 }

@@ -41,7 +41,15 @@ pub struct Node {
 
 impl Node {
     fn new(parent: NodeId, key: u64, t: u32) -> Node {
-        Node { parent, key, n: 0.0, d: 0.0, s: 0.0, b: 0.0, t }
+        Node {
+            parent,
+            key,
+            n: 0.0,
+            d: 0.0,
+            s: 0.0,
+            b: 0.0,
+            t,
+        }
     }
 
     /// Expected surprisal, in bits, of the next value in this context, given the mean backoff
@@ -51,8 +59,16 @@ impl Node {
         if total <= 0.0 {
             return None;
         }
-        let seen = if self.n > 0.0 { (self.n * total.log2() - self.s).max(0.0) } else { 0.0 };
-        let new = if self.d > 0.0 { self.d * (total / self.d).log2() + self.b } else { 0.0 };
+        let seen = if self.n > 0.0 {
+            (self.n * total.log2() - self.s).max(0.0)
+        } else {
+            0.0
+        };
+        let new = if self.d > 0.0 {
+            self.d * (total / self.d).log2() + self.b
+        } else {
+            0.0
+        };
         Some((seen + new) / total)
     }
 
@@ -60,7 +76,11 @@ impl Node {
     /// `backoff` (the value's probability in the coarser context).
     pub fn probability(&self, n_v: f64, backoff: f64) -> f64 {
         let total = self.n + self.d;
-        if total <= 0.0 { backoff } else { (n_v + self.d * backoff) / total }
+        if total <= 0.0 {
+            backoff
+        } else {
+            (n_v + self.d * backoff) / total
+        }
     }
 
     /// Probability of a value never seen anywhere, for the coarsest contexts: one more value
@@ -267,7 +287,11 @@ impl Tree {
     }
 
     /// Rebuilds a tree from [`Tree::raw_parts`]; checks that every live node's parent is live.
-    pub fn from_raw_parts(half_life_secs: Option<u64>, nodes: Vec<Node>, free: Vec<NodeId>) -> Result<Tree, String> {
+    pub fn from_raw_parts(
+        half_life_secs: Option<u64>,
+        nodes: Vec<Node>,
+        free: Vec<NodeId>,
+    ) -> Result<Tree, String> {
         if nodes.len() < 2 || nodes[0].parent != NO_PARENT || nodes[1].parent != NO_PARENT {
             return Err("the tree has no roots".into());
         }
@@ -286,15 +310,28 @@ impl Tree {
             if p >= nodes.len() || nodes[p].parent == FREE || p == id {
                 return Err(format!("node {id} has an invalid parent {p}"));
             }
-            if edges.insert((node.parent, node.key), id as NodeId).is_some() {
+            if edges
+                .insert((node.parent, node.key), id as NodeId)
+                .is_some()
+            {
                 return Err(format!("node {id} duplicates a sibling"));
             }
         }
         let free_count = nodes.len() - live;
-        if free.len() != free_count || free.iter().any(|&f| nodes.get(f as usize).is_none_or(|n| n.parent != FREE)) {
+        if free.len() != free_count
+            || free
+                .iter()
+                .any(|&f| nodes.get(f as usize).is_none_or(|n| n.parent != FREE))
+        {
             return Err("the free list does not match the free nodes".into());
         }
-        Ok(Tree { nodes, edges, free, live, inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64) })
+        Ok(Tree {
+            nodes,
+            edges,
+            free,
+            live,
+            inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64),
+        })
     }
 }
 
@@ -341,7 +378,10 @@ mod tests {
             .sum();
         let r = t.node(ENTITY_ROOT);
         assert!((r.s - s).abs() < 1e-9, "{} vs {s}", r.s);
-        let n: f64 = [1u64, 2, 3].iter().map(|&k| t.count_at(t.child(ENTITY_ROOT, k).expect("child"), now)).sum();
+        let n: f64 = [1u64, 2, 3]
+            .iter()
+            .map(|&k| t.count_at(t.child(ENTITY_ROOT, k).expect("child"), now))
+            .sum();
         assert!((r.n - n).abs() < 1e-9);
     }
 

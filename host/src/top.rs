@@ -1,0 +1,205 @@
+//! `oddity top`: the most novel events of a scored stream, as a table for people.
+//!
+//! Reads scored JSON lines (files or standard input), keeps the `count` highest by score (ties
+//! broken by raw novelty, then by position), and prints one row each: score, raw novelty bits,
+//! event time, principal, the observation, the explanation and the event id.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use crate::annotation::{self, Annotation};
+
+/// One candidate row.
+#[derive(Debug)]
+struct Row {
+    score: f64,
+    bits: f64,
+    position: u64,
+    note: Annotation,
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Row {}
+impl PartialOrd for Row {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Row {
+    /// Greater is more novel; earlier events win ties.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then(self.bits.total_cmp(&other.bits))
+            .then(other.position.cmp(&self.position))
+    }
+}
+
+/// Reads scored streams and prints the `count` most novel events.
+pub fn run(paths: &[PathBuf], key: &str, count: usize, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut heap: BinaryHeap<std::cmp::Reverse<Row>> = BinaryHeap::with_capacity(count + 1);
+    let mut position = 0u64;
+    let mut scan = |reader: &mut dyn BufRead| -> anyhow::Result<()> {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            position += 1;
+            let Some(note) = annotation::read(&line, key) else {
+                continue;
+            };
+            let row = Row {
+                score: note.score,
+                bits: note.novelty,
+                position,
+                note,
+            };
+            if heap.len() < count {
+                heap.push(std::cmp::Reverse(row));
+            } else if heap.peek().is_some_and(|min| row > min.0) {
+                heap.pop();
+                heap.push(std::cmp::Reverse(row));
+            }
+        }
+    };
+    if paths.is_empty() {
+        scan(&mut std::io::stdin().lock())?;
+    }
+    for p in paths {
+        let f = fs_err::File::open(p)?;
+        scan(&mut std::io::BufReader::new(f))?;
+    }
+    let mut rows: Vec<Row> = heap.into_iter().map(|r| r.0).collect();
+    rows.sort_by(|a, b| b.cmp(a));
+    writeln!(
+        out,
+        "{:>3}  {:<6}  {:>5}  {:<20}  {:<34}  {:<44}  {:<30}  event id",
+        "#", "score", "bits", "time", "principal", "observation", "most novel"
+    )?;
+    for (i, r) in rows.iter().enumerate() {
+        let n = &r.note;
+        let entity_len = n.principal.split(' ').count();
+        let obs: Vec<&str> = n
+            .observation
+            .iter()
+            .skip(entity_len)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let m = &n.most_novel;
+        let campaign = n
+            .campaign
+            .as_ref()
+            .map(|c| format!("  campaign {}", &c.id[..c.id.len().min(8)]))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:>3}  {:<6.4}  {:>5.1}  {:<20}  {:<34}  {:<44}  {:<30}  {}{campaign}{}",
+            i + 1,
+            r.score,
+            r.bits,
+            clip(n.event_time.as_deref().unwrap_or("-"), 20),
+            clip_left(short_principal(&n.principal), 34),
+            clip(&obs.join(" "), 44),
+            clip(&format!("{}={}", m.field, m.value), 30),
+            n.event_id.as_deref().unwrap_or("-"),
+            if n.cold { "  (warm-up)" } else { "" },
+        )?;
+    }
+    Ok(())
+}
+
+/// The principal without its identity-type prefix and ARN boilerplate.
+fn short_principal(p: &str) -> &str {
+    let p = p.split_once(' ').map_or(p, |(_, rest)| rest);
+    p.rsplit_once(":user/")
+        .or_else(|| p.rsplit_once(":role/"))
+        .map_or(p, |(_, name)| name)
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn clip_left(s: &str, n: usize) -> String {
+    let len = s.chars().count();
+    if len <= n {
+        s.to_owned()
+    } else {
+        format!("…{}", s.chars().skip(len - n + 1).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_highest_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.jsonl");
+        let line = |s: f64, id: &str| {
+            let a = Annotation {
+                score: s,
+                info_content: 1.0,
+                novelty: 1.0,
+                probability: 0.5,
+                uniqueness: 1.0,
+                sequence: 1,
+                cold: false,
+                principal: "IAMUser arn:aws:iam::1:user/raul".into(),
+                observation: vec![
+                    ("type".into(), "IAMUser".into()),
+                    ("principal".into(), "raul".into()),
+                    ("action".into(), format!("A{id}")),
+                ],
+                most_novel: annotation::ComponentNovelty {
+                    index: 2,
+                    view: "v".into(),
+                    field: "action".into(),
+                    value: format!("A{id}"),
+                    novelty: 0.9,
+                    bits: 3.0,
+                },
+                views: Vec::new(),
+                event_id: Some(id.into()),
+                event_time: None,
+                campaign: None,
+            };
+            format!(
+                "{{\"novelty\":{}}}\n",
+                serde_json::to_string(&a).expect("json")
+            )
+        };
+        let text = [
+            line(0.2, "a"),
+            "not json\n".into(),
+            line(0.9, "b"),
+            line(0.5, "c"),
+            line(0.95, "d"),
+        ]
+        .concat();
+        std::fs::write(&path, text).expect("write");
+        let mut out = Vec::new();
+        run(&[path], "novelty", 2, &mut out).expect("run");
+        let out = String::from_utf8(out).expect("utf-8");
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows[0].contains(" d") && rows[0].contains("raul") && rows[0].contains("action=Ad"),
+            "{out}"
+        );
+        assert!(rows[1].ends_with(" b"), "{out}");
+    }
+}

@@ -1,0 +1,128 @@
+//! `oddity` as a stdin/stdout filter: one line out per line in, originals kept, errors explained.
+
+use serde_json::Value;
+
+use crate::util::{run, score_record};
+
+const EVENT: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/raul"},"eventTime":"2024-03-04T09:15:02Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"eu-west-1","sourceIPAddress":"198.51.100.7","userAgent":"aws-cli/2.15.1 Python/3.11.6 Linux/6.1","eventID":"0b4a7c2e-0000-4000-8000-000000000001"}"#;
+
+#[test]
+fn every_line_gives_one_line_and_bad_lines_pass_through() {
+    let input = format!(
+        "{EVENT}\nnot json at all\n{{\"eventSource\":\"s3.amazonaws.com\"}}\n[1,2]\n\n{}\r\n",
+        EVENT.replace("DescribeInstances", "CreateSnapshot")
+    );
+    let out = run(&[], Some(input.as_bytes()));
+    out.assert_ok();
+    let lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
+    assert_eq!(
+        lines.len(),
+        7,
+        "six lines and the final newline: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let first: Value = serde_json::from_slice(lines[0]).expect("json");
+    score_record(&first);
+    assert_eq!(
+        lines[1], b"not json at all",
+        "non-JSON passes through unchanged"
+    );
+    let missing: Value = serde_json::from_slice(lines[2]).expect("json");
+    assert_eq!(missing["novelty"]["error"], "field-missing");
+    assert!(
+        missing["novelty"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("eventName")
+    );
+    assert_eq!(lines[3], b"[1,2]");
+    assert_eq!(lines[4], b"", "an empty line stays an empty line");
+    let crlf: Value = serde_json::from_slice(lines[5]).expect("json");
+    score_record(&crlf);
+    assert!(
+        !lines[5].ends_with(b"\r"),
+        "output lines end in a bare newline"
+    );
+    for (line, kind) in [
+        (2, "not-json"),
+        (3, "field-missing"),
+        (4, "not-object"),
+        (5, "not-json"),
+    ] {
+        assert!(
+            out.stderr.contains(&format!("line={line}")) && out.stderr.contains(kind),
+            "stderr reports line {line} ({kind}):\n{}",
+            out.stderr
+        );
+    }
+    assert!(out.stderr.contains("<stdin>"), "{}", out.stderr);
+}
+
+#[test]
+fn the_original_event_is_kept_byte_for_byte() {
+    let spaced = EVENT.replace(
+        r#""awsRegion":"eu-west-1""#,
+        r#""awsRegion" : "eu-west-1", "n": 1.50"#,
+    );
+    let out = run(&["--quiet"], Some(format!("{spaced}\n").as_bytes()));
+    out.assert_ok();
+    let line = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let prefix = &spaced[..spaced.len() - 1];
+    assert!(
+        line.starts_with(prefix),
+        "annotation is appended, the rest untouched:\n{line}"
+    );
+    assert!(line[prefix.len()..].starts_with(",\"novelty\":{"), "{line}");
+    let v: Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(
+        v["eventID"], "0b4a7c2e-0000-4000-8000-000000000001",
+        "event id stays in the event"
+    );
+    assert_eq!(v["eventTime"], "2024-03-04T09:15:02Z");
+}
+
+#[test]
+fn the_output_key_is_configurable() {
+    let out = run(
+        &["-k", "oddity", "-q"],
+        Some(format!("{EVENT}\n").as_bytes()),
+    );
+    out.assert_ok();
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["oddity"]["score"].is_number() && v.get("novelty").is_none(),
+        "{v}"
+    );
+}
+
+#[test]
+fn over_long_lines_pass_through_whole() {
+    let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000));
+    let input = format!("{EVENT}\n{long}\n{EVENT}\n");
+    let out = run(&["--max-line-bytes", "1000"], Some(input.as_bytes()));
+    out.assert_ok();
+    let lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[1], long.as_bytes());
+    assert!(out.stderr.contains("too-long"), "{}", out.stderr);
+    score_record(&serde_json::from_slice(lines[2]).expect("json"));
+}
+
+#[test]
+fn the_summary_counts_events() {
+    let input = format!("{EVENT}\nnope\n");
+    let out = run(&[], Some(input.as_bytes()));
+    out.assert_ok();
+    assert!(
+        out.stderr
+            .contains("2 events (1 scored, 1 not scored: not-json=1)"),
+        "{}",
+        out.stderr
+    );
+    let quiet = run(&["-q"], Some(format!("{EVENT}\n").as_bytes()));
+    assert!(
+        quiet.stderr.is_empty(),
+        "quiet runs print nothing: {}",
+        quiet.stderr
+    );
+}
