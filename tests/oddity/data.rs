@@ -203,3 +203,66 @@ fn a_directory_is_read_in_name_order_and_gzip_is_sniffed() {
         assert!(p.ends_with(want), "{principals:?}");
     }
 }
+
+/// The ground truth of the bundled CloudTrail example: event id -> (scenario, step).
+fn example_labels() -> std::collections::HashMap<String, (String, u32)> {
+    let text = std::fs::read_to_string(example("cloudtrail/labels.csv")).expect("labels");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    let (id, scenario, step) = (col("eventID"), col("scenario"), col("step"));
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| !f[scenario].is_empty())
+        .map(|f| {
+            (
+                f[id].to_owned(),
+                (f[scenario].to_owned(), f[step].parse().expect("step")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cloudtrail_example_exfiltration_chain_ranks_on_top() {
+    let events = example("cloudtrail/events.jsonl.gz");
+    let out = run(&["-q", events.to_str().expect("utf-8")], None);
+    out.assert_ok();
+    let labels = example_labels();
+    assert!(
+        labels.values().all(|(s, _)| s == "exfil-chain") && labels.len() >= 6,
+        "{labels:?}"
+    );
+    let mut json = out.json();
+    let n = json.len();
+    assert_eq!(check_all_scored_or_explained(&out, n), n);
+    json.sort_by(|a, b| {
+        let key = |e: &Value| {
+            (
+                e["novelty"]["score"].as_f64().expect("score"),
+                e["novelty"]["novelty"].as_f64().expect("bits"),
+            )
+        };
+        key(b).partial_cmp(&key(a)).expect("numbers")
+    });
+    let rank_of = |step: u32| {
+        json.iter()
+            .position(|e| {
+                labels
+                    .get(e["eventID"].as_str().expect("id"))
+                    .is_some_and(|(_, s)| *s == step)
+            })
+            .expect("step present")
+            + 1
+    };
+    // The first call of the stolen keys stands out among thirteen thousand events...
+    assert!(rank_of(1) <= 10, "GetCallerIdentity ranks {}", rank_of(1));
+    // ...and every step of the chain is in the top tenth.
+    for step in 1..=6 {
+        assert!(
+            rank_of(step) <= n / 10,
+            "step {step} ranks {} of {n}",
+            rank_of(step)
+        );
+    }
+}
