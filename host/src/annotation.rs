@@ -162,11 +162,58 @@ fn named_views<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ViewScore>, D::Err
 }
 
 /// Reads the annotation under `key` from a scored line; `None` when the line has none (not
-/// JSON, not scored, or an error note).
+/// JSON, not scored, or an error note). With several members of that name, the last counts.
 pub fn read(line: &[u8], key: &str) -> Option<Annotation> {
-    let members: std::collections::HashMap<&str, &serde_json::value::RawValue> =
-        serde_json::from_slice(line).ok()?;
-    serde_json::from_str(members.get(key)?.get()).ok()
+    let raw = serde_json::Deserializer::from_slice(line)
+        .deserialize_map(LastMember(key))
+        .ok()??;
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// Finds the last member named `.0` of an object, skipping the others without keeping them.
+struct LastMember<'k>(&'k str);
+
+impl<'de> Visitor<'de> for LastMember<'_> {
+    type Value = Option<&'de serde_json::value::RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(is_key) = m.next_key_seed(KeyIs(self.0))? {
+            if is_key {
+                found = Some(m.next_value()?);
+            } else {
+                m.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether a member's name is `.0`, compared without allocating when it has no escapes.
+struct KeyIs<'k>(&'k str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
 }
 
 #[derive(Serialize)]
@@ -275,8 +322,29 @@ mod tests {
         };
         let mut line = Vec::new();
         assert!(splice(br#"{"x":{"y":1}}"#, "novelty", &a, &mut line));
-        assert_eq!(read(&line, "novelty"), Some(a));
+        assert_eq!(read(&line, "novelty"), Some(a.clone()));
         assert_eq!(read(br#"{"x":1}"#, "novelty"), None);
+        assert_eq!(read(b"not json", "novelty"), None);
+        assert_eq!(
+            read(br#"{"novelty":{"error":"field-missing"}}"#, "novelty"),
+            None
+        );
+        let mut twice = br#"{"novelty":{"old":true},"x":[1,{"novelty":2}]"#.to_vec();
+        twice.push(b',');
+        twice.extend_from_slice(&line[1..]);
+        assert_eq!(
+            read(&twice, "novelty"),
+            Some(a.clone()),
+            "the last member counts"
+        );
+        let escaped = String::from_utf8(line.clone())
+            .expect("utf-8")
+            .replace("\"novelty\":{\"score\"", "\"nov\\u0065lty\":{\"score\"");
+        assert_eq!(
+            read(escaped.as_bytes(), "novelty"),
+            Some(a),
+            "escaped names"
+        );
     }
 
     #[test]

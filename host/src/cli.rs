@@ -28,6 +28,9 @@ pub enum Command {
     Score(Box<ScoreArgs>),
     /// Show the most novel events of a scored stream as a table.
     Top(TopArgs),
+    /// Turn a scored stream into one self-contained HTML report: plots, the most novel events,
+    /// campaign timelines and the principals behind them.
+    Report(ReportArgs),
 }
 
 /// Flags of `oddity top`.
@@ -41,6 +44,34 @@ pub struct TopArgs {
     /// Key that holds the score record.
     #[arg(short = 'k', long, default_value = "novelty")]
     pub key: String,
+}
+
+/// Flags of `oddity report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Scored JSON-lines files (from `oddity`, plain or gzip); standard input when none (or `-`).
+    pub paths: Vec<PathBuf>,
+    /// The HTML file to write (`-` for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Key that holds the score record.
+    #[arg(short = 'k', long, default_value = "novelty")]
+    pub key: String,
+    /// How many of the most novel events to list.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub top: usize,
+    /// How many campaigns (the highest scored) to show as timelines.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub campaigns: usize,
+    /// How many principals (those with the highest campaign scores) to summarise.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub principals: usize,
+    /// Title of the report.
+    #[arg(long, default_value = "oddity report")]
+    pub title: String,
+    /// No summary line on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Flags of `oddity score`. Each also exists as a configuration key (in brackets) and as an
@@ -73,6 +104,11 @@ pub struct ScoreArgs {
     /// Write scored events to this file instead of standard output [output].
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Also write the events and campaigns that cross the alert thresholds to FILE (appended),
+    /// or `-` for standard output (the scored stream then needs `-o FILE`) [alerts.file].
+    #[arg(long, value_name = "FILE|-")]
+    pub alerts: Option<String>,
 
     /// Top-level key that holds the score record in each output event [output-key].
     #[arg(short = 'k', long, value_name = "NAME")]

@@ -8,10 +8,14 @@
 //! - [`plugin`]: the wasmtime sandbox around the WebAssembly component (the only file that sees wasmtime).
 //! - [`annotation`]: score records as JSON, spliced into the original events.
 //! - [`pipeline`]: reader → scorer → writer, state saving, recovery.
+//! - [`alerts`]: the events and campaigns that cross a threshold, as JSON lines for a SIEM.
+//! - [`progress`]: the live progress line on a terminal.
 //! - [`state`]: atomic snapshot files.
 //! - [`problems`]: counting and rate-limited reporting of unscored lines.
 //! - [`top`]: `oddity top`, the most novel events as a table.
+//! - [`report`]: `oddity report`, a scored stream as one self-contained HTML page.
 
+pub mod alerts;
 pub mod annotation;
 pub mod cli;
 pub mod codec;
@@ -19,6 +23,8 @@ pub mod input;
 pub mod pipeline;
 pub mod plugin;
 pub mod problems;
+pub mod progress;
+pub mod report;
 pub mod settings;
 pub mod state;
 pub mod top;

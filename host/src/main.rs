@@ -28,6 +28,17 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
+        Some(Command::Report(report)) => {
+            return match oddity::report::run(&report) {
+                Ok(done) => {
+                    if !report.quiet {
+                        eprintln!("{done}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            };
+        }
         None => cli.score,
     };
     init_logging(&args);
@@ -98,7 +109,7 @@ fn init_logging(args: &ScoreArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(oddity::progress::LogWriter)
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
@@ -121,6 +132,14 @@ fn describe(s: &Summary) -> String {
         s.events as f64 / secs.max(1e-9),
         s.highest_score,
     );
+    if let Some((counts, sink)) = &s.alerts {
+        text.push_str(&format!(
+            "; {} alerts ({} event, {} campaign) to {sink}",
+            counts.total(),
+            counts.events,
+            counts.campaigns
+        ));
+    }
     for f in &s.failed_sources {
         text.push_str(&format!("\noddity: input failed: {f}"));
     }

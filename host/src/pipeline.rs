@@ -3,7 +3,8 @@
 //! - The reader task frames the sources into batches ([`crate::input`]).
 //! - The scorer thread owns the plugin: it scores each batch with one call, saves the state when
 //!   due, and after a plugin failure restores the last good snapshot into a fresh instance.
-//! - The writer task renders annotations into the original lines and writes them.
+//! - The writer task renders annotations into the original lines and writes them, writes the
+//!   alerts ([`crate::alerts`]) and shows the progress ([`crate::progress`]).
 //!
 //! Bounded channels between the three keep memory flat and use a second core for parsing and
 //! rendering while the plugin scores. On shutdown (signal) the reader stops, batches in flight
@@ -19,11 +20,13 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{AlertCounts, Alerts};
 use crate::annotation::{Annotation, LineError, render};
 use crate::codec::Frame;
 use crate::input::{self, Batch, ReadOptions, Source};
 use crate::plugin::{self, Plugin, PluginError};
 use crate::problems::Problems;
+use crate::progress::Progress;
 use crate::settings::{Settings, StateSettings};
 use crate::state::StateFile;
 
@@ -43,6 +46,8 @@ pub struct Summary {
     /// Saves of the state file that failed (the previous file is intact).
     pub failed_saves: u64,
     pub highest_score: f64,
+    /// Alerts written, and where, when alerts are on.
+    pub alerts: Option<(AlertCounts, String)>,
     pub elapsed: Duration,
     /// The downstream pipe closed before the end.
     pub broken_pipe: bool,
@@ -171,7 +176,23 @@ pub async fn run(
         ),
         None => Box::new(tokio::io::stdout()),
     };
-    let written = write_loop(out_rx, output, &settings.output_key, &names).await;
+    let alerts = match &settings.alerts {
+        Some(a) => Some(AlertOutput {
+            judge: Alerts::new(a),
+            sink: a.sink.open().await?,
+        }),
+        None => None,
+    };
+    let progress = Progress::new(Progress::wanted(settings.quiet));
+    let written = write_loop(
+        out_rx,
+        output,
+        alerts,
+        progress,
+        &settings.output_key,
+        &names,
+    )
+    .await;
     if written.as_ref().map_or(true, |w| w.broken_pipe) {
         // Nobody reads any more: stop reading; the scorer saves what it learned.
         cancel.cancel();
@@ -191,6 +212,10 @@ pub async fn run(
         plugin_failures: scorer.plugin_failures,
         failed_saves: scorer.failed_saves,
         highest_score: written.highest,
+        alerts: settings
+            .alerts
+            .as_ref()
+            .map(|a| (written.alerts, a.sink.name())),
         elapsed: start.elapsed(),
         broken_pipe: written.broken_pipe,
         interrupted: interrupted.load(std::sync::atomic::Ordering::Relaxed),
@@ -329,21 +354,45 @@ struct Written {
     events: u64,
     scored: u64,
     highest: f64,
+    alerts: AlertCounts,
     problems: Problems,
     broken_pipe: bool,
 }
 
+/// Which events alert, and where their lines go.
+struct AlertOutput {
+    judge: Alerts,
+    sink: Box<dyn AsyncWrite + Unpin + Send>,
+}
+
 async fn write_loop(
+    rx: mpsc::Receiver<Scored>,
+    output: Box<dyn AsyncWrite + Unpin + Send>,
+    alerts: Option<AlertOutput>,
+    mut progress: Progress,
+    key: &str,
+    names: &[String],
+) -> anyhow::Result<Written> {
+    let written = write_batches(rx, output, alerts, &mut progress, key, names).await;
+    progress.finish();
+    written
+}
+
+async fn write_batches(
     mut rx: mpsc::Receiver<Scored>,
     output: Box<dyn AsyncWrite + Unpin + Send>,
+    mut alerts: Option<AlertOutput>,
+    progress: &mut Progress,
     key: &str,
     names: &[String],
 ) -> anyhow::Result<Written> {
     let mut w = BufWriter::with_capacity(256 * 1024, output);
     let mut out = Vec::with_capacity(256 * 1024);
+    let mut alert_lines = Vec::new();
     let mut written = Written::default();
     while let Some(Scored { batch, results }) = rx.recv().await {
         out.clear();
+        alert_lines.clear();
         for (item, result) in batch.iter().zip(&results) {
             match &item.frame {
                 Frame::Line(line) => {
@@ -367,6 +416,12 @@ async fn write_loop(
                 Some(Ok(a)) => {
                     written.scored += 1;
                     written.highest = written.highest.max(a.score);
+                    if let Some(alerts) = &mut alerts {
+                        let source = &names[item.source as usize];
+                        alerts
+                            .judge
+                            .observe(a, source, item.number, &mut alert_lines);
+                    }
                 }
                 Some(Err(e)) => {
                     written
@@ -383,6 +438,28 @@ async fn write_loop(
             }
             return Err(anyhow::Error::new(e).context("writing the output"));
         }
+        if let Some(alerts) = &mut alerts {
+            written.alerts = alerts.judge.counts();
+            if !alert_lines.is_empty() {
+                // Flushed at once: alerts are rare, and a SIEM following the file wants them now.
+                let sent = match alerts.sink.write_all(&alert_lines).await {
+                    Ok(()) => alerts.sink.flush().await,
+                    Err(e) => Err(e),
+                };
+                match sent {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        written.broken_pipe = true;
+                        return Ok(written);
+                    }
+                    other => other.context("writing the alerts")?,
+                }
+            }
+        }
+        progress.update(
+            written.events,
+            written.highest,
+            alerts.as_ref().map(|_| written.alerts.total()),
+        );
     }
     match w.flush().await {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => written.broken_pipe = true,

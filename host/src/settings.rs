@@ -10,6 +10,10 @@ use std::time::Duration;
 use config::{Case, Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+use crate::alerts::{
+    AlertSettings, AlertSink, DEFAULT_CAMPAIGN_MIN_EVENTS, DEFAULT_CAMPAIGN_THRESHOLD,
+    DEFAULT_EVENT_THRESHOLD,
+};
 use crate::cli::ScoreArgs;
 use crate::plugin::Limits;
 
@@ -45,6 +49,8 @@ pub struct Settings {
     pub plugin: Option<PathBuf>,
     pub limits: Limits,
     pub state: Option<StateSettings>,
+    /// Where and when to write alerts (`[alerts]`, `--alerts`).
+    pub alerts: Option<AlertSettings>,
     /// Where compiled plugins are cached; `None` compiles at every start.
     pub cache_dir: Option<PathBuf>,
     pub quiet: bool,
@@ -70,6 +76,7 @@ struct RawSettings {
     quiet: Option<bool>,
     state: Option<RawState>,
     sandbox: Option<RawSandbox>,
+    alerts: Option<RawAlerts>,
     engine: Option<toml::Table>,
     campaign: Option<toml::Table>,
 }
@@ -80,6 +87,15 @@ struct RawState {
     file: Option<PathBuf>,
     save_every_events: Option<u64>,
     save_every: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAlerts {
+    file: Option<String>,
+    event_threshold: Option<f64>,
+    campaign_threshold: Option<f64>,
+    campaign_min_events: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -124,7 +140,7 @@ impl Settings {
                 .try_parsing(true)
                 .source(env),
         );
-        let overrides: [(&str, Option<config::Value>); 12] = [
+        let overrides: [(&str, Option<config::Value>); 13] = [
             ("profile", args.profile.clone().map(Into::into)),
             (
                 "state.file",
@@ -152,6 +168,7 @@ impl Settings {
             ("sandbox.memory-mib", args.memory_mib.map(Into::into)),
             ("sandbox.fuel", args.fuel.map(Into::into)),
             ("quiet", args.quiet.then_some(true.into())),
+            ("alerts.file", args.alerts.clone().map(Into::into)),
         ];
         for (key, value) in overrides {
             if let Some(v) = value {
@@ -236,6 +253,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         }
         _ => None,
     };
+    let alerts = alerts(raw.alerts, raw.output.as_deref())?;
     let (engine_config, profile_origin) = engine_config(
         raw.profile.as_deref().unwrap_or("cloudtrail"),
         raw.engine,
@@ -252,9 +270,73 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         plugin: raw.plugin,
         limits,
         state,
+        alerts,
         cache_dir: cache_dir(raw.cache_dir.as_deref()),
         quiet: raw.quiet.unwrap_or(false),
     })
+}
+
+/// `[alerts]`: the sink and the thresholds. With alerts on standard output (`-`), the scored
+/// stream must go to a file, or the two would be mixed.
+fn alerts(
+    raw: Option<RawAlerts>,
+    output: Option<&std::path::Path>,
+) -> Result<Option<AlertSettings>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    let Some(file) = raw.file else {
+        if raw.event_threshold.is_some()
+            || raw.campaign_threshold.is_some()
+            || raw.campaign_min_events.is_some()
+        {
+            return Err("the alerts.* thresholds need alerts.file (--alerts FILE|-)".to_owned());
+        }
+        return Ok(None);
+    };
+    let sink = match file.as_str() {
+        "" => {
+            return Err(
+                "alerts.file must not be empty (a file, or - for standard output)".to_owned(),
+            );
+        }
+        "-" if output.is_none() => {
+            return Err("alerts.file is - (alerts on standard output), so the scored stream needs a file: add -o FILE (output = ...)".to_owned());
+        }
+        "-" => AlertSink::Stdout,
+        path => {
+            let path = PathBuf::from(path);
+            if output == Some(path.as_path()) {
+                return Err(format!(
+                    "alerts.file {} is also the output file",
+                    path.display()
+                ));
+            }
+            AlertSink::File(path)
+        }
+    };
+    let event_threshold = raw.event_threshold.unwrap_or(DEFAULT_EVENT_THRESHOLD);
+    if !(0.0..=1.0).contains(&event_threshold) {
+        return Err(format!(
+            "alerts.event-threshold {event_threshold} is outside [0, 1]"
+        ));
+    }
+    let campaign_threshold = raw.campaign_threshold.unwrap_or(DEFAULT_CAMPAIGN_THRESHOLD);
+    if !(campaign_threshold.is_finite() && campaign_threshold >= 0.0) {
+        return Err(format!(
+            "alerts.campaign-threshold {campaign_threshold} is not a number of bits >= 0"
+        ));
+    }
+    let campaign_min_events = raw
+        .campaign_min_events
+        .unwrap_or(DEFAULT_CAMPAIGN_MIN_EVENTS);
+    if campaign_min_events == 0 {
+        return Err("alerts.campaign-min-events must be at least 1".to_owned());
+    }
+    Ok(Some(AlertSettings {
+        sink,
+        event_threshold,
+        campaign_threshold,
+        campaign_min_events,
+    }))
 }
 
 /// `cache-dir`: a directory, `off`, or by default `$XDG_CACHE_HOME/oddity` (`~/.cache/oddity`).
@@ -368,6 +450,86 @@ mod tests {
         };
         let s = Settings::load_with_env(&args, env(&[("ODDITY_BATCH_SIZE", "32")])).expect("valid");
         assert_eq!(s.batch_size, 16, "flags beat the environment");
+    }
+
+    #[test]
+    fn alerts_from_file_env_and_flag() {
+        let s = Settings::load_with_env(&ScoreArgs::default(), env(&[])).expect("valid");
+        assert!(s.alerts.is_none(), "no alerts unless asked");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("oddity.toml");
+        std::fs::write(
+            &path,
+            "[alerts]\nfile = \"a.jsonl\"\ncampaign-threshold = 25.5\n",
+        )
+        .expect("write");
+        let args = ScoreArgs {
+            config: Some(path.clone()),
+            ..ScoreArgs::default()
+        };
+        let s = Settings::load_with_env(&args, env(&[("ODDITY_ALERTS__CAMPAIGN_MIN_EVENTS", "3")]))
+            .expect("valid");
+        let a = s.alerts.expect("alerts");
+        assert_eq!(a.sink, AlertSink::File("a.jsonl".into()));
+        assert_eq!(a.event_threshold, DEFAULT_EVENT_THRESHOLD);
+        assert_eq!(a.campaign_threshold, 25.5);
+        assert_eq!(a.campaign_min_events, 3);
+        let args = ScoreArgs {
+            config: Some(path),
+            alerts: Some("-".into()),
+            output: Some("scored.jsonl".into()),
+            ..ScoreArgs::default()
+        };
+        let s = Settings::load_with_env(&args, env(&[])).expect("valid");
+        assert_eq!(s.alerts.expect("alerts").sink, AlertSink::Stdout);
+    }
+
+    #[test]
+    fn alert_errors_name_the_key() {
+        let bad = |args: ScoreArgs, want: &[&str]| {
+            let e = Settings::load_with_env(&args, env(&[]))
+                .expect_err("invalid")
+                .to_string();
+            for w in want {
+                assert!(e.contains(w), "{w} in {e}");
+            }
+        };
+        bad(
+            ScoreArgs {
+                alerts: Some("-".into()),
+                ..ScoreArgs::default()
+            },
+            &["alerts.file", "-o FILE"],
+        );
+        bad(
+            ScoreArgs {
+                alerts: Some("same.jsonl".into()),
+                output: Some("same.jsonl".into()),
+                ..ScoreArgs::default()
+            },
+            &["alerts.file", "output"],
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        let with = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            ScoreArgs {
+                config: Some(path.clone()),
+                ..ScoreArgs::default()
+            }
+        };
+        bad(
+            with("[alerts]\nfile = \"a\"\ncampaign-threshold = -1\n"),
+            &["alerts.campaign-threshold", "bad.toml"],
+        );
+        bad(
+            with("[alerts]\nfile = \"a\"\ncampaign-min-events = 0\n"),
+            &["alerts.campaign-min-events"],
+        );
+        bad(
+            with("[alerts]\nfile = \"a\"\nthreshold = 0.9\n"),
+            &["threshold", "bad.toml"],
+        );
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub fn run(paths: &[PathBuf], key: &str, count: usize, out: &mut impl Write) -> 
 }
 
 /// The principal without its identity-type prefix and ARN boilerplate.
-fn short_principal(p: &str) -> &str {
+pub fn short_principal(p: &str) -> &str {
     let p = p.split_once(' ').map_or(p, |(_, rest)| rest);
     p.rsplit_once(":user/")
         .or_else(|| p.rsplit_once(":role/"))

@@ -35,20 +35,62 @@ pub struct EntityState {
     pub seq: u64,
     /// Exponentially weighted mean of this principal's raw novelty.
     pub baseline: f64,
+    /// Recent first-sighting evidence per profile field, decayed in event time (escalation).
+    pub recent: Vec<f64>,
+    /// Event time `recent` is decayed to.
+    pub recent_t: u32,
     /// Campaigns opened so far (part of the next campaign's id).
     pub opened: u32,
     pub campaign: Option<Campaign>,
 }
 
 impl EntityState {
-    /// Updates the campaign with one scored event; returns the campaign it belongs to, if any.
+    /// How many *kinds* of new behaviour the principal showed recently, in bits: its recent
+    /// first-sighting evidence per field (decayed to `now` with `half_life` seconds, each
+    /// field saturating at `cap`), summed over all fields but the strongest. Many new values of
+    /// one field (a burst of session names, nine new secrets, a traveller's new network) are
+    /// one kind and give nothing; a new network *and* new actions *and* a new agent give the
+    /// second and third.
+    pub fn escalation(&mut self, now: u32, half_life: f64, cap: f64) -> f64 {
+        if now > self.recent_t {
+            let dt = f64::from(now - self.recent_t);
+            let f = if half_life > 0.0 {
+                (-dt / half_life).exp2()
+            } else {
+                0.0
+            };
+            self.recent.iter_mut().for_each(|r| *r *= f);
+            self.recent_t = now;
+        }
+        let saturated = self.recent.iter().map(|&r| cap * (r / cap).tanh());
+        let (sum, max) = saturated.fold((0.0, 0.0_f64), |(s, m), x| (s + x, m.max(x)));
+        sum - max
+    }
+
+    /// Takes in one event's own raw novelty and its first-sighting evidence per field:
+    /// returns the novelty beyond the principal's usual (the campaign step), and updates the
+    /// usual and the recent first sightings.
+    pub fn absorb(&mut self, novelty: f64, sightings: &[(usize, f64)]) -> f64 {
+        let step = (novelty - self.baseline).max(0.0);
+        self.baseline += BASELINE_ALPHA * (novelty - self.baseline);
+        for &(field, bits) in sightings {
+            if self.recent.len() <= field {
+                self.recent.resize(field + 1, 0.0);
+            }
+            self.recent[field] += bits;
+        }
+        step
+    }
+
+    /// Updates the campaign with one scored event whose novelty beyond the principal's usual
+    /// is `step`; returns the campaign it belongs to, if any.
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         settings: &CampaignSettings,
         principal: &str,
         score: f64,
-        novelty: f64,
+        step: f64,
         now: u32,
         time_text: &str,
         action: &str,
@@ -58,8 +100,6 @@ impl EntityState {
         {
             self.campaign = None;
         }
-        let step = (novelty - self.baseline).max(0.0);
-        self.baseline += BASELINE_ALPHA * (novelty - self.baseline);
         if score < settings.threshold || step <= 0.0 {
             return None;
         }

@@ -91,6 +91,15 @@ pub struct EngineSettings {
     pub max_nodes: u64,
     /// A principal with fewer events than this is in warm-up (`cold`).
     pub warm_up: u64,
+    /// Most bits of evidence one component can add to an event's novelty (soft cap).
+    pub component_cap: f64,
+    /// Weight of a principal's recent novelty (beyond its usual) added to each of its events.
+    pub escalation: f64,
+    /// Half-life, in seconds of event time, of that recent novelty.
+    pub escalation_half_life: f64,
+    /// Half-life, in seconds of event time, of the score distribution: `score` ranks an event
+    /// against recent events, so the learning burst of a new deployment fades from it.
+    pub calibration_half_life: u64,
 }
 
 /// Campaign grouping (`[campaign]`).
@@ -116,6 +125,10 @@ impl Default for EngineSettings {
             half_life: Some(Duration::from_secs(30 * 86_400)),
             max_nodes: 1_000_000,
             warm_up: 20,
+            component_cap: 12.0,
+            escalation: 1.0,
+            escalation_half_life: 900.0,
+            calibration_half_life: 7 * 86_400,
         }
     }
 }
@@ -123,7 +136,7 @@ impl Default for EngineSettings {
 impl Default for CampaignSettings {
     fn default() -> Self {
         CampaignSettings {
-            threshold: 0.99,
+            threshold: 0.95,
             window: Duration::from_secs(3600),
         }
     }
@@ -181,6 +194,10 @@ struct RawEngine {
     half_life: Option<String>,
     max_nodes: Option<u64>,
     warm_up: Option<u64>,
+    component_cap: Option<f64>,
+    escalation: Option<f64>,
+    escalation_half_life: Option<String>,
+    calibration_half_life: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,10 +269,14 @@ impl Settings {
         let e = &self.engine;
         let _ = writeln!(
             s,
-            "half-life={:?} max-nodes={} warm-up={}",
+            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={}",
             e.half_life.map(|d| d.as_secs()),
             e.max_nodes,
-            e.warm_up
+            e.warm_up,
+            e.component_cap,
+            e.escalation,
+            e.escalation_half_life,
+            e.calibration_half_life
         );
         let c = &self.campaign;
         let _ = writeln!(
@@ -450,6 +471,34 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
     if let Some(w) = raw.warm_up {
         e.warm_up = w;
     }
+    if let Some(c) = raw.component_cap {
+        if !(c > 0.0 && c <= 1024.0) {
+            return Err(invalid(format!(
+                "engine.component-cap: {c} is outside (0, 1024] bits"
+            )));
+        }
+        e.component_cap = c;
+    }
+    if let Some(x) = raw.escalation {
+        if !(0.0..=10.0).contains(&x) {
+            return Err(invalid(format!(
+                "engine.escalation: {x} is outside [0, 10]"
+            )));
+        }
+        e.escalation = x;
+    }
+    if let Some(h) = raw.escalation_half_life {
+        e.escalation_half_life = duration("engine.escalation-half-life", &h)?.as_secs_f64();
+    }
+    if let Some(h) = raw.calibration_half_life {
+        let d = duration("engine.calibration-half-life", &h)?;
+        if d.as_secs() == 0 {
+            return Err(invalid(
+                "engine.calibration-half-life: must be at least one second",
+            ));
+        }
+        e.calibration_half_life = d.as_secs();
+    }
     Ok(e)
 }
 
@@ -478,7 +527,7 @@ mod tests {
     fn empty_text_is_the_cloudtrail_profile() {
         let s = Settings::parse("").expect("valid");
         assert_eq!(s.profile.name, "cloudtrail");
-        assert_eq!(s.profile.views.len(), 2);
+        assert_eq!(s.profile.views.len(), 3);
         assert_eq!(
             s.fingerprint(),
             Settings::parse("profile = \"cloudtrail\"")

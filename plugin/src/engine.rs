@@ -105,8 +105,7 @@ impl Engine {
     /// An engine continuing from snapshot bytes learned with the same configuration.
     pub fn restore(config: &str, bytes: &[u8]) -> Result<Engine, SnapshotError> {
         let settings = Settings::parse(config).map_err(SnapshotError::Config)?;
-        let half_life = settings.engine.half_life.map(|d| d.as_secs());
-        let model = snapshot::decode(bytes, &settings.fingerprint(), half_life)
+        let model = snapshot::decode(bytes, &settings.fingerprint(), &settings.engine)
             .map_err(SnapshotError::Decode)?;
         Ok(Engine::assemble(settings, model))
     }
@@ -166,8 +165,9 @@ impl Engine {
             let found = range
                 .clone()
                 .find_map(|i| slots[i].take().filter(|v| !v.is_empty()));
-            let raw = match (found, &field.default) {
-                (Some(v), _) => v,
+            // A default is already a category: it is used as it is, not normalised.
+            let value = match (found, &field.default) {
+                (Some(v), _) => field.normalize.iter().fold(v, |v, n| n.apply(v)),
                 (None, Some(d)) => Cow::Owned(d.clone()),
                 (None, None) => {
                     let paths: Vec<String> = field.paths.iter().map(|p| p.join(".")).collect();
@@ -178,8 +178,7 @@ impl Engine {
                     )));
                 }
             };
-            let normalized = field.normalize.iter().fold(raw, |v, n| n.apply(v));
-            values.push(truncate(normalized, field.max_len));
+            values.push(truncate(value, field.max_len));
         }
         let time_text = self
             .time_slot

@@ -100,6 +100,8 @@ struct Judged {
     excess: f64,
     /// Surprisal of the value in the backoff context (what `b` accumulates if it is new).
     backoff_bits: f64,
+    /// The value was never seen in this context (a first sighting).
+    first: bool,
 }
 
 fn bits(p: f64) -> f64 {
@@ -126,50 +128,47 @@ impl Model {
         Model {
             tree: Tree::new(half_life),
             entities: FxHashMap::default(),
-            calibration: Calibration::new(half_life),
+            calibration: Calibration::new(Some(settings.engine.calibration_half_life)),
             events: 0,
             prunes: 0,
             now: 0,
         }
     }
 
-    /// Judges a component in context `ctx` (if it exists) with the given backoff probability
-    /// and backoff entropy; returns the judgement and the child context, if it exists.
+    /// Judges a component in context `ctx` (if it exists), given its probability in the
+    /// backoff context and its excess there; returns the judgement and the child context, if
+    /// it exists.
     fn judge(
         &mut self,
         ctx: Option<NodeId>,
         key: u64,
         now: u32,
         backoff: f64,
-        backoff_entropy: f64,
+        backoff_excess: f64,
     ) -> (Judged, Option<NodeId>) {
+        let backoff_bits = bits(backoff);
         let Some(c) = ctx else {
-            let b = bits(backoff);
-            return (
-                Judged {
-                    key,
-                    bits: b,
-                    excess: (b - backoff_entropy).max(0.0),
-                    backoff_bits: b,
-                },
-                None,
-            );
+            let judged = Judged {
+                key,
+                bits: backoff_bits,
+                excess: backoff_excess,
+                backoff_bits,
+                first: true,
+            };
+            return (judged, None);
         };
         self.tree.decay(c, now);
         let child = self.tree.child(c, key);
         let n_v = child.map_or(0.0, |id| self.tree.count_at(id, now));
         let node = self.tree.node(c);
-        let b = bits(node.probability(n_v, backoff));
-        let h = node.entropy().unwrap_or(backoff_entropy);
-        (
-            Judged {
-                key,
-                bits: b,
-                excess: (b - h).max(0.0),
-                backoff_bits: bits(backoff),
-            },
-            child,
-        )
+        let judged = Judged {
+            key,
+            bits: bits(node.probability(n_v, backoff)),
+            excess: node.excess(n_v, backoff_bits).unwrap_or(backoff_excess),
+            backoff_bits,
+            first: child.is_none(),
+        };
+        (judged, child)
     }
 
     /// Scores the observation, then learns it.
@@ -183,11 +182,14 @@ impl Model {
         let mut ctx = Some(ENTITY_ROOT);
         for &f in &profile.entity {
             let key = value_key(&obs.values[f]);
-            let (base, base_h) = match ctx {
-                Some(c) => (self.tree.node(c).base_probability(), 0.0),
-                None => (1.0, 0.0),
-            };
-            let (j, child) = self.judge(ctx, key, now, base, base_h);
+            let base = ctx.map_or(1.0, |c| self.tree.node(c).base_probability());
+            let (mut j, child) = self.judge(ctx, key, now, base, 0.0);
+            // Who the principal is carries no novelty once it is known: only a first sighting
+            // (a new principal, a new identity type) does. Otherwise the mix of identity types
+            // (fewer people than roles) would add a constant to every event of some types.
+            if !j.first {
+                j.excess = 0.0;
+            }
             judged.push(j);
             ctx = child;
         }
@@ -201,16 +203,10 @@ impl Model {
             let mut leaf = 0.0;
             for &f in &view.components {
                 let key = value_key(&obs.values[f]);
-                let (pj, pop_child) = match pop {
-                    Some(_) => {
-                        let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
-                        self.judge(pop, key, now, base, 0.0)
-                    }
-                    None => self.judge(None, key, now, 1.0, 0.0),
-                };
+                let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
+                let (pj, pop_child) = self.judge(pop, key, now, base, 0.0);
                 let pop_p = (-pj.bits).exp2();
-                let pop_h = pop.and_then(|c| self.tree.node(c).entropy()).unwrap_or(0.0);
-                let (j, ent_child) = self.judge(ent, key, now, pop_p, pop_h);
+                let (j, ent_child) = self.judge(ent, key, now, pop_p, pj.excess);
                 leaf = ent_child.map_or(0.0, |c| self.tree.count_at(c, now));
                 judged.push(j);
                 pop_judged.push(pj.backoff_bits);
@@ -249,7 +245,12 @@ impl Model {
         }
         self.events += 1;
 
-        // Summarise.
+        // Summarise. One component's evidence saturates at `component-cap` bits: the tails of
+        // a single component's estimate are the least reliable part of the model (a busy
+        // principal's first new network costs log2(n) bits), and an attack shows up as several
+        // novel components at once.
+        let cap = settings.engine.component_cap;
+        let evidence = |e: f64| cap * (e / cap).tanh();
         let mut fields = Vec::with_capacity(judged.len());
         let mut observation = Vec::with_capacity(judged.len());
         let mut view_of = Vec::with_capacity(judged.len());
@@ -265,7 +266,7 @@ impl Model {
             views.push(ViewScore {
                 name: view.name.clone(),
                 info_content: part.iter().map(|j| j.bits).sum(),
-                excess: part.iter().map(|j| j.excess).sum(),
+                excess: part.iter().map(|j| evidence(j.excess)).sum(),
             });
             for &f in &view.components {
                 fields.push(profile.fields[f].name.clone());
@@ -275,7 +276,7 @@ impl Model {
             k += view.components.len();
         }
         let info_content: f64 = judged.iter().map(|j| j.bits).sum();
-        let novelty: f64 = judged.iter().map(|j| j.excess).sum();
+        let novelty: f64 = judged.iter().map(|j| evidence(j.excess)).sum();
         let top = judged.iter().enumerate().fold(0, |best, (i, j)| {
             if j.excess > judged[best].excess {
                 i
@@ -303,6 +304,25 @@ impl Model {
         let cold = state.seq < settings.engine.warm_up;
         state.seq += 1;
         let sequence = state.seq;
+        // Escalation: a campaign is a burst of *different* new behaviours of one principal
+        // (discovery, then persistence, then exfiltration), where a traveller shows one new
+        // network and then ordinary calls. How many kinds of new behaviour the principal showed
+        // recently, beyond the first (see `EntityState::escalation`), lifts each of its events,
+        // so the later, individually ordinary steps of a campaign rank near its first.
+        let sightings: Vec<(usize, f64)> = judged[profile.entity.len()..]
+            .iter()
+            .zip(profile.views.iter().flat_map(|v| v.components.iter()))
+            .filter(|(j, _)| j.first)
+            .map(|(j, &field)| (field, evidence(j.excess)))
+            .collect();
+        let kinds = state.escalation(now, settings.engine.escalation_half_life, cap);
+        let escalation = if cold {
+            0.0
+        } else {
+            settings.engine.escalation * kinds
+        };
+        let step = state.absorb(novelty, &sightings);
+        let novelty = novelty + escalation;
         let score = self.calibration.score(novelty);
         if !cold {
             self.calibration.learn(novelty, now);
@@ -312,7 +332,7 @@ impl Model {
             &settings.campaign,
             &principal_text,
             score,
-            novelty,
+            step,
             now,
             obs.time_text.as_deref().unwrap_or(""),
             action,

@@ -19,7 +19,10 @@ pub enum Normalizer {
     /// (`aws-cli/2.13.0 Python/3.11 Linux/5.15 ...` becomes `aws-cli linux`).
     UaFamily,
     /// IP address to its network prefix (`192.0.2.17` becomes `192.0.2.0/24`); non-IP text is kept.
-    IpPrefix { v4: u8, v6: u8 },
+    /// Private, shared and link-local addresses (RFC 1918, RFC 6598, RFC 4193...) use the
+    /// coarser `private` prefix: inside a VPC, subnets come and go with autoscaling, and the
+    /// question "is this the usual place" is answered by the VPC, not the subnet.
+    IpPrefix { v4: u8, v6: u8, private: u8 },
     /// Assumed-role session ARN to the role ARN (IAM Identity Center roles keep the session name,
     /// which identifies the person); role paths are dropped.
     ArnRole,
@@ -27,6 +30,11 @@ pub enum Normalizer {
     MaskIds,
     /// Regex replace-all (`regex` crate syntax; `$1` in `replace` refers to groups).
     Regex { re: Regex, replace: String },
+    /// The label of the first pattern that matches, else `otherwise` (error codes to classes).
+    Classify {
+        classes: Vec<(String, Regex)>,
+        otherwise: String,
+    },
 }
 
 static MASK_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -38,12 +46,16 @@ static MASK_RE: LazyLock<Regex> = LazyLock::new(|| {
 impl Normalizer {
     /// Parses one entry of a field's `normalize` list: a name, or a one-key table with options.
     pub fn from_toml(v: &toml::Value) -> Result<Normalizer, String> {
-        const KNOWN: &str = "lowercase, ua-family, ip-prefix, arn-role, mask-ids, {regex, replace}";
+        const KNOWN: &str = "lowercase, ua-family, ip-prefix, arn-role, mask-ids, {regex, replace}, {classify, otherwise}";
         match v {
             toml::Value::String(name) => match name.as_str() {
                 "lowercase" => Ok(Normalizer::Lowercase),
                 "ua-family" => Ok(Normalizer::UaFamily),
-                "ip-prefix" => Ok(Normalizer::IpPrefix { v4: 24, v6: 48 }),
+                "ip-prefix" => Ok(Normalizer::IpPrefix {
+                    v4: 24,
+                    v6: 48,
+                    private: 16,
+                }),
                 "arn-role" => Ok(Normalizer::ArnRole),
                 "mask-ids" => Ok(Normalizer::MaskIds),
                 other => Err(format!("unknown normaliser \"{other}\" (known: {KNOWN})")),
@@ -66,6 +78,36 @@ impl Normalizer {
                     replace: replace.to_owned(),
                 })
             }
+            toml::Value::Table(t) if t.contains_key("classify") => {
+                let shape = "`classify` takes a list of [label, regex] pairs";
+                let pairs = t
+                    .get("classify")
+                    .and_then(toml::Value::as_array)
+                    .ok_or(shape)?;
+                let mut classes = Vec::with_capacity(pairs.len());
+                for pair in pairs {
+                    let (Some(label), Some(pattern)) = (
+                        pair.get(0).and_then(toml::Value::as_str),
+                        pair.get(1).and_then(toml::Value::as_str),
+                    ) else {
+                        return Err(shape.into());
+                    };
+                    let re = Regex::new(pattern)
+                        .map_err(|e| format!("bad regex for class {label}: {e}"))?;
+                    classes.push((label.to_owned(), re));
+                }
+                let otherwise = t
+                    .get("otherwise")
+                    .and_then(toml::Value::as_str)
+                    .ok_or("`otherwise` (a string) is required with `classify`")?;
+                if let Some(k) = t.keys().find(|k| *k != "classify" && *k != "otherwise") {
+                    return Err(format!("unknown key `{k}` beside `classify`"));
+                }
+                Ok(Normalizer::Classify {
+                    classes,
+                    otherwise: otherwise.to_owned(),
+                })
+            }
             toml::Value::Table(t) if t.contains_key("ip-prefix") => {
                 let opts = t
                     .get("ip-prefix")
@@ -82,12 +124,16 @@ impl Normalizer {
                         )),
                     }
                 };
-                if let Some(k) = opts.keys().find(|k| *k != "v4" && *k != "v6") {
-                    return Err(format!("unknown key `ip-prefix.{k}` (v4, v6)"));
+                if let Some(k) = opts
+                    .keys()
+                    .find(|k| !["v4", "v6", "private"].contains(&k.as_str()))
+                {
+                    return Err(format!("unknown key `ip-prefix.{k}` (v4, v6, private)"));
                 }
                 Ok(Normalizer::IpPrefix {
                     v4: get("v4", 24, 32)?,
                     v6: get("v6", 48, 128)?,
+                    private: get("private", 16, 32)?,
                 })
             }
             other => Err(format!("expected a name or a table ({KNOWN}), not {other}")),
@@ -99,10 +145,17 @@ impl Normalizer {
         match self {
             Normalizer::Lowercase => "lowercase".into(),
             Normalizer::UaFamily => "ua-family".into(),
-            Normalizer::IpPrefix { v4, v6 } => format!("ip-prefix/{v4}/{v6}"),
+            Normalizer::IpPrefix { v4, v6, private } => format!("ip-prefix/{v4}/{v6}/{private}"),
             Normalizer::ArnRole => "arn-role".into(),
             Normalizer::MaskIds => "mask-ids".into(),
             Normalizer::Regex { re, replace } => format!("regex/{}/{replace}", re.as_str()),
+            Normalizer::Classify { classes, otherwise } => {
+                let c: Vec<String> = classes
+                    .iter()
+                    .map(|(l, r)| format!("{l}={}", r.as_str()))
+                    .collect();
+                format!("classify/{}/{otherwise}", c.join("/"))
+            }
         }
     }
 
@@ -117,7 +170,8 @@ impl Normalizer {
                 }
             }
             Normalizer::UaFamily => Cow::Owned(ua_family(&value)),
-            Normalizer::IpPrefix { v4, v6 } => match ip_prefix(&value, *v4, *v6) {
+            Normalizer::IpPrefix { v4, v6, private } => match ip_prefix(&value, *v4, *v6, *private)
+            {
                 Some(p) => Cow::Owned(p),
                 None => value,
             },
@@ -133,16 +187,30 @@ impl Normalizer {
                 Cow::Borrowed(_) => value,
                 Cow::Owned(s) => Cow::Owned(s),
             },
+            Normalizer::Classify { classes, otherwise } => {
+                let label = classes
+                    .iter()
+                    .find(|(_, re)| re.is_match(&value))
+                    .map_or(otherwise, |(l, _)| l);
+                Cow::Owned(label.clone())
+            }
         }
     }
 }
 
-/// `192.0.2.17` -> `192.0.2.0/24`; `2001:db8:1:2::5` -> `2001:db8:1::/48`.
-pub fn ip_prefix(value: &str, v4: u8, v6: u8) -> Option<String> {
+/// `192.0.2.17` -> `192.0.2.0/24`; `2001:db8:1:2::5` -> `2001:db8:1::/48`; private addresses
+/// use the `private` prefix length (`10.1.2.3` -> `10.1.0.0/16`).
+pub fn ip_prefix(value: &str, v4: u8, v6: u8, private: u8) -> Option<String> {
     let ip: IpAddr = value.trim().parse().ok()?;
     Some(match ip {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
+            let shared = (bits & 0xffc0_0000) == 0x6440_0000; // 100.64.0.0/10, carrier-grade NAT
+            let v4 = if a.is_private() || a.is_link_local() || a.is_loopback() || shared {
+                private.min(32)
+            } else {
+                v4
+            };
             let mask = if v4 == 0 {
                 0
             } else {
@@ -152,9 +220,11 @@ pub fn ip_prefix(value: &str, v4: u8, v6: u8) -> Option<String> {
         }
         IpAddr::V6(a) => {
             if let Some(m) = a.to_ipv4_mapped() {
-                return ip_prefix(&m.to_string(), v4, v6);
+                return ip_prefix(&m.to_string(), v4, v6, private);
             }
             let bits = u128::from(a);
+            // Unique-local (fc00::/7) and link-local (fe80::/10) networks are already site-wide
+            // at the default /48.
             let mask = if v6 == 0 {
                 0
             } else {
@@ -346,20 +416,35 @@ mod tests {
 
     #[test]
     fn ip_prefixes() {
+        let p = |ip: &str, v4: u8, v6: u8| ip_prefix(ip, v4, v6, 16);
+        assert_eq!(p("192.0.2.17", 24, 48).as_deref(), Some("192.0.2.0/24"));
         assert_eq!(
-            ip_prefix("192.0.2.17", 24, 48).as_deref(),
-            Some("192.0.2.0/24")
-        );
-        assert_eq!(
-            ip_prefix("2001:db8:1:2::5", 24, 48).as_deref(),
+            p("2001:db8:1:2::5", 24, 48).as_deref(),
             Some("2001:db8:1::/48")
         );
         assert_eq!(
-            ip_prefix("::ffff:10.1.2.3", 24, 48).as_deref(),
-            Some("10.1.2.0/24")
+            p("::ffff:198.51.100.3", 24, 48).as_deref(),
+            Some("198.51.100.0/24")
         );
-        assert_eq!(ip_prefix("10.1.2.3", 0, 0).as_deref(), Some("0.0.0.0/0"));
-        assert_eq!(ip_prefix("ec2.amazonaws.com", 24, 48), None);
+        assert_eq!(
+            p("10.1.2.3", 24, 48).as_deref(),
+            Some("10.1.0.0/16"),
+            "private: the VPC"
+        );
+        assert_eq!(
+            p("100.72.9.1", 24, 48).as_deref(),
+            Some("100.72.0.0/16"),
+            "carrier-grade NAT"
+        );
+        assert_eq!(
+            p("fd12:3456:789a:1::7", 24, 48).as_deref(),
+            Some("fd12:3456:789a::/48")
+        );
+        assert_eq!(
+            ip_prefix("198.51.100.3", 0, 0, 0).as_deref(),
+            Some("0.0.0.0/0")
+        );
+        assert_eq!(p("ec2.amazonaws.com", 24, 48), None);
     }
 
     #[test]
@@ -389,6 +474,13 @@ mod tests {
         let r = Normalizer::from_toml(&v).expect("valid");
         assert_eq!(r.apply("/home/raul/bin/x".into()), "/home/*/bin/x");
         assert!(Normalizer::from_toml(&toml::Value::String("upper".into())).is_err());
+        let v = toml::Value::Table(
+            toml::toml! { classify = [["denied", "(?i)accessdenied|unauthorized"], ["throttled", "(?i)throttl"]] otherwise = "error" },
+        );
+        let c = Normalizer::from_toml(&v).expect("valid");
+        assert_eq!(c.apply("Client.UnauthorizedOperation".into()), "denied");
+        assert_eq!(c.apply("ThrottlingException".into()), "throttled");
+        assert_eq!(c.apply("NoSuchKey".into()), "error");
         assert_eq!(truncate("héllo".into(), 2), "h");
     }
 }

@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap;
 
 use crate::calibrate::Calibration;
 use crate::campaign::{Campaign, EntityState};
+use crate::config::EngineSettings;
 use crate::model::Model;
 use crate::tree::{Node, Tree};
 
@@ -151,6 +152,11 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
         w.u32(id);
         w.u64(e.seq);
         w.f64(e.baseline);
+        w.u32(e.recent.len() as u32);
+        for &r in &e.recent {
+            w.f64(r);
+        }
+        w.u32(e.recent_t);
         w.u32(e.opened);
         match &e.campaign {
             None => w.u32(0),
@@ -190,8 +196,9 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
     out
 }
 
-/// Decodes a snapshot for a model with `half_life` and configuration `fingerprint`.
-pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Model> {
+/// Decodes a snapshot for a model with `engine` settings and configuration `fingerprint`.
+pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Model> {
+    let half_life = engine.half_life.map(|d| d.as_secs());
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err(DecodeError::NotASnapshot(
             "the bytes do not start with the oddity snapshot magic".into(),
@@ -257,6 +264,11 @@ pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Mode
         let id = r.u32("a principal")?;
         let seq = r.u64("a principal")?;
         let baseline = r.f64("a principal")?;
+        let n_recent = r.count(8, "a principal's recent sightings")?;
+        let recent = (0..n_recent)
+            .map(|_| r.f64("a principal"))
+            .collect::<R<Vec<_>>>()?;
+        let recent_t = r.u32("a principal")?;
         let opened = r.u32("a principal")?;
         let campaign = match r.u32("a campaign flag")? {
             0 => None,
@@ -299,6 +311,8 @@ pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Mode
             EntityState {
                 seq,
                 baseline,
+                recent,
+                recent_t,
                 opened,
                 campaign,
             },
@@ -310,8 +324,9 @@ pub fn decode(bytes: &[u8], fingerprint: &str, half_life: Option<u64>) -> R<Mode
     let bins = (0..n_bins)
         .map(|_| r.f64("the calibration"))
         .collect::<R<Vec<_>>>()?;
-    let calibration = Calibration::from_parts(half_life, bins, total, epoch)
-        .map_err(DecodeError::NotASnapshot)?;
+    let calibration =
+        Calibration::from_parts(Some(engine.calibration_half_life), bins, total, epoch)
+            .map_err(DecodeError::NotASnapshot)?;
     if r.at != payload.len() {
         return Err(DecodeError::NotASnapshot(format!(
             "{} unexpected bytes after the model",

@@ -72,6 +72,35 @@ impl Node {
         Some((seen + new) / total)
     }
 
+    /// Surprisal beyond expectation, in bits, of a value seen `n_v` times here (0: never) whose
+    /// surprisal in the backoff context is `backoff_bits`; `None` for a context with no history.
+    ///
+    /// A value is drawn in two stages: *whether* it is one seen before or a new one (new with
+    /// probability `d / (n + d)`), then *which* one (among the seen, by count; among new ones,
+    /// by the backoff). Each stage's surprisal is compared with that stage's expectation: the
+    /// binary entropy for the first, the entropy of the seen values or the mean backoff
+    /// surprisal of this context's past new values (`b / d`) for the second. So a context that
+    /// keeps seeing new, globally unheard-of values (session names, a function's ever-changing
+    /// egress IPs) finds one more unremarkable, while a settled context finds any new value
+    /// remarkable, and a new value is more remarkable the rarer it is compared with the new
+    /// values this context usually shows.
+    pub fn excess(&self, n_v: f64, backoff_bits: f64) -> Option<f64> {
+        let total = self.n + self.d;
+        if total <= 0.0 {
+            return None;
+        }
+        let p_new = (self.d / total).clamp(1e-12, 1.0 - 1e-12);
+        let binary = -(p_new * p_new.log2() + (1.0 - p_new) * (1.0 - p_new).log2());
+        if n_v > 0.0 && self.n > 0.0 {
+            let which = -(n_v / self.n).log2();
+            let seen_entropy = (self.n.log2() - self.s / self.n).max(0.0);
+            Some((-(1.0 - p_new).log2() - binary).max(0.0) + (which - seen_entropy).max(0.0))
+        } else {
+            let usual = if self.d > 0.0 { self.b / self.d } else { 0.0 };
+            Some((-p_new.log2() - binary).max(0.0) + (backoff_bits - usual).max(0.0))
+        }
+    }
+
     /// Witten–Bell interpolated probability of a value seen `n_v` times here, backing off to
     /// `backoff` (the value's probability in the coarser context).
     pub fn probability(&self, n_v: f64, backoff: f64) -> f64 {

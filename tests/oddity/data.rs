@@ -205,7 +205,7 @@ fn a_directory_is_read_in_name_order_and_gzip_is_sniffed() {
 }
 
 /// The ground truth of the bundled CloudTrail example: event id -> (scenario, step).
-fn example_labels() -> std::collections::HashMap<String, (String, u32)> {
+pub fn example_labels() -> std::collections::HashMap<String, (String, u32)> {
     let text = std::fs::read_to_string(example("cloudtrail/labels.csv")).expect("labels");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
@@ -255,12 +255,16 @@ fn cloudtrail_example_exfiltration_chain_ranks_on_top() {
             .expect("step present")
             + 1
     };
-    // The first call of the stolen keys stands out among thirteen thousand events...
-    assert!(rank_of(1) <= 10, "GetCallerIdentity ranks {}", rank_of(1));
-    // ...and every step of the chain is in the top tenth.
+    // Among thirty thousand events of five days, the chain's most novel event is in the top
+    // 0.5 %, and every one of its six steps in the top 2 %.
+    let best = (1..=6).map(rank_of).min().expect("steps");
+    assert!(
+        best <= n / 200,
+        "the chain's best event ranks {best} of {n}"
+    );
     for step in 1..=6 {
         assert!(
-            rank_of(step) <= n / 10,
+            rank_of(step) <= n / 50,
             "step {step} ranks {} of {n}",
             rank_of(step)
         );

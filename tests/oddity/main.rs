@@ -5,7 +5,9 @@
 //! - `data`: the bundled examples and the real CloudTrail data in `../shared/data`.
 //! - `state`: snapshots, and the A-then-B equals A+B guarantee.
 //! - `config`: configuration errors and layering.
+//! - `analyst`: alerts, the HTML report in headless Chromium, progress on a terminal.
 
+mod analyst;
 mod config;
 mod data;
 mod filter;

@@ -80,7 +80,12 @@ impl Run {
 
 /// A command for the built binary, with a private compile cache and quiet defaults.
 pub fn oddity() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oddity"));
+    isolated(Command::new(env!("CARGO_BIN_EXE_oddity")))
+}
+
+/// `cmd` with the environment the tests give `oddity` (also when it runs `oddity` itself):
+/// a private compile cache, no `RUST_LOG`, no other `ODDITY_` variables.
+pub fn isolated(mut cmd: Command) -> Command {
     cmd.env(
         "ODDITY_CACHE_DIR",
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),

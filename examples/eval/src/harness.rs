@@ -1,0 +1,236 @@
+//! One pass over a stream: every event is scored, then learned, by oddity and by every
+//! baseline, in stream order.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use oddity_engine::{Engine, ScoreError};
+
+use crate::baselines::{self, Baseline};
+use crate::fields::{ACTION, Fields, Interner, Normalizers, PRINCIPAL};
+use crate::streams::{Stream, Truth};
+
+/// Name of oddity in the reports; always detector 0.
+pub const ODDITY: &str = "oddity";
+
+/// The campaign an oddity verdict placed an event in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CampaignTag {
+    pub id: u64,
+    /// Events in the campaign so far (this one included).
+    pub events: u32,
+    /// The campaign's cumulative score so far.
+    pub score: f64,
+}
+
+/// What is kept of one event after scoring.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub truth: Truth,
+    /// Interned principal and eventName ([`Interner`]).
+    pub principal: u32,
+    pub action: u32,
+    /// oddity: the principal was cold (fewer than `warm-up` events).
+    pub cold: bool,
+    /// oddity: index into [`Scored::novel_fields`] of the most novel component's field, or
+    /// `u16::MAX` when oddity could not score the event.
+    pub novel_field: u16,
+    /// oddity: index into [`Scored::novel_values`] of the most novel component's value.
+    pub novel_value: u32,
+    pub campaign: Option<CampaignTag>,
+}
+
+/// A scored stream.
+#[derive(Debug)]
+pub struct Scored {
+    pub name: String,
+    pub about: Vec<String>,
+    /// Detector names; 0 is oddity.
+    pub detectors: Vec<&'static str>,
+    /// `scores[d][i]`: detector `d`'s score of event `i` (oddity: the calibrated `score`).
+    pub scores: Vec<Vec<f64>>,
+    /// oddity's raw novelty (bits), its tie-break.
+    pub novelty: Vec<f64>,
+    pub rows: Vec<Row>,
+    pub interner: Interner,
+    pub novel_fields: Vec<String>,
+    pub novel_values: Vec<String>,
+    /// Events oddity refused, by reason (they score 0).
+    pub errors: BTreeMap<String, usize>,
+    /// Events the baselines could not read (they score 0 and are not learned).
+    pub unreadable: usize,
+    /// Wall time of the whole pass, and of oddity's `score_line` calls alone.
+    pub elapsed: Duration,
+    pub engine_time: Duration,
+}
+
+/// Runs `stream` through a fresh engine (configuration text `config`) and the baselines.
+pub fn run(stream: Stream, config: &str) -> Result<Scored> {
+    let started = Instant::now();
+    let mut engine = Engine::new(config).context("engine configuration")?;
+    let mut baselines: Vec<Box<dyn Baseline>> = baselines::all();
+    let norm = Normalizers::builtin();
+    let mut detectors = vec![ODDITY];
+    detectors.extend(baselines.iter().map(|b| b.name()));
+    let mut scores: Vec<Vec<f64>> = vec![Vec::new(); detectors.len()];
+    let mut novelty = Vec::new();
+    let mut rows = Vec::new();
+    let mut interner = Interner::default();
+    let mut novel_fields: Vec<String> = Vec::new();
+    let mut novel_values: Vec<String> = Vec::new();
+    let mut value_ids: rustc_hash::FxHashMap<String, u32> = Default::default();
+    let mut errors = BTreeMap::new();
+    let mut unreadable = 0;
+    let mut engine_time = Duration::ZERO;
+
+    for ev in stream.events {
+        let t = Instant::now();
+        let verdict = engine.score_line(ev.json.as_bytes());
+        engine_time += t.elapsed();
+        let fields = Fields::extract(&ev.json, &norm);
+        let ids = fields.as_ref().map(|f| interner.ids(f));
+        let mut row = Row {
+            truth: ev.truth,
+            principal: ids.map_or(u32::MAX, |i| i[PRINCIPAL]),
+            action: ids.map_or(u32::MAX, |i| i[ACTION]),
+            cold: false,
+            novel_field: u16::MAX,
+            novel_value: u32::MAX,
+            campaign: None,
+        };
+        match verdict {
+            Ok(r) => {
+                scores[0].push(r.score);
+                novelty.push(r.novelty);
+                row.cold = r.cold;
+                let f = &r.most_novel.field;
+                row.novel_field = match novel_fields.iter().position(|x| x == f) {
+                    Some(i) => i as u16,
+                    None => {
+                        novel_fields.push(f.clone());
+                        (novel_fields.len() - 1) as u16
+                    }
+                };
+                let v = &r.most_novel.value;
+                row.novel_value = match value_ids.get(v) {
+                    Some(&i) => i,
+                    None => {
+                        let i = novel_values.len() as u32;
+                        value_ids.insert(v.clone(), i);
+                        novel_values.push(v.clone());
+                        i
+                    }
+                };
+                row.campaign = r.campaign.map(|c| CampaignTag {
+                    id: c.id,
+                    events: c.events,
+                    score: c.score,
+                });
+            }
+            Err(e) => {
+                let kind = match e {
+                    ScoreError::NotUtf8 => "not-utf8".to_owned(),
+                    ScoreError::NotJson(_) => "not-json".to_owned(),
+                    ScoreError::NotObject => "not-object".to_owned(),
+                    ScoreError::FieldMissing(m) => format!("field-missing: {m}"),
+                };
+                *errors.entry(kind).or_insert(0) += 1;
+                scores[0].push(0.0);
+                novelty.push(0.0);
+            }
+        }
+        match (&fields, ids) {
+            (Some(f), Some(ids)) => {
+                for (b, s) in baselines.iter_mut().zip(&mut scores[1..]) {
+                    s.push(b.score_and_learn(&ids, f.time));
+                }
+            }
+            _ => {
+                unreadable += 1;
+                for s in &mut scores[1..] {
+                    s.push(0.0);
+                }
+            }
+        }
+        rows.push(row);
+    }
+    Ok(Scored {
+        name: stream.name,
+        about: stream.about,
+        detectors,
+        scores,
+        novelty,
+        rows,
+        interner,
+        novel_fields,
+        novel_values,
+        errors,
+        unreadable,
+        elapsed: started.elapsed(),
+        engine_time,
+    })
+}
+
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+impl Scored {
+    /// Writes one CSV row per event: truth, oddity's verdict and every detector's score.
+    pub fn write_csv(&self, out: &mut impl std::io::Write, warm_up: usize) -> std::io::Result<()> {
+        write!(
+            out,
+            "index,warm_up,positive,group,step,class,principal,action,cold,most_novel_field,most_novel_value,campaign_id,campaign_events,campaign_score,oddity_novelty"
+        )?;
+        for d in &self.detectors {
+            write!(out, ",{d}")?;
+        }
+        writeln!(out)?;
+        for (i, r) in self.rows.iter().enumerate() {
+            let name = |attr: usize, id: u32| {
+                if id == u32::MAX {
+                    String::new()
+                } else {
+                    csv_cell(self.interner.name(attr, id))
+                }
+            };
+            write!(
+                out,
+                "{i},{},{},{},{},{},{},{},{},{},{},",
+                u8::from(i < warm_up),
+                u8::from(r.truth.positive),
+                csv_cell(r.truth.group.as_deref().unwrap_or("")),
+                r.truth.step,
+                csv_cell(r.truth.class.as_deref().unwrap_or("")),
+                name(PRINCIPAL, r.principal),
+                name(ACTION, r.action),
+                u8::from(r.cold),
+                csv_cell(
+                    self.novel_fields
+                        .get(r.novel_field as usize)
+                        .map_or("", String::as_str)
+                ),
+                csv_cell(
+                    self.novel_values
+                        .get(r.novel_value as usize)
+                        .map_or("", String::as_str)
+                ),
+            )?;
+            match r.campaign {
+                Some(c) => write!(out, "{:016x},{},{:.3}", c.id, c.events, c.score)?,
+                None => write!(out, ",,")?,
+            }
+            write!(out, ",{:.4}", self.novelty[i])?;
+            for s in &self.scores {
+                write!(out, ",{}", s[i])?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! Evaluation harness: how well oddity's engine ranks attacks, against baselines, on generated
+//! and real CloudTrail streams.
+//!
+//! Every stream is run once; each event is scored, then learned, by oddity (the engine as a
+//! native library, [`oddity_engine::Engine::score_line`]) and by each baseline
+//! ([`baselines`]), in stream order. The first 10 % of each stream is warm-up: scored and
+//! learned, not measured. Metrics ([`metrics`]) count ties half; [`report`] computes and
+//! renders them.
+//!
+//! - [`streams`]: the generated organisation ([`oddity_cloudtrail_gen`]), Stratus Red Team
+//!   detonations injected into generated background, the invictus-ir capture, OTRF.
+//! - [`fields`]: the attributes the baselines read, normalised like oddity's.
+//! - [`harness`]: one pass over a stream.
+
+pub mod baselines;
+pub mod fields;
+pub mod harness;
+pub mod metrics;
+pub mod report;
+pub mod streams;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result};
+use oddity_cloudtrail_gen::GenConfig;
+
+use report::StreamReport;
+use streams::StreamSpec;
+
+/// The first seed of the generated streams.
+pub const FIRST_SEED: u64 = 7;
+/// Seed of the Stratus background.
+pub const STRATUS_BACKGROUND_SEED: u64 = 7;
+
+/// The data directory next to the repository (`../shared/data`).
+pub fn default_data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+/// The generator configuration of the generated streams and the Stratus background.
+pub fn gen_config(quick: bool, seed: u64) -> GenConfig {
+    if quick {
+        GenConfig {
+            seed,
+            days: 3,
+            humans: 8,
+            roles: 5,
+            ..GenConfig::default()
+        }
+    } else {
+        GenConfig {
+            seed,
+            ..GenConfig::default()
+        }
+    }
+}
+
+/// The streams of a run, and notes on those skipped for missing data.
+pub fn plan(quick: bool, seeds: &[u64], data: &Path) -> (Vec<StreamSpec>, Vec<String>) {
+    let mut specs: Vec<StreamSpec> = seeds
+        .iter()
+        .map(|&s| StreamSpec::Generated(gen_config(quick, s)))
+        .collect();
+    let mut skipped = Vec::new();
+    let stratus = data.join("stratus-red-team_detonation_logs");
+    if stratus.is_dir() {
+        let mut background = gen_config(quick, STRATUS_BACKGROUND_SEED);
+        background.attacks = false;
+        specs.push(StreamSpec::Stratus {
+            background,
+            dir: stratus,
+        });
+    } else {
+        skipped.push(format!("stratus: {} not found", stratus.display()));
+    }
+    let invictus = data.join("invictus-ir_aws_dataset");
+    if invictus.join("labels_derived.csv").is_file() {
+        specs.push(StreamSpec::Invictus { dir: invictus });
+    } else {
+        skipped.push(format!("invictus: {} not found", invictus.display()));
+    }
+    let otrf = data.join("otrf_security_datasets/ec2_proxy_s3_exfiltration_2020-09-14011940.json");
+    if otrf.is_file() {
+        specs.push(StreamSpec::Otrf { file: otrf });
+    } else {
+        skipped.push(format!("otrf: {} not found", otrf.display()));
+    }
+    (specs, skipped)
+}
+
+/// Engine configuration text from a TOML file: an engine configuration as
+/// [`oddity_engine::Engine::new`] takes it, or an `oddity` host configuration (host-only keys
+/// are dropped; `profile = "path"` is read and the file's `[engine]`/`[campaign]` keys are
+/// overlaid, as the host does).
+pub fn engine_config_from_file(path: &Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: toml::Table = text
+        .parse()
+        .with_context(|| format!("{}: not TOML", path.display()))?;
+    for host_only in [
+        "output-key",
+        "batch-size",
+        "max-line-bytes",
+        "plugin",
+        "cache-dir",
+        "state",
+        "sandbox",
+    ] {
+        doc.remove(host_only);
+    }
+    if let Some(toml::Value::String(p)) = doc.get("profile") {
+        let candidate = path.parent().unwrap_or(Path::new(".")).join(p);
+        let file = [PathBuf::from(p), candidate]
+            .into_iter()
+            .find(|c| c.is_file() && p.contains(['/', '.']));
+        if let Some(file) = file {
+            let ptext = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading profile {}", file.display()))?;
+            let mut profile: toml::Table = ptext
+                .parse()
+                .with_context(|| format!("profile {}: not TOML", file.display()))?;
+            for name in ["engine", "campaign"] {
+                if let Some(toml::Value::Table(overlay)) = doc.remove(name) {
+                    let entry = profile
+                        .entry(name)
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    if let toml::Value::Table(t) = entry {
+                        t.extend(overlay);
+                    }
+                }
+            }
+            doc = profile;
+        }
+    }
+    Ok(toml::to_string(&doc)?)
+}
+
+/// File name of a stream's dump: its name with non-alphanumerics as `-`.
+pub fn dump_name(stream: &str) -> String {
+    let slug: String = stream
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let mut out = String::new();
+    for part in slug.split('-').filter(|p| !p.is_empty()) {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(part);
+    }
+    format!("{out}.csv")
+}
+
+fn write_dump(dir: &Path, scored: &harness::Scored) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(dump_name(&scored.name));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    scored
+        .write_csv(&mut out, report::warm_up_of(scored.rows.len()))
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Runs the streams on `threads` workers; reports come back in `specs` order. `progress` is
+/// called as each stream finishes.
+pub fn run_all(
+    specs: &[StreamSpec],
+    config: &str,
+    threads: usize,
+    dump: Option<&Path>,
+    progress: &(dyn Fn(usize, &Result<StreamReport>) + Sync),
+) -> Vec<Result<StreamReport>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<StreamReport>>>> =
+        Mutex::new((0..specs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, specs.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(spec) = specs.get(i) else { break };
+                    let result = spec
+                        .open()
+                        .and_then(|s| harness::run(s, config))
+                        .and_then(|scored| {
+                            if let Some(dir) = dump {
+                                write_dump(dir, &scored)?;
+                            }
+                            Ok(report::evaluate(&scored))
+                        })
+                        .with_context(|| spec.name());
+                    progress(i, &result);
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("a worker thread failed"))))
+        .collect()
+}
