@@ -188,6 +188,19 @@ impl Alerts {
         self.counts
     }
 
+    /// Whether an event with this score, in a campaign or not, needs [`Alerts::observe`]:
+    /// only those can alert or belong to a campaign that may alert. The others are counted
+    /// with [`Alerts::pass`], without reading their annotation.
+    pub fn wants(&self, score: f64, in_campaign: bool) -> bool {
+        in_campaign || score >= self.event_threshold
+    }
+
+    /// Counts an event that cannot alert.
+    pub fn pass(&mut self) {
+        self.observed += 1;
+        self.forget_if_full();
+    }
+
     /// Judges one scored event from `source` (a name) at `line`; when it alerts, appends its
     /// line (with the newline) to `out`.
     pub fn observe(&mut self, note: &Annotation, source: &str, line: u64, out: &mut Vec<u8>) {

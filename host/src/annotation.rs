@@ -70,9 +70,20 @@ pub struct Campaign {
     pub actions: Vec<String>,
 }
 
+/// What became of a line the plugin saw (its output line comes from the plugin).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Scored: its score, and its campaign's score in bits when it belongs to one.
+    Scored { score: f64, campaign: Option<f64> },
+    /// Not scored, and why.
+    Failed(LineError),
+}
+
 /// Why a line was not scored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineError {
+    /// Empty, or only whitespace; never sent to the plugin.
+    Empty,
     NotUtf8,
     NotJson(String),
     NotObject,
@@ -87,6 +98,7 @@ impl LineError {
     /// A short machine-readable kind.
     pub fn kind(&self) -> &'static str {
         match self {
+            LineError::Empty => "empty",
             LineError::NotUtf8 => "not-utf8",
             LineError::NotJson(_) => "not-json",
             LineError::NotObject => "not-object",
@@ -100,6 +112,7 @@ impl LineError {
 impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            LineError::Empty => f.write_str("empty line"),
             LineError::NotUtf8 => f.write_str("not UTF-8"),
             LineError::NotJson(m) => write!(f, "not JSON: {m}"),
             LineError::NotObject => f.write_str("not a JSON object"),

@@ -110,6 +110,12 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "FILE|-")]
     pub alerts: Option<String>,
 
+    /// Append bad lines (empty, not UTF-8, not JSON, not an object, over --max-line-bytes) to
+    /// FILE, one JSON record each with their source and line number, instead of writing them
+    /// to the output [bad-lines.policy = "dead-letter", bad-lines.file].
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+
     /// Top-level key that holds the score record in each output event [output-key].
     #[arg(short = 'k', long, value_name = "NAME")]
     pub key: Option<String>,
@@ -130,9 +136,15 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "MIB")]
     pub memory_mib: Option<u64>,
 
-    /// Fuel (about one unit per wasm instruction) per plugin call; 0 for none [sandbox.fuel].
+    /// Fuel (about one unit per wasm instruction) per plugin call; 0, the default, for none
+    /// [sandbox.fuel].
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
+
+    /// Wall-clock time one plugin call may take, such as `10s` (the default for a `--plugin`);
+    /// `off` for none (the default for the embedded plugin) [sandbox.deadline].
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<String>,
 
     /// No progress and no summary on standard error, only warnings and errors [quiet].
     #[arg(short, long)]

@@ -7,6 +7,7 @@
 //! - [`codec`]: newline framing with a maximum line length.
 //! - [`plugin`]: the wasmtime sandbox around the WebAssembly component (the only file that sees wasmtime).
 //! - [`annotation`]: score records as JSON, spliced into the original events.
+//! - [`deadletter`]: the bad-lines policy, and the dead-letter file.
 //! - [`pipeline`]: reader → scorer → writer, state saving, recovery.
 //! - [`alerts`]: the events and campaigns that cross a threshold, as JSON lines for a SIEM.
 //! - [`progress`]: the live progress line on a terminal.
@@ -19,6 +20,7 @@ pub mod alerts;
 pub mod annotation;
 pub mod cli;
 pub mod codec;
+pub mod deadletter;
 pub mod input;
 pub mod pipeline;
 pub mod plugin;

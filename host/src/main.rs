@@ -50,7 +50,12 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::Error::new(e).context("starting the runtime")),
     };
-    match runtime.block_on(score(&args)) {
+    let outcome = runtime.block_on(score(&args));
+    // Everything is written and saved by now. A read of standard input may still be blocked
+    // in the runtime's blocking pool (after a signal, or a closed downstream pipe, while the
+    // upstream stays open): do not wait for it.
+    runtime.shutdown_background();
+    match outcome {
         Ok(summary) => {
             if !summary.quiet || summary.partial() {
                 eprintln!("{}", describe(&summary));
@@ -140,8 +145,19 @@ fn describe(s: &Summary) -> String {
             counts.campaigns
         ));
     }
+    if let Some((lines, file)) = &s.dead_lettered {
+        text.push_str(&format!(
+            "; {lines} bad lines to the dead-letter file {file}"
+        ));
+    }
     for f in &s.failed_sources {
         text.push_str(&format!("\noddity: input failed: {f}"));
+    }
+    if s.forged > 0 {
+        text.push_str(&format!(
+            "\noddity: the plugin rewrote {} events; they were written as read, with a note",
+            s.forged
+        ));
     }
     if s.plugin_failures > 0 {
         text.push_str(&format!(

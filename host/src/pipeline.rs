@@ -21,8 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertCounts, Alerts};
-use crate::annotation::{Annotation, LineError, render};
+use crate::annotation::{self, LineError, Status, render};
 use crate::codec::Frame;
+use crate::deadletter::{BadLinePolicy, DeadLetter};
 use crate::input::{self, Batch, ReadOptions, Source};
 use crate::plugin::{self, Plugin, PluginError};
 use crate::problems::Problems;
@@ -43,11 +44,15 @@ pub struct Summary {
     pub failed_sources: Vec<String>,
     /// Plugin calls that failed and were recovered from.
     pub plugin_failures: u64,
+    /// Output lines of an untrusted plugin that did not keep their event (written as input).
+    pub forged: u64,
     /// Saves of the state file that failed (the previous file is intact).
     pub failed_saves: u64,
     pub highest_score: f64,
     /// Alerts written, and where, when alerts are on.
     pub alerts: Option<(AlertCounts, String)>,
+    /// Bad lines written to the dead-letter file (counted in `events` too), and its name.
+    pub dead_lettered: Option<(u64, String)>,
     pub elapsed: Duration,
     /// The downstream pipe closed before the end.
     pub broken_pipe: bool,
@@ -59,15 +64,29 @@ pub struct Summary {
 impl Summary {
     /// Whether anything went wrong that the exit code should tell.
     pub fn partial(&self) -> bool {
-        !self.failed_sources.is_empty() || self.plugin_failures > 0 || self.failed_saves > 0
+        !self.failed_sources.is_empty()
+            || self.plugin_failures > 0
+            || self.forged > 0
+            || self.failed_saves > 0
     }
 }
 
-/// One scored batch: the items and, per item, its result (`None` for the non-final pieces of
-/// an over-long line).
+/// One scored batch: the items, per item what became of it, and the plugin's output lines for
+/// the items it saw, concatenated in order.
 struct Scored {
     batch: Batch,
-    results: Vec<Option<Result<Annotation, LineError>>>,
+    results: Vec<Outcome>,
+    output: Vec<u8>,
+}
+
+/// What became of one item.
+enum Outcome {
+    /// The plugin saw the line: its output line is the next one of [`Scored::output`].
+    Plugin(Status),
+    /// The host writes the line (with a note for an object, as the annotation module decides).
+    Host(LineError),
+    /// A piece of an over-long line that is not its last.
+    Piece,
 }
 
 /// Runs the whole job; `shutdown` resolves when the run should stop early.
@@ -78,11 +97,11 @@ pub async fn run(
     let start = Instant::now();
     let sources = input::expand(&settings.paths).map_err(|e| anyhow!("input: {e}"))?;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(Source::name).collect());
-    let state = settings
+    let mut state = settings
         .state
         .clone()
         .map(|s| (StateFile::new(s.file.clone()), s));
-    let snapshot = match &state {
+    let snapshot = match &mut state {
         Some((file, _)) => file
             .load()
             .with_context(|| format!("state file {}", file.path().display()))?,
@@ -165,7 +184,10 @@ pub async fn run(
     let max_line = settings.max_line_bytes;
     let scorer = std::thread::Builder::new()
         .name("oddity-scorer".into())
-        .spawn(move || score_loop(plugin, batch_rx, out_tx, state, last_good, max_line))
+        .spawn({
+            let key = settings.output_key.clone();
+            move || score_loop(plugin, batch_rx, out_tx, state, last_good, max_line, &key)
+        })
         .context("starting the scorer thread")?;
 
     let output: Box<dyn AsyncWrite + Unpin + Send> = match &settings.output {
@@ -183,16 +205,18 @@ pub async fn run(
         }),
         None => None,
     };
+    let dead_letter = match &settings.bad_lines {
+        BadLinePolicy::Pass => None,
+        BadLinePolicy::DeadLetter(path) => Some(DeadLetter::open(path).await?),
+    };
+    let dead_letter_name = dead_letter.as_ref().map(|d| d.name().to_owned());
     let progress = Progress::new(Progress::wanted(settings.quiet));
-    let written = write_loop(
-        out_rx,
-        output,
-        alerts,
-        progress,
-        &settings.output_key,
-        &names,
-    )
-    .await;
+    let layout = Layout {
+        key: &settings.output_key,
+        names: &names,
+        verify: settings.plugin.is_some(),
+    };
+    let written = write_loop(out_rx, output, alerts, dead_letter, progress, &layout).await;
     if written.as_ref().map_or(true, |w| w.broken_pipe) {
         // Nobody reads any more: stop reading; the scorer saves what it learned.
         cancel.cancel();
@@ -210,12 +234,14 @@ pub async fn run(
         breakdown: written.problems.breakdown(),
         failed_sources,
         plugin_failures: scorer.plugin_failures,
+        forged: written.forged,
         failed_saves: scorer.failed_saves,
         highest_score: written.highest,
         alerts: settings
             .alerts
             .as_ref()
             .map(|a| (written.alerts, a.sink.name())),
+        dead_lettered: dead_letter_name.map(|name| (written.dead_lettered, name)),
         elapsed: start.elapsed(),
         broken_pipe: written.broken_pipe,
         interrupted: interrupted.load(std::sync::atomic::Ordering::Relaxed),
@@ -240,11 +266,12 @@ fn score_loop(
     state: Option<(StateFile, StateSettings)>,
     mut last_good: Option<Vec<u8>>,
     max_line: usize,
+    key: &str,
 ) -> anyhow::Result<ScorerReport> {
     let mut report = ScorerReport::default();
     let mut since_save = 0u64;
     let mut last_save = Instant::now();
-    let mut buf = Vec::new();
+    let mut scratch = Scratch::default();
     let save = |plugin: &mut Plugin,
                 last_good: &mut Option<Vec<u8>>,
                 report: &mut ScorerReport|
@@ -260,16 +287,24 @@ fn score_loop(
         Ok(())
     };
     while let Some(batch) = rx.blocking_recv() {
-        let results = score_batch(
+        let (results, output) = score_batch(
             &mut plugin,
             &batch,
             max_line,
-            &mut buf,
+            key,
+            &mut scratch,
             &mut last_good,
             &mut report,
         )?;
         since_save += results.len() as u64;
-        if tx.blocking_send(Scored { batch, results }).is_err() {
+        if tx
+            .blocking_send(Scored {
+                batch,
+                results,
+                output,
+            })
+            .is_err()
+        {
             break;
         }
         let due = match &state {
@@ -288,48 +323,73 @@ fn score_loop(
     if state.is_some() {
         save(&mut plugin, &mut last_good, &mut report)?;
     }
+    if let Ok([events, nodes, max_nodes, principals, prunes]) = plugin.stats() {
+        tracing::info!(
+            events,
+            nodes,
+            max_nodes,
+            principals,
+            prunes,
+            "the model at the end of the run"
+        );
+    }
     Ok(report)
+}
+
+/// What the scorer keeps from one batch to the next.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The lines sent to the plugin.
+    buf: Vec<u8>,
+    /// The length so far of an over-long line, whose pieces may span batches.
+    long_len: usize,
 }
 
 fn score_batch(
     plugin: &mut Plugin,
     batch: &Batch,
     max_line: usize,
-    buf: &mut Vec<u8>,
+    key: &str,
+    scratch: &mut Scratch,
     last_good: &mut Option<Vec<u8>>,
     report: &mut ScorerReport,
-) -> anyhow::Result<Vec<Option<Result<Annotation, LineError>>>> {
+) -> anyhow::Result<(Vec<Outcome>, Vec<u8>)> {
+    let Scratch { buf, long_len } = scratch;
     buf.clear();
-    let mut results: Vec<Option<Result<Annotation, LineError>>> = Vec::with_capacity(batch.len());
+    let mut results: Vec<Outcome> = Vec::with_capacity(batch.len());
     let mut sent = Vec::with_capacity(batch.len());
-    let mut long_len = 0usize;
     for (i, item) in batch.iter().enumerate() {
         match &item.frame {
+            // Not an event: the host knows without asking the plugin.
+            Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {
+                results.push(Outcome::Host(LineError::Empty));
+            }
             Frame::Line(line) if line.len() <= max_line => {
                 buf.extend_from_slice(line);
                 buf.push(b'\n');
                 sent.push(i);
-                results.push(None);
+                results.push(Outcome::Piece);
             }
-            Frame::Line(line) => results.push(Some(Err(LineError::TooLong(line.len())))),
+            Frame::Line(line) => results.push(Outcome::Host(LineError::TooLong(line.len()))),
             Frame::Long { piece, last } => {
-                long_len += piece.len();
-                if *last {
-                    results.push(Some(Err(LineError::TooLong(std::mem::take(&mut long_len)))));
+                *long_len += piece.len();
+                results.push(if *last {
+                    Outcome::Host(LineError::TooLong(std::mem::take(long_len)))
                 } else {
-                    results.push(None);
-                }
+                    Outcome::Piece
+                });
             }
         }
     }
     if sent.is_empty() {
-        return Ok(results);
+        return Ok((results, Vec::new()));
     }
-    match plugin.score_batch(buf, sent.len()) {
-        Ok(scored) => {
-            for (i, r) in sent.into_iter().zip(scored) {
-                results[i] = Some(r);
+    match plugin.annotate_batch(buf, sent.len(), key) {
+        Ok((output, statuses)) => {
+            for (i, status) in sent.into_iter().zip(statuses) {
+                results[i] = Outcome::Plugin(status);
             }
+            Ok((results, output))
         }
         Err(e) => {
             report.plugin_failures += 1;
@@ -339,24 +399,27 @@ fn score_batch(
                 sent.len()
             );
             for i in sent {
-                results[i] = Some(Err(LineError::Plugin(reason.clone())));
+                results[i] = Outcome::Host(LineError::Plugin(reason.clone()));
             }
             plugin
                 .recover(last_good.as_deref())
                 .context("restarting the plugin after a failure")?;
+            Ok((results, Vec::new()))
         }
     }
-    Ok(results)
 }
 
 #[derive(Debug, Default)]
 struct Written {
+    /// Output lines of an untrusted plugin that changed their event (replaced by the input).
+    forged: u64,
     events: u64,
     scored: u64,
     highest: f64,
     alerts: AlertCounts,
     problems: Problems,
     broken_pipe: bool,
+    dead_lettered: u64,
 }
 
 /// Which events alert, and where their lines go.
@@ -365,71 +428,154 @@ struct AlertOutput {
     sink: Box<dyn AsyncWrite + Unpin + Send>,
 }
 
+/// How output lines are made: the annotation's key, the source names for messages, and whether
+/// the plugin's output lines are checked against their input (for an untrusted `--plugin`).
+struct Layout<'a> {
+    key: &'a str,
+    names: &'a [String],
+    verify: bool,
+}
+
 async fn write_loop(
     rx: mpsc::Receiver<Scored>,
     output: Box<dyn AsyncWrite + Unpin + Send>,
     alerts: Option<AlertOutput>,
+    mut dead_letter: Option<DeadLetter>,
     mut progress: Progress,
-    key: &str,
-    names: &[String],
+    layout: &Layout<'_>,
 ) -> anyhow::Result<Written> {
-    let written = write_batches(rx, output, alerts, &mut progress, key, names).await;
+    let written = write_batches(
+        rx,
+        output,
+        alerts,
+        dead_letter.as_mut(),
+        &mut progress,
+        layout,
+    )
+    .await;
     progress.finish();
-    written
+    let mut written = written?;
+    if let Some(dl) = &mut dead_letter {
+        dl.finish().await?;
+        written.dead_lettered = dl.lines();
+    }
+    Ok(written)
 }
 
 async fn write_batches(
     mut rx: mpsc::Receiver<Scored>,
     output: Box<dyn AsyncWrite + Unpin + Send>,
     mut alerts: Option<AlertOutput>,
+    mut dead_letter: Option<&mut DeadLetter>,
     progress: &mut Progress,
-    key: &str,
-    names: &[String],
+    layout: &Layout<'_>,
 ) -> anyhow::Result<Written> {
+    let (key, names) = (layout.key, layout.names);
     let mut w = BufWriter::with_capacity(256 * 1024, output);
     let mut out = Vec::with_capacity(256 * 1024);
     let mut alert_lines = Vec::new();
     let mut written = Written::default();
-    while let Some(Scored { batch, results }) = rx.recv().await {
+    while let Some(Scored {
+        batch,
+        results,
+        output,
+    }) = rx.recv().await
+    {
         out.clear();
         alert_lines.clear();
+        let mut plugin_lines = output.split_inclusive(|&b| b == b'\n');
         for (item, result) in batch.iter().zip(&results) {
-            match &item.frame {
-                Frame::Line(line) => {
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    match result {
-                        Some(r) => render(line, key, r, &mut out),
-                        None => out.extend_from_slice(line),
+            let source = || names[item.source as usize].as_str();
+            if let Some(dl) = &mut dead_letter {
+                let error = match result {
+                    Outcome::Plugin(Status::Failed(e)) | Outcome::Host(e) => Some(e),
+                    Outcome::Plugin(Status::Scored { .. }) | Outcome::Piece => None,
+                };
+                if dl.take(source(), item.number, &item.frame, error) {
+                    if let Outcome::Plugin(_) = result {
+                        plugin_lines.next();
                     }
+                    // The error comes with a whole line, or with an over-long line's last piece.
+                    if let Some(e) = error {
+                        written.events += 1;
+                        written.problems.record(source(), item.number, e);
+                    }
+                    continue;
+                }
+            }
+            match (&item.frame, result) {
+                (Frame::Line(input), Outcome::Plugin(status)) => {
+                    let line = plugin_lines.next().unwrap_or_default();
+                    if layout.verify && !keeps(input, line, key) {
+                        // An untrusted plugin may not rewrite or forge events: its line is
+                        // replaced by the input line with a note.
+                        let e = LineError::Plugin(
+                            "its output line does not keep the input line".into(),
+                        );
+                        render(
+                            input.strip_suffix(b"\r").unwrap_or(input),
+                            key,
+                            &Err(e.clone()),
+                            &mut out,
+                        );
+                        out.push(b'\n');
+                        written.events += 1;
+                        written.forged += 1;
+                        written.problems.record(source(), item.number, &e);
+                        continue;
+                    }
+                    out.extend_from_slice(line);
+                    written.events += 1;
+                    match status {
+                        Status::Scored { score, campaign } => {
+                            written.scored += 1;
+                            written.highest = written.highest.max(*score);
+                            if let Some(alerts) = &mut alerts {
+                                if alerts.judge.wants(*score, campaign.is_some()) {
+                                    match annotation::read(line, key) {
+                                        Some(note) => alerts.judge.observe(
+                                            &note,
+                                            source(),
+                                            item.number,
+                                            &mut alert_lines,
+                                        ),
+                                        None => alerts.judge.pass(),
+                                    }
+                                } else {
+                                    alerts.judge.pass();
+                                }
+                            }
+                        }
+                        Status::Failed(e) => written.problems.record(source(), item.number, e),
+                    }
+                }
+                (Frame::Line(line), Outcome::Host(e)) => {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    render(line, key, &Err(e.clone()), &mut out);
+                    out.push(b'\n');
+                    written.events += 1;
+                    written.problems.record(source(), item.number, e);
+                }
+                (Frame::Line(line), Outcome::Piece) => {
+                    // Not reached: whole lines always have an outcome. Written as they are.
+                    out.extend_from_slice(line);
                     out.push(b'\n');
                     written.events += 1;
                 }
-                Frame::Long { piece, last } => {
+                (Frame::Long { piece, last }, outcome) => {
                     out.extend_from_slice(piece);
                     if *last {
                         out.push(b'\n');
                         written.events += 1;
                     }
-                }
-            }
-            match result {
-                Some(Ok(a)) => {
-                    written.scored += 1;
-                    written.highest = written.highest.max(a.score);
-                    if let Some(alerts) = &mut alerts {
-                        let source = &names[item.source as usize];
-                        alerts
-                            .judge
-                            .observe(a, source, item.number, &mut alert_lines);
+                    if let Outcome::Host(e) = outcome {
+                        written.problems.record(source(), item.number, e);
                     }
                 }
-                Some(Err(e)) => {
-                    written
-                        .problems
-                        .record(&names[item.source as usize], item.number, e)
-                }
-                None => {}
             }
+        }
+        if let Some(dl) = &mut dead_letter {
+            dl.write_out().await?;
         }
         if let Err(e) = w.write_all(&out).await {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -460,10 +606,103 @@ async fn write_batches(
             written.highest,
             alerts.as_ref().map(|_| written.alerts.total()),
         );
+        if rx.is_empty() {
+            // Nothing more is ready (a live stream, or the plugin is busy): hand on what is
+            // scored now rather than when the buffer fills.
+            match w.flush().await {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    written.broken_pipe = true;
+                    return Ok(written);
+                }
+                other => other.context("writing the output")?,
+            }
+        }
     }
     match w.flush().await {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => written.broken_pipe = true,
         other => other.context("writing the output")?,
     }
     Ok(written)
+}
+
+/// Whether `output` (a plugin's output line, with its newline) is `input` unchanged, or
+/// `input` with exactly one member `key` added before its closing brace, whose value is one
+/// JSON value: nothing else of the event may change.
+fn keeps(input: &[u8], output: &[u8], key: &str) -> bool {
+    let input = input.strip_suffix(b"\r").unwrap_or(input);
+    let Some(body) = output.strip_suffix(b"\n") else {
+        return false;
+    };
+    if body == input {
+        return true;
+    }
+    let Some(end) = input.iter().rposition(|b| !b.is_ascii_whitespace()) else {
+        return false;
+    };
+    if input[end] != b'}' || body.len() <= input.len() {
+        return false;
+    }
+    let (head, tail) = (&input[..end], &input[end..]);
+    let Some(middle) = body.strip_prefix(head).and_then(|m| m.strip_suffix(tail)) else {
+        return false;
+    };
+    let empty = head.iter().skip(1).all(u8::is_ascii_whitespace);
+    let middle = if empty {
+        middle
+    } else {
+        match middle.strip_prefix(b",") {
+            Some(m) => m,
+            None => return false,
+        }
+    };
+    let Ok(name) = serde_json::to_vec(key) else {
+        return false;
+    };
+    let Some(value) = middle
+        .strip_prefix(name.as_slice())
+        .and_then(|m| m.strip_prefix(b":"))
+    else {
+        return false;
+    };
+    serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keeps;
+
+    #[test]
+    fn a_plugin_line_must_keep_its_input() {
+        let input = br#"{"a":1,"eventName":"Get"}"#;
+        assert!(keeps(input, b"{\"a\":1,\"eventName\":\"Get\"}\n", "n"));
+        assert!(keeps(
+            input,
+            b"{\"a\":1,\"eventName\":\"Get\",\"n\":{\"score\":1}}\n",
+            "n"
+        ));
+        assert!(keeps(b"{}", b"{\"n\":{}}\n", "n"));
+        assert!(keeps(b"not json", b"not json\n", "n"));
+        // Forged: a changed value, a second member, another key, a missing newline.
+        assert!(!keeps(
+            input,
+            b"{\"a\":2,\"eventName\":\"Get\",\"n\":{}}\n",
+            "n"
+        ));
+        assert!(!keeps(
+            input,
+            b"{\"a\":1,\"eventName\":\"Get\",\"n\":{},\"eventName\":\"Put\"}\n",
+            "n"
+        ));
+        assert!(!keeps(
+            input,
+            b"{\"a\":1,\"eventName\":\"Get\",\"m\":{}}\n",
+            "n"
+        ));
+        assert!(!keeps(
+            input,
+            b"{\"a\":1,\"eventName\":\"Get\",\"n\":{}}",
+            "n"
+        ));
+        assert!(!keeps(b"not json", b"forged\n", "n"));
+    }
 }

@@ -2,18 +2,27 @@
 //! This is the only file of the host that sees wasmtime or WIT-generated types; everything else
 //! gets [`Annotation`]s and plain errors.
 //!
-//! The plugin runs in a store that grants nothing: an empty WASI context (no files, network,
-//! environment, arguments, clocks beyond the WASI defaults, or stdio), a memory cap, and a fuel
-//! budget per call. A trap (panic, fuel or memory exhausted) poisons the whole store, so
-//! [`Plugin::recover`] builds a new store and instance and restores the last good snapshot.
+//! The plugin runs in a store that grants nothing the contract does not need (events carry their
+//! own time, so it needs no clock): no preopened files, no environment, arguments or working
+//! directory, no network (TCP, UDP and name lookup denied), stdio that goes nowhere, clocks
+//! fixed at the Unix epoch, randomness that is a constant stream of zeros, and no sleeping
+//! (waiting on the monotonic clock traps, so a plugin cannot block the host outside its fuel).
+//! On top of that, a memory cap and a fuel budget per call. A trap (panic, fuel or memory
+//! exhausted) poisons the whole store, so [`Plugin::recover`] builds a new store and instance
+//! and restores the last good snapshot.
 
 use std::path::Path;
+use std::time::Duration;
 
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    Deterministic, HostMonotonicClock, HostWallClock, ResourceTable, WasiCtx, WasiCtxView, WasiView,
+};
 
-use crate::annotation::{Annotation, Campaign, ComponentNovelty, LineError, ViewScore};
+#[cfg(test)]
+use crate::annotation::{Annotation, Campaign, ComponentNovelty, ViewScore};
+use crate::annotation::{LineError, Status};
 
 wasmtime::component::bindgen!({ path: "../wit", world: "oddity" });
 
@@ -27,9 +36,16 @@ pub const EMBEDDED: &[u8] = include_bytes!(env!("ODDITY_PLUGIN_WASM"));
 pub struct Limits {
     /// Linear memory cap in bytes.
     pub memory: usize,
-    /// Fuel (roughly, wasm instructions) per call; `None` for no limit.
+    /// Fuel (roughly, wasm instructions) per call; `None` for no limit. Metering costs about a
+    /// fifth of the plugin's speed, so the default budget is the deadline instead.
     pub fuel: Option<u64>,
+    /// Wall-clock time one call may take (epoch interruption, checked every [`TICK`]); `None`
+    /// for no limit.
+    pub deadline: Option<Duration>,
 }
+
+/// How often the epoch advances when a deadline is set.
+pub const TICK: Duration = Duration::from_millis(10);
 
 /// What went wrong talking to the plugin.
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +96,11 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
+/// A trap as one line: its cause (`wasm trap: all fuel consumed...`, a host function's refusal),
+/// without the wasm backtrace, which goes to the debug log.
 fn trap(e: wasmtime::Error) -> PluginError {
-    PluginError::Trap(format!("{e:#}"))
+    tracing::debug!("plugin trap: {e:?}");
+    PluginError::Trap(e.root_cause().to_string())
 }
 
 fn config_text(e: wit::ConfigError) -> String {
@@ -104,10 +123,31 @@ impl Plugin {
         cfg.wasm_component_model(true);
         cfg.concurrency_support(false);
         cfg.consume_fuel(limits.fuel.is_some());
+        cfg.epoch_interruption(limits.deadline.is_some());
+        // Profiling aid: `WASM_PERFMAP=1` writes /tmp/perf-<pid>.map, so that `perf report`
+        // names the plugin's functions.
+        if std::env::var_os("WASM_PERFMAP").is_some() {
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg).map_err(|e| PluginError::Load(format!("{e:#}")))?;
+        if limits.deadline.is_some() {
+            // The clock of the deadline: ends when the engine is gone.
+            let weak = engine.weak();
+            std::thread::Builder::new()
+                .name("oddity-epoch".into())
+                .spawn(move || {
+                    while let Some(engine) = weak.upgrade() {
+                        engine.increment_epoch();
+                        drop(engine);
+                        std::thread::sleep(TICK);
+                    }
+                })
+                .map_err(|e| PluginError::Load(format!("starting the deadline clock: {e}")))?;
+        }
         let component = compile(&engine, bytes, cache)?;
         let mut linker: Linker<Host> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| forbid_sleep(&mut linker))
             .map_err(|e| PluginError::Load(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
@@ -135,9 +175,54 @@ impl Plugin {
             // Fuel is only off when the store was built without metering, which `load` rules out.
             let _ = self.store.set_fuel(f);
         }
+        if let Some(d) = self.limits.deadline {
+            self.store.set_epoch_deadline(deadline_ticks(d));
+        }
     }
 
     /// Scores a batch of `\n`-terminated lines; one result per line.
+    /// Scores a batch of `\n`-terminated lines with the filter fast path: the output lines
+    /// (one per input line, each `\n`-terminated) and what became of each.
+    pub fn annotate_batch(
+        &mut self,
+        batch: &[u8],
+        lines: usize,
+        key: &str,
+    ) -> Result<(Vec<u8>, Vec<Status>), PluginError> {
+        self.refuel();
+        let out = self
+            .bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_annotate_batch(&mut self.store, self.resource, batch, key)
+            .map_err(trap)?;
+        let newlines = out.output.iter().filter(|&&b| b == b'\n').count();
+        if out.status.len() != lines
+            || newlines != lines
+            || out.output.last().is_some_and(|&b| b != b'\n')
+        {
+            return Err(PluginError::Contract(format!(
+                "{} statuses and {newlines} output lines for a batch of {lines} lines",
+                out.status.len()
+            )));
+        }
+        let status = out
+            .status
+            .into_iter()
+            .map(|s| match s {
+                wit::LineStatus::Scored(l) => Status::Scored {
+                    score: l.score,
+                    campaign: l.campaign,
+                },
+                wit::LineStatus::Failed(e) => Status::Failed(line_error(e)),
+            })
+            .collect();
+        Ok((out.output, status))
+    }
+
+    /// The typed path (`score-batch`), for other hosts; the tests check it agrees with the fast
+    /// path.
+    #[cfg(test)]
     pub fn score_batch(
         &mut self,
         batch: &[u8],
@@ -246,14 +331,77 @@ fn create_engine(
     }
 }
 
+/// The WASI context of a plugin: nothing beyond what the contract needs.
+fn sandbox() -> WasiCtx {
+    WasiCtx::builder()
+        // No preopened directories, environment, arguments or stdio: the builder's defaults.
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .wall_clock(FixedClock)
+        .monotonic_clock(FixedClock)
+        .secure_random(Deterministic::new(vec![0]))
+        .insecure_random(Deterministic::new(vec![0]))
+        .insecure_random_seed(0)
+        // The host allocates what a guest asks for here, outside the guest's memory cap.
+        .max_random_size(64 << 10)
+        .build()
+}
+
+/// Both WASI clocks, stopped at the Unix epoch (wall) and at zero (monotonic).
+struct FixedClock;
+
+impl HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Replaces the monotonic clock's `subscribe-*` functions with traps. A pollable from them
+/// waits in real time inside a host call, where fuel does not run out: a plugin could block
+/// the scorer for ever. Nothing else a plugin can reach waits (no files, sockets or stdin).
+fn forbid_sleep(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    for name in ["subscribe-duration", "subscribe-instant"] {
+        clock.func_new(name, move |_, _, _, _| {
+            Err(wasmtime::Error::msg(format!(
+                "the plugin called {MONOTONIC_CLOCK}#{name}: waiting is not allowed"
+            )))
+        })?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The monotonic clock interface as `wasmtime_wasi::p2` links it (imports of earlier 0.2
+/// versions resolve to it).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Epoch ticks in a deadline, at least one.
+fn deadline_ticks(d: Duration) -> u64 {
+    (d.as_millis() / TICK.as_millis()).max(1) as u64 + 1
+}
+
 fn instantiate(
     engine: &Engine,
     pre: &OddityPre<Host>,
     limits: Limits,
 ) -> Result<(Store<Host>, Oddity), PluginError> {
     let host = Host {
-        // Grants nothing: no preopened directories, no environment, no arguments, no stdio.
-        wasi: WasiCtx::builder().build(),
+        wasi: sandbox(),
         table: ResourceTable::new(),
         limits: StoreLimitsBuilder::new()
             .memory_size(limits.memory)
@@ -262,6 +410,10 @@ fn instantiate(
     };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limits);
+    if let Some(d) = limits.deadline {
+        // Set before instantiating: instantiation runs guest code too.
+        store.set_epoch_deadline(deadline_ticks(d));
+    }
     if let Some(f) = limits.fuel {
         store
             .set_fuel(f)
@@ -362,6 +514,7 @@ fn line_error(e: wit::ScoreError) -> LineError {
     }
 }
 
+#[cfg(test)]
 fn annotation(r: wit::ScoreRecord) -> Annotation {
     Annotation {
         score: r.score,
@@ -401,5 +554,55 @@ fn annotation(r: wit::ScoreRecord) -> Annotation {
             score: c.score,
             actions: c.actions,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annotation;
+
+    #[test]
+    fn the_typed_path_and_the_fast_path_agree() {
+        let limits = Limits {
+            memory: 256 << 20,
+            fuel: Some(10_000_000_000),
+            deadline: Some(Duration::from_secs(30)),
+        };
+        let mut typed = Plugin::load(EMBEDDED, "", None, limits, None).expect("load");
+        let mut fast = Plugin::load(EMBEDDED, "", None, limits, None).expect("load");
+        let event = |user: &str, action: &str| {
+            format!(
+                r#"{{"userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","eventID":"{user}{action}"}}"#
+            )
+        };
+        let mut batch = String::new();
+        for i in 0..40 {
+            batch.push_str(&event(["a", "b", "c"][i % 3], ["X", "Y"][i % 2]));
+            batch.push('\n');
+        }
+        batch.push_str("[not an object]\n");
+        let records = typed.score_batch(batch.as_bytes(), 41).expect("typed");
+        let (output, status) = fast
+            .annotate_batch(batch.as_bytes(), 41, "novelty")
+            .expect("fast");
+        let lines: Vec<&[u8]> = output.split(|&b| b == b'\n').take(41).collect();
+        for ((record, st), line) in records.iter().zip(&status).zip(&lines) {
+            match (record, st) {
+                (Ok(r), Status::Scored { score, .. }) => {
+                    assert_eq!(r.score, *score);
+                    let back = annotation::read(line, "novelty").expect("annotation");
+                    assert_eq!(back.observation, r.observation);
+                    assert_eq!(back.most_novel.field, r.most_novel.field);
+                    assert_eq!(back.sequence, r.sequence);
+                }
+                (Err(e), Status::Failed(f)) => assert_eq!(e, f),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            typed.snapshot().expect("snapshot"),
+            fast.snapshot().expect("snapshot")
+        );
     }
 }

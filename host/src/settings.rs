@@ -15,6 +15,7 @@ use crate::alerts::{
     DEFAULT_EVENT_THRESHOLD,
 };
 use crate::cli::ScoreArgs;
+use crate::deadletter::BadLinePolicy;
 use crate::plugin::Limits;
 
 /// Why the settings were refused.
@@ -46,6 +47,8 @@ pub struct Settings {
     pub output_key: String,
     pub batch_size: usize,
     pub max_line_bytes: usize,
+    /// What happens to lines that are not events (`[bad-lines]`, `--dead-letter`).
+    pub bad_lines: BadLinePolicy,
     pub plugin: Option<PathBuf>,
     pub limits: Limits,
     pub state: Option<StateSettings>,
@@ -59,7 +62,8 @@ pub struct Settings {
 pub const DEFAULT_BATCH: usize = 256;
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 const DEFAULT_MEMORY_MIB: u64 = 1024;
-const DEFAULT_FUEL: u64 = 20_000_000_000;
+const DEFAULT_FUEL: u64 = 0;
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 const DEFAULT_SAVE_EVERY: Duration = Duration::from_secs(60);
 const DEFAULT_SAVE_EVERY_EVENTS: u64 = 1_000_000;
 
@@ -75,6 +79,7 @@ struct RawSettings {
     cache_dir: Option<String>,
     quiet: Option<bool>,
     state: Option<RawState>,
+    bad_lines: Option<RawBadLines>,
     sandbox: Option<RawSandbox>,
     alerts: Option<RawAlerts>,
     engine: Option<toml::Table>,
@@ -100,9 +105,17 @@ struct RawAlerts {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBadLines {
+    policy: Option<String>,
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawSandbox {
     memory_mib: Option<u64>,
     fuel: Option<u64>,
+    deadline: Option<String>,
 }
 
 impl Settings {
@@ -140,7 +153,7 @@ impl Settings {
                 .try_parsing(true)
                 .source(env),
         );
-        let overrides: [(&str, Option<config::Value>); 13] = [
+        let overrides: [(&str, Option<config::Value>); 16] = [
             ("profile", args.profile.clone().map(Into::into)),
             (
                 "state.file",
@@ -167,8 +180,19 @@ impl Settings {
             ),
             ("sandbox.memory-mib", args.memory_mib.map(Into::into)),
             ("sandbox.fuel", args.fuel.map(Into::into)),
+            ("sandbox.deadline", args.deadline.clone().map(Into::into)),
             ("quiet", args.quiet.then_some(true.into())),
             ("alerts.file", args.alerts.clone().map(Into::into)),
+            (
+                "bad-lines.policy",
+                args.dead_letter.as_ref().map(|_| "dead-letter".into()),
+            ),
+            (
+                "bad-lines.file",
+                args.dead_letter
+                    .as_ref()
+                    .map(|p| p.display().to_string().into()),
+            ),
         ];
         for (key, value) in overrides {
             if let Some(v) = value {
@@ -219,9 +243,19 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         0 => None,
         f => Some(f),
     };
+    // The budget's checks cost the plugin about a quarter of its speed (measured: README,
+    // "Performance"), so by default only a plugin loaded with `plugin` (untrusted) runs under
+    // it; the embedded one is our own code, linear in each line's length.
+    let deadline = match sandbox.deadline.as_deref() {
+        None if raw.plugin.is_some() => Some(DEFAULT_DEADLINE),
+        None => None,
+        Some("0" | "off" | "none") => None,
+        Some(t) => Some(duration("sandbox.deadline", t)?),
+    };
     let limits = Limits {
         memory: (memory_mib as usize) << 20,
         fuel,
+        deadline,
     };
     let state = match raw.state {
         Some(RawState {
@@ -254,6 +288,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         _ => None,
     };
     let alerts = alerts(raw.alerts, raw.output.as_deref())?;
+    let bad_lines = bad_lines(raw.bad_lines, raw.output.as_deref(), alerts.as_ref())?;
     let (engine_config, profile_origin) = engine_config(
         raw.profile.as_deref().unwrap_or("cloudtrail"),
         raw.engine,
@@ -267,6 +302,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         output_key,
         batch_size,
         max_line_bytes,
+        bad_lines,
         plugin: raw.plugin,
         limits,
         state,
@@ -337,6 +373,51 @@ fn alerts(
         campaign_threshold,
         campaign_min_events,
     }))
+}
+
+/// `[bad-lines]`: `policy = "pass"` (the default) or `"dead-letter"` with a `file`.
+fn bad_lines(
+    raw: Option<RawBadLines>,
+    output: Option<&std::path::Path>,
+    alerts: Option<&AlertSettings>,
+) -> Result<BadLinePolicy, String> {
+    let raw = raw.unwrap_or_default();
+    match (raw.policy.as_deref(), raw.file) {
+        (None | Some("pass"), None) => Ok(BadLinePolicy::Pass),
+        (Some("pass"), Some(_)) => Err(
+            "bad-lines.file is set but bad-lines.policy is \"pass\" (bad lines go to the output); use policy = \"dead-letter\" or remove the file".to_owned(),
+        ),
+        (None | Some("dead-letter"), Some(file)) => {
+            if file.as_os_str().is_empty() || file.as_os_str() == "-" {
+                return Err("bad-lines.file must be a file".to_owned());
+            }
+            if output == Some(file.as_path()) {
+                return Err(format!(
+                    "bad-lines.file {} is also the output file",
+                    file.display()
+                ));
+            }
+            if let Some(AlertSettings {
+                sink: AlertSink::File(a),
+                ..
+            }) = alerts
+                && a == &file
+            {
+                return Err(format!(
+                    "bad-lines.file {} is also the alerts file",
+                    file.display()
+                ));
+            }
+            Ok(BadLinePolicy::DeadLetter(file))
+        }
+        (Some("dead-letter"), None) => Err(
+            "bad-lines.policy is \"dead-letter\" but bad-lines.file is not set (--dead-letter FILE)"
+                .to_owned(),
+        ),
+        (Some(other), _) => Err(format!(
+            "bad-lines.policy \"{other}\" is neither \"pass\" nor \"dead-letter\""
+        )),
+    }
 }
 
 /// `cache-dir`: a directory, `off`, or by default `$XDG_CACHE_HOME/oddity` (`~/.cache/oddity`).

@@ -1,39 +1,36 @@
 //! The state file: the plugin's snapshot bytes on disk, replaced atomically.
 //!
-//! A save writes a temporary file beside the target, fsyncs it, renames it over the target and
-//! fsyncs the directory, so a crash or a full disk at any moment leaves either the previous
-//! snapshot or the new one, never a mix. The bytes themselves are versioned and checksummed by
-//! the engine; this file only moves them.
+//! A save writes a temporary file beside the target (`.NAME.tmp`), fsyncs it, renames it over
+//! the target and fsyncs the directory, so a crash (`kill -9`) or a full disk at any moment
+//! leaves either the previous snapshot or the new one, never a mix; a failed save removes its
+//! temporary file and leaves the previous snapshot as it was. One process at a time uses a
+//! state file: [`StateFile::load`] takes an exclusive lock on `.NAME.lock` (released when the
+//! process ends, however it ends), so a second run on the same file refuses to start instead
+//! of losing one run's learning. The bytes themselves are versioned and checksummed by the
+//! engine; this file only moves them.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Where the snapshot lives.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
+    /// The lock held while this process uses the file.
+    lock: Option<std::fs::File>,
 }
 
 impl StateFile {
     pub fn new(path: PathBuf) -> StateFile {
-        StateFile { path }
+        StateFile { path, lock: None }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The saved snapshot, or `None` when there is no file yet.
-    pub fn load(&self) -> std::io::Result<Option<Vec<u8>>> {
-        match fs_err::read(&self.path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Replaces the snapshot with `bytes`, atomically.
-    pub fn save(&self, bytes: &[u8]) -> std::io::Result<()> {
+    /// `.NAME.suffix` beside the state file.
+    fn sibling(&self, suffix: &str) -> PathBuf {
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -43,7 +40,57 @@ impl StateFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "state".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        dir.join(format!(".{name}.{suffix}"))
+    }
+
+    /// Takes the lock on the state file (once), and removes a temporary file that a run killed
+    /// while saving left behind.
+    fn lock(&mut self) -> std::io::Result<()> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let path = self.sibling("lock");
+        let file = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?
+            .into_parts()
+            .0;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(format!(
+                    "in use by another oddity process (it holds the lock {})",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("locking {}: {e}", path.display()),
+                ));
+            }
+        }
+        let _ = std::fs::remove_file(self.sibling("tmp"));
+        self.lock = Some(file);
+        Ok(())
+    }
+
+    /// Locks the state file for this process and reads the saved snapshot, or `None` when
+    /// there is no file yet.
+    pub fn load(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        self.lock()?;
+        match fs_err::read(&self.path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the snapshot with `bytes`, atomically.
+    pub fn save(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let tmp = self.sibling("tmp");
         let result = (|| {
             let mut f = fs_err::File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -51,7 +98,9 @@ impl StateFile {
             drop(f);
             fs_err::rename(&tmp, &self.path)?;
             // The rename is durable once the directory is.
-            if let Ok(d) = std::fs::File::open(&dir) {
+            if let Some(dir) = tmp.parent()
+                && let Ok(d) = std::fs::File::open(dir)
+            {
                 let _ = d.sync_all();
             }
             Ok(())
@@ -70,7 +119,7 @@ mod tests {
     #[test]
     fn save_replaces_and_load_reads_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let state = StateFile::new(dir.path().join("s.bin"));
+        let mut state = StateFile::new(dir.path().join("s.bin"));
         assert_eq!(state.load().expect("load"), None);
         state.save(b"one").expect("save");
         state.save(b"two").expect("save");
@@ -78,7 +127,49 @@ mod tests {
             state.load().expect("load").as_deref(),
             Some(b"two".as_slice())
         );
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
-        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".s.bin.lock", "s.bin"],
+            "no temporary file left behind"
+        );
+    }
+
+    #[test]
+    fn one_process_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut first = StateFile::new(dir.path().join("s.bin"));
+        first.load().expect("load");
+        let mut second = StateFile::new(dir.path().join("s.bin"));
+        let e = second.load().expect_err("locked");
+        assert!(e.to_string().contains("in use"), "{e}");
+        drop(first);
+        second.load().expect("free again");
+    }
+
+    #[test]
+    fn a_failed_save_keeps_the_previous_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = StateFile::new(dir.path().join("s.bin"));
+        state.load().expect("load");
+        state.save(b"good").expect("save");
+        // The temporary file cannot be created: as on a full disk, the save fails before the
+        // rename.
+        std::fs::create_dir(dir.path().join(".s.bin.tmp")).expect("mkdir");
+        assert!(state.save(b"lost").is_err());
+        assert_eq!(std::fs::read(state.path()).expect("read"), b"good");
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_killed_run_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(".s.bin.tmp"), b"half a snap").expect("write");
+        let mut state = StateFile::new(dir.path().join("s.bin"));
+        assert_eq!(state.load().expect("load"), None);
+        assert!(!dir.path().join(".s.bin.tmp").exists());
     }
 }

@@ -14,6 +14,8 @@ const LOW: f64 = -6.0;
 const OCTAVES: f64 = 20.0;
 pub const BINS: usize = 1 + (PER_OCTAVE * OCTAVES) as usize + 1;
 
+use crate::fastmath::{exp2, log2};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     pub bins: Vec<f64>,
@@ -24,10 +26,10 @@ pub struct Calibration {
 }
 
 fn bin_of(x: f64) -> (usize, f64) {
-    if x.is_nan() || x < LOW.exp2() {
+    if x.is_nan() || x < exp2(LOW) {
         return (0, 0.5);
     }
-    let pos = (x.log2() - LOW) * PER_OCTAVE;
+    let pos = (log2(x) - LOW) * PER_OCTAVE;
     if pos >= PER_OCTAVE * OCTAVES {
         return (BINS - 1, 0.5);
     }
@@ -85,7 +87,7 @@ impl Calibration {
     pub fn learn(&mut self, x: f64, now: u32) {
         let mut weight = 1.0;
         if self.inv_half_life > 0.0 && now > self.epoch {
-            weight = (f64::from(now - self.epoch) * self.inv_half_life).exp2();
+            weight = exp2(f64::from(now - self.epoch) * self.inv_half_life);
             if weight > 1e12 || self.total == 0.0 {
                 // Renormalise: old mass shrinks by the same factor, new events weigh 1 again.
                 let shrink = 1.0 / weight;

@@ -55,7 +55,7 @@ impl EntityState {
         if now > self.recent_t {
             let dt = f64::from(now - self.recent_t);
             let f = if half_life > 0.0 {
-                (-dt / half_life).exp2()
+                crate::fastmath::exp2(-dt / half_life)
             } else {
                 0.0
             };
@@ -85,10 +85,10 @@ impl EntityState {
     /// Updates the campaign with one scored event whose novelty beyond the principal's usual
     /// is `step`; returns the campaign it belongs to, if any.
     #[allow(clippy::too_many_arguments)]
-    pub fn observe(
+    pub fn observe<'v>(
         &mut self,
         settings: &CampaignSettings,
-        principal: &str,
+        principal: impl Iterator<Item = &'v str>,
         score: f64,
         step: f64,
         now: u32,
@@ -106,9 +106,15 @@ impl EntityState {
         let opened = &mut self.opened;
         let c = self.campaign.get_or_insert_with(|| {
             *opened += 1;
-            let seed = format!("{principal}\u{0}{time_text}\u{0}{opened}");
+            let mut seed = xxhash_rust::xxh3::Xxh3::new();
+            for part in principal {
+                seed.update(part.as_bytes());
+                seed.update(b"\0");
+            }
+            seed.update(time_text.as_bytes());
+            seed.update(&opened.to_le_bytes());
             Campaign {
-                id: xxhash_rust::xxh3::xxh3_64(seed.as_bytes()),
+                id: seed.digest(),
                 events: 0,
                 first: time_text.to_owned(),
                 last: String::new(),
@@ -143,14 +149,30 @@ mod tests {
         };
         let mut e = EntityState::default();
         assert!(
-            e.observe(&s, "raul", 0.5, 0.0, 0, "t0", "ListBuckets")
+            e.observe(&s, ["raul"].into_iter(), 0.5, 0.0, 0, "t0", "ListBuckets")
                 .is_none()
         );
         let a = e
-            .observe(&s, "raul", 0.995, 12.0, 100, "t1", "GetCallerIdentity")
+            .observe(
+                &s,
+                ["raul"].into_iter(),
+                0.995,
+                12.0,
+                100,
+                "t1",
+                "GetCallerIdentity",
+            )
             .expect("novel");
         let b = e
-            .observe(&s, "raul", 0.999, 15.0, 700, "t2", "CreateSnapshot")
+            .observe(
+                &s,
+                ["raul"].into_iter(),
+                0.999,
+                15.0,
+                700,
+                "t2",
+                "CreateSnapshot",
+            )
             .expect("novel");
         assert_eq!(a.id, b.id);
         assert_eq!(b.events, 2);
@@ -158,7 +180,15 @@ mod tests {
         assert_eq!(b.actions, ["GetCallerIdentity", "CreateSnapshot"]);
         assert_eq!((b.first.as_str(), b.last.as_str()), ("t1", "t2"));
         let c = e
-            .observe(&s, "raul", 0.999, 15.0, 700 + 7200, "t3", "DeleteSnapshot")
+            .observe(
+                &s,
+                ["raul"].into_iter(),
+                0.999,
+                15.0,
+                700 + 7200,
+                "t3",
+                "DeleteSnapshot",
+            )
             .expect("novel");
         assert_ne!(
             c.id, b.id,

@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use crate::campaign::Campaign as EngineCampaign;
 use crate::config::ConfigError as EngineConfigError;
 use crate::engine::{
-    Engine as Inner, ScoreError as EngineScoreError, SnapshotError as EngineSnapshotError,
+    Engine as Inner, LineStatus as EngineLineStatus, ScoreError as EngineScoreError,
+    SnapshotError as EngineSnapshotError,
 };
 use crate::model::ScoreRecord as EngineRecord;
 use crate::snapshot::DecodeError;
@@ -18,7 +19,8 @@ wit_bindgen::generate!({
 
 use exports::oddity::detector::detector::{Engine, EngineStats, Guest, GuestEngine};
 use oddity::detector::types::{
-    Campaign, ComponentNovelty, ConfigError, ScoreError, ScoreRecord, SnapshotError, ViewScore,
+    Annotated, Campaign, ComponentNovelty, ConfigError, LineStatus, ScoreError, ScoreRecord,
+    ScoredLine, SnapshotError, ViewScore,
 };
 
 struct Component;
@@ -136,6 +138,20 @@ impl GuestEngine for Detector {
 
     fn score_batch(&self, lines: Vec<u8>) -> Vec<Result<ScoreRecord, ScoreError>> {
         results(self.0.borrow_mut().score_batch(&lines))
+    }
+
+    fn annotate_batch(&self, lines: Vec<u8>, key: String) -> Annotated {
+        let (output, status) = self.0.borrow_mut().annotate_batch(&lines, &key);
+        let status = status
+            .into_iter()
+            .map(|s| match s {
+                EngineLineStatus::Scored { score, campaign } => {
+                    LineStatus::Scored(ScoredLine { score, campaign })
+                }
+                EngineLineStatus::Failed(e) => LineStatus::Failed(score_error(e)),
+            })
+            .collect();
+        Annotated { output, status }
     }
 
     fn snapshot(&self) -> Vec<u8> {

@@ -6,8 +6,9 @@ use std::ops::Range;
 
 use crate::config::{ConfigError, Settings};
 use crate::extract::{ExtractError, Extractor, Slots};
-use crate::model::{Model, Observation, ScoreRecord};
+use crate::model::{ComponentNovelty, Model, ScoreRecord, Verdict, ViewScore};
 use crate::normalize::truncate;
+use crate::render::{ErrorNote, Note, Slot, splice};
 use crate::snapshot::{self, DecodeError};
 
 /// Why a line was not scored. The engine learns nothing from such a line.
@@ -71,6 +72,26 @@ pub struct Engine {
     time_slot: Option<usize>,
     id_slot: Option<usize>,
     model: Model,
+    /// Field names, and where each component of the observation comes from.
+    names: Vec<String>,
+    layout: Vec<Slot>,
+    view_names: Vec<String>,
+}
+
+/// One line's observation, extracted and normalised, borrowing from the line.
+struct Extracted<'a> {
+    values: Vec<Cow<'a, str>>,
+    time: Option<Cow<'a, str>>,
+    id: Option<Cow<'a, str>>,
+}
+
+/// What became of one line of [`Engine::annotate_batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineStatus {
+    /// Scored: its score, and its campaign's score (bits) when it is part of one.
+    Scored { score: f64, campaign: Option<f64> },
+    /// Not scored, and why.
+    Failed(ScoreError),
 }
 
 /// Seconds between the Unix epoch and 2000-01-01, the engine's time origin.
@@ -129,6 +150,22 @@ impl Engine {
         let id_slot = extra(&profile.id);
         let extractor = Extractor::new(&paths);
         let fingerprint = settings.fingerprint();
+        let names = profile.fields.iter().map(|f| f.name.clone()).collect();
+        let mut layout: Vec<Slot> = profile
+            .entity
+            .iter()
+            .map(|&field| Slot {
+                field,
+                view: "entity".into(),
+            })
+            .collect();
+        for view in &profile.views {
+            layout.extend(view.components.iter().map(|&field| Slot {
+                field,
+                view: view.name.clone(),
+            }));
+        }
+        let view_names = profile.views.iter().map(|v| v.name.clone()).collect();
         Engine {
             settings,
             fingerprint,
@@ -137,6 +174,9 @@ impl Engine {
             time_slot,
             id_slot,
             model,
+            names,
+            layout,
+            view_names,
         }
     }
 
@@ -149,9 +189,9 @@ impl Engine {
         &self.fingerprint
     }
 
-    /// Scores one line (without its newline), then learns it.
-    pub fn score_line(&mut self, line: &[u8]) -> Result<ScoreRecord, ScoreError> {
-        let mut slots: Slots<'_> = Vec::new();
+    /// Reads one line's observation.
+    fn extract<'a>(&self, line: &'a [u8]) -> Result<Extracted<'a>, ScoreError> {
+        let mut slots: Slots<'a> = Vec::new();
         self.extractor
             .extract(line, &mut slots)
             .map_err(|e| match e {
@@ -180,38 +220,148 @@ impl Engine {
             };
             values.push(truncate(value, field.max_len));
         }
-        let time_text = self
-            .time_slot
-            .and_then(|i| slots[i].take())
-            .map(Cow::into_owned);
-        let id_text = self
-            .id_slot
-            .and_then(|i| slots[i].take())
-            .map(Cow::into_owned);
-        let time = time_text.as_deref().and_then(parse_time);
-        let obs = Observation {
-            values,
+        let time = self.time_slot.and_then(|i| slots[i].take());
+        let id = self.id_slot.and_then(|i| slots[i].take());
+        Ok(Extracted { values, time, id })
+    }
+
+    /// Scores, then learns, an extracted observation.
+    fn judge(&mut self, e: &Extracted<'_>) -> Verdict {
+        let values: Vec<&str> = e.values.iter().map(AsRef::as_ref).collect();
+        let time = e.time.as_deref().and_then(parse_time);
+        self.model.observe(
+            &self.settings,
+            &values,
             time,
-            time_text,
-            id_text,
+            e.time.as_deref().unwrap_or(""),
+        )
+    }
+
+    /// Scores one line (without its newline), then learns it.
+    pub fn score_line(&mut self, line: &[u8]) -> Result<ScoreRecord, ScoreError> {
+        let e = self.extract(line)?;
+        let v = self.judge(&e);
+        Ok(self.record(&e, v))
+    }
+
+    /// The typed record of a verdict.
+    fn record(&self, e: &Extracted<'_>, v: Verdict) -> ScoreRecord {
+        let profile = &self.settings.profile;
+        let principal = profile
+            .entity
+            .iter()
+            .map(|&f| e.values[f].as_ref())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let slot = &self.layout[v.top];
+        ScoreRecord {
+            score: v.score,
+            info_content: v.info_content,
+            novelty: v.novelty,
+            probability: crate::fastmath::exp2(-v.info_content),
+            uniqueness: v.uniqueness,
+            sequence: v.sequence,
+            cold: v.cold,
+            observation: self
+                .layout
+                .iter()
+                .map(|s| e.values[s.field].to_string())
+                .collect(),
+            fields: self
+                .layout
+                .iter()
+                .map(|s| self.names[s.field].clone())
+                .collect(),
+            most_novel: ComponentNovelty {
+                index: v.top as u32,
+                view: slot.view.clone(),
+                field: self.names[slot.field].clone(),
+                value: e.values[slot.field].to_string(),
+                novelty: v.top_novelty,
+                bits: v.top_bits,
+            },
+            views: self
+                .view_names
+                .iter()
+                .zip(&v.views)
+                .map(|(name, &(info_content, excess))| ViewScore {
+                    name: name.clone(),
+                    info_content,
+                    excess,
+                })
+                .collect(),
+            event_id: e.id.as_deref().map(str::to_owned),
+            event_time: e.time.as_deref().map(str::to_owned),
+            campaign: v.campaign,
+            principal,
+        }
+    }
+
+    /// Scores, then learns, one line and writes the output line (without newline) to `out`:
+    /// the line with the annotation under `key` as its last member, an object that could not
+    /// be scored with an error note, anything else unchanged.
+    pub fn annotate_line(&mut self, line: &[u8], key: &str, out: &mut Vec<u8>) -> LineStatus {
+        let status = match self.extract(line) {
+            Ok(e) => {
+                let verdict = self.judge(&e);
+                let note = Note {
+                    verdict: &verdict,
+                    values: &e.values,
+                    names: &self.names,
+                    layout: &self.layout,
+                    entity: &self.settings.profile.entity,
+                    views: &self.view_names,
+                    id: e.id.as_deref(),
+                    time: e.time.as_deref(),
+                };
+                if splice(line, key, &note, out) {
+                    return LineStatus::Scored {
+                        score: verdict.score,
+                        campaign: verdict.campaign.as_ref().map(|c| c.score),
+                    };
+                }
+                LineStatus::Scored {
+                    score: verdict.score,
+                    campaign: verdict.campaign.as_ref().map(|c| c.score),
+                }
+            }
+            Err(e) => {
+                if let ScoreError::FieldMissing(_) = e {
+                    let reason = e.to_string();
+                    if splice(
+                        line,
+                        key,
+                        &ErrorNote {
+                            error: "field-missing",
+                            reason: &reason,
+                        },
+                        out,
+                    ) {
+                        return LineStatus::Failed(e);
+                    }
+                }
+                LineStatus::Failed(e)
+            }
         };
-        Ok(self.model.observe(&self.settings, &obs))
+        out.extend_from_slice(line);
+        status
+    }
+
+    /// [`Engine::annotate_line`] over a batch of `\n`-terminated lines: the output lines, each
+    /// terminated by `\n` (a `\r` before it in the input is dropped), and one status per line.
+    pub fn annotate_batch(&mut self, batch: &[u8], key: &str) -> (Vec<u8>, Vec<LineStatus>) {
+        let mut out = Vec::with_capacity(batch.len() + batch.len() / 2);
+        let mut statuses = Vec::new();
+        for line in lines(batch) {
+            statuses.push(self.annotate_line(line, key, &mut out));
+            out.push(b'\n');
+        }
+        (out, statuses)
     }
 
     /// Scores a batch of `\n`-terminated lines (see the WIT contract), one result per line.
     pub fn score_batch(&mut self, batch: &[u8]) -> Vec<Result<ScoreRecord, ScoreError>> {
-        let mut out = Vec::with_capacity(batch.iter().filter(|&&b| b == b'\n').count() + 1);
-        let mut rest = batch;
-        while !rest.is_empty() {
-            let (line, next) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => (rest, &rest[rest.len()..]),
-            };
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            out.push(self.score_line(line));
-            rest = next;
-        }
-        out
+        lines(batch).map(|line| self.score_line(line)).collect()
     }
 
     /// The model as snapshot bytes.
@@ -227,5 +377,108 @@ impl Engine {
             principals: self.model.entities.len() as u64,
             prunes: self.model.prunes,
         }
+    }
+}
+
+/// The lines of a batch: split on `\n`, a trailing `\r` dropped; a last line without `\n`
+/// counts.
+fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = batch.strip_suffix(b"\n").unwrap_or(batch);
+    let empty = batch.is_empty();
+    body.split(|&b| b == b'\n')
+        .filter(move |_| !empty)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(user: &str, action: &str, ip: &str) -> String {
+        format!(
+            r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","sourceIPAddress":"{ip}","userAgent":"aws-cli/2.15.1 Python/3.11 Linux/6.1","eventID":"id-{user}-{action}"}}"#
+        )
+    }
+
+    #[test]
+    fn the_fast_path_writes_what_the_typed_record_says() {
+        let lines: Vec<String> = (0..60)
+            .map(|i| {
+                event(
+                    ["raul", "ana"][i % 2],
+                    ["DescribeInstances", "DescribeVolumes", "CreateSnapshot"][i % 3],
+                    "198.51.100.7",
+                )
+            })
+            .chain([
+                "not json".to_owned(),
+                r#"{"eventSource":"s3.amazonaws.com"}"#.to_owned(),
+            ])
+            .collect();
+        let batch = lines.join("\n") + "\n";
+        let mut typed = Engine::new("").expect("config");
+        let mut fast = Engine::new("").expect("config");
+        let records = typed.score_batch(batch.as_bytes());
+        let (output, status) = fast.annotate_batch(batch.as_bytes(), "n");
+        let out_lines: Vec<&[u8]> = output
+            .strip_suffix(b"\n")
+            .expect("newline")
+            .split(|&b| b == b'\n')
+            .collect();
+        assert_eq!(out_lines.len(), lines.len());
+        assert_eq!(status.len(), lines.len());
+        for ((line, record), (out, st)) in lines
+            .iter()
+            .zip(&records)
+            .zip(out_lines.iter().zip(&status))
+        {
+            match (record, st) {
+                (Ok(r), LineStatus::Scored { score, .. }) => {
+                    assert_eq!(*score, r.score);
+                    assert!(
+                        out.starts_with(&line.as_bytes()[..line.len() - 1]),
+                        "the original is kept"
+                    );
+                    let v: serde_json::Value = serde_json::from_slice(out).expect("json");
+                    let n = &v["n"];
+                    // (The JSON form rounds: scores to 6 decimals, bits to 3.)
+                    let close =
+                        |a: Option<f64>, b: f64, tol: f64| a.is_some_and(|a| (a - b).abs() <= tol);
+                    assert!(close(n["score"].as_f64(), r.score, 5e-7));
+                    assert!(close(n["novelty"].as_f64(), r.novelty, 5e-4));
+                    assert_eq!(n["sequence"].as_u64(), Some(r.sequence));
+                    assert_eq!(n["principal"].as_str(), Some(r.principal.as_str()));
+                    assert_eq!(
+                        n["mostNovelComponent"]["field"].as_str(),
+                        Some(r.most_novel.field.as_str())
+                    );
+                    assert_eq!(
+                        n["mostNovelComponent"]["index"].as_u64(),
+                        Some(u64::from(r.most_novel.index))
+                    );
+                    for (field, value) in r.fields.iter().zip(&r.observation) {
+                        assert_eq!(n["observation"][field].as_str(), Some(value.as_str()));
+                    }
+                    assert_eq!(n["id"].as_str(), r.event_id.as_deref());
+                }
+                (
+                    Err(ScoreError::FieldMissing(_)),
+                    LineStatus::Failed(ScoreError::FieldMissing(_)),
+                ) => {
+                    let v: serde_json::Value = serde_json::from_slice(out).expect("json");
+                    assert_eq!(v["n"]["error"], "field-missing");
+                }
+                (Err(e), LineStatus::Failed(f)) => {
+                    assert_eq!(e, f);
+                    assert_eq!(*out, line.as_bytes(), "unscorable lines pass unchanged");
+                }
+                other => panic!("typed and fast paths disagree: {other:?}"),
+            }
+        }
+        assert_eq!(
+            typed.snapshot(),
+            fast.snapshot(),
+            "both paths learn the same"
+        );
     }
 }

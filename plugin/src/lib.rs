@@ -7,12 +7,15 @@
 //! - [`config`]: configuration text to validated [`config::Settings`]; built-in profiles.
 //! - [`extract`]: pulls the configured JSON paths out of a raw line without building a document.
 //! - [`normalize`]: user-agent family, IP prefix, role ARN, masks, regex.
+//! - [`fastmath`]: deterministic `log2` and `exp2`, the same natively and in the component.
 //! - [`tree`]: the counting prefix tree with lazy forgetting and a node cap.
 //! - [`model`]: scoring (Witten–Bell backoff from principal to population, excess surprisal).
 //! - [`calibrate`]: the running distribution that turns raw novelty into `score`.
 //! - [`campaign`]: per-principal state and the grouping of novel events into campaigns.
+//! - [`render`]: the annotation written straight into the output line (the filter fast path).
 //! - [`snapshot`]: the versioned, checksummed snapshot format.
 //! - [`engine`]: the public [`Engine`] tying these together.
+//! - [`fuzzing`]: the bodies of the fuzz targets (`fuzz/`), replayed by a test.
 //! - `component` (wasm32 only): the only file that sees WIT types.
 
 pub mod calibrate;
@@ -20,8 +23,11 @@ pub mod campaign;
 pub mod config;
 pub mod engine;
 pub mod extract;
+pub mod fastmath;
+pub mod fuzzing;
 pub mod model;
 pub mod normalize;
+pub mod render;
 pub mod snapshot;
 pub mod tree;
 
@@ -30,5 +36,5 @@ pub mod tree;
 mod component;
 
 pub use config::{ConfigError, Settings};
-pub use engine::{Engine, ScoreError, SnapshotError, Stats};
+pub use engine::{Engine, LineStatus, ScoreError, SnapshotError, Stats};
 pub use model::{ComponentNovelty, ScoreRecord, ViewScore};

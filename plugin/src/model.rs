@@ -11,10 +11,11 @@
 //! values (session names, ephemeral hosts) has a large `d`, so one more new value is cheap; a
 //! value new for this principal but common elsewhere costs less than a value nobody ever used.
 //!
-//! Novelty is surprisal beyond expectation: a component's `excess` is its surprisal minus the
-//! entropy of its context (the surprisal the context usually produces), floored at zero, so a
-//! principal with varied habits is not novel merely for being varied. The event's raw novelty is
-//! the sum of excess over components; [`Calibration`] turns it into `score`.
+//! Novelty is surprisal beyond expectation (see [`crate::tree::Node::excess`]), so a principal
+//! with varied habits is not novel merely for being varied. The event's raw novelty is the sum of
+//! each component's (capped) excess plus the principal's escalation; [`Calibration`] turns it
+//! into `score`. Scoring produces a [`Verdict`] of numbers and indices only; the strings of a
+//! [`ScoreRecord`] or of a rendered annotation are made from it by the caller.
 
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
@@ -22,21 +23,11 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 use crate::calibrate::Calibration;
 use crate::campaign::{Campaign, EntityState};
 use crate::config::Settings;
+use crate::fastmath::{exp2, log2};
 use crate::tree::{ENTITY_ROOT, NodeId, POPULATION_ROOT, Tree};
 
 /// Seed of the hash that keys view nodes, distinct from value hashes.
 const VIEW_SEED: u64 = 0x0dd1_7956_1e57_0001;
-
-/// One event's observation, after extraction and normalisation.
-#[derive(Debug, Clone)]
-pub struct Observation<'a> {
-    /// One value per profile field.
-    pub values: Vec<std::borrow::Cow<'a, str>>,
-    /// Event time in seconds since 2000-01-01, when the event has a readable one.
-    pub time: Option<u32>,
-    pub time_text: Option<String>,
-    pub id_text: Option<String>,
-}
 
 /// How novel one component was.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +38,6 @@ pub struct ComponentNovelty {
     pub value: String,
     pub novelty: f64,
     pub bits: f64,
-    pub excess: f64,
 }
 
 /// One view's verdict.
@@ -78,6 +68,32 @@ pub struct ScoreRecord {
     pub campaign: Option<Campaign>,
 }
 
+/// The verdict on one event, as numbers and indices (no strings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub score: f64,
+    pub info_content: f64,
+    pub novelty: f64,
+    pub uniqueness: f64,
+    pub sequence: u64,
+    pub cold: bool,
+    /// Index, in the component layout (entity fields, then each view's), of the most novel.
+    pub top: usize,
+    /// Its novelty in [0, 1] and its surprisal in bits.
+    pub top_novelty: f64,
+    pub top_bits: f64,
+    /// Per view: (information content, excess) in bits.
+    pub views: Vec<(f64, f64)>,
+    pub campaign: Option<Campaign>,
+}
+
+/// Reused buffers, so that scoring an event allocates nothing in the steady state.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    judged: Vec<Judged>,
+    sightings: Vec<(usize, f64)>,
+}
+
 /// Everything learned; what a snapshot holds.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -90,6 +106,7 @@ pub struct Model {
     pub prunes: u64,
     /// Latest event time seen.
     pub now: u32,
+    scratch: Scratch,
 }
 
 /// Scratch for one component during scoring.
@@ -98,6 +115,14 @@ struct Judged {
     key: u64,
     bits: f64,
     excess: f64,
+    /// The value's node under the principal and in the population, when they exist already
+    /// (learning then needs no second lookup).
+    child: Option<NodeId>,
+    pop_child: Option<NodeId>,
+    /// Surprisal of the value in the population's context (learnt there if it is new).
+    pop_backoff_bits: f64,
+    /// Count of the value under the principal before this event.
+    n_v: f64,
     /// Surprisal of the value in the backoff context (what `b` accumulates if it is new).
     backoff_bits: f64,
     /// The value was never seen in this context (a first sighting).
@@ -108,7 +133,7 @@ fn bits(p: f64) -> f64 {
     if p >= 1.0 {
         0.0
     } else if p > 0.0 {
-        -p.log2()
+        -log2(p)
     } else {
         1024.0
     }
@@ -132,12 +157,32 @@ impl Model {
             events: 0,
             prunes: 0,
             now: 0,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// A model from snapshot parts.
+    pub fn from_parts(
+        tree: Tree,
+        entities: FxHashMap<NodeId, EntityState>,
+        calibration: Calibration,
+        events: u64,
+        prunes: u64,
+        now: u32,
+    ) -> Model {
+        Model {
+            tree,
+            entities,
+            calibration,
+            events,
+            prunes,
+            now,
+            scratch: Scratch::default(),
         }
     }
 
     /// Judges a component in context `ctx` (if it exists), given its probability in the
-    /// backoff context and its excess there; returns the judgement and the child context, if
-    /// it exists.
+    /// backoff context and its excess there (computed only when `excess` is wanted).
     fn judge(
         &mut self,
         ctx: Option<NodeId>,
@@ -145,102 +190,109 @@ impl Model {
         now: u32,
         backoff: f64,
         backoff_excess: f64,
-    ) -> (Judged, Option<NodeId>) {
+        excess: bool,
+    ) -> Judged {
         let backoff_bits = bits(backoff);
-        let Some(c) = ctx else {
-            let judged = Judged {
-                key,
-                bits: backoff_bits,
-                excess: backoff_excess,
-                backoff_bits,
-                first: true,
-            };
-            return (judged, None);
+        let mut judged = Judged {
+            key,
+            bits: backoff_bits,
+            excess: backoff_excess,
+            child: None,
+            pop_child: None,
+            pop_backoff_bits: 0.0,
+            n_v: 0.0,
+            backoff_bits,
+            first: true,
         };
+        let Some(c) = ctx else { return judged };
         self.tree.decay(c, now);
         let child = self.tree.child(c, key);
         let n_v = child.map_or(0.0, |id| self.tree.count_at(id, now));
         let node = self.tree.node(c);
-        let judged = Judged {
-            key,
-            bits: bits(node.probability(n_v, backoff)),
-            excess: node.excess(n_v, backoff_bits).unwrap_or(backoff_excess),
-            backoff_bits,
-            first: child.is_none(),
-        };
-        (judged, child)
+        judged.bits = bits(node.probability(n_v, backoff));
+        if excess {
+            judged.excess = node.excess(n_v, backoff_bits).unwrap_or(backoff_excess);
+        }
+        judged.child = child;
+        judged.n_v = n_v;
+        judged.first = child.is_none();
+        judged
     }
 
-    /// Scores the observation, then learns it.
-    pub fn observe(&mut self, settings: &Settings, obs: &Observation<'_>) -> ScoreRecord {
+    /// Scores the observation, then learns it. `values` holds one value per profile field;
+    /// `time_text` is the event's own time text (for campaigns).
+    pub fn observe(
+        &mut self,
+        settings: &Settings,
+        values: &[&str],
+        time: Option<u32>,
+        time_text: &str,
+    ) -> Verdict {
         let profile = &settings.profile;
-        let now = obs.time.unwrap_or(self.now);
+        let now = time.unwrap_or(self.now);
         self.now = self.now.max(now);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let judged = &mut scratch.judged;
+        judged.clear();
 
         // Score: entity components, then each view against the principal and the population.
-        let mut judged: Vec<Judged> = Vec::with_capacity(profile.fields.len() + 2);
         let mut ctx = Some(ENTITY_ROOT);
         for &f in &profile.entity {
-            let key = value_key(&obs.values[f]);
+            let key = value_key(values[f]);
             let base = ctx.map_or(1.0, |c| self.tree.node(c).base_probability());
-            let (mut j, child) = self.judge(ctx, key, now, base, 0.0);
+            let mut j = self.judge(ctx, key, now, base, 0.0, true);
             // Who the principal is carries no novelty once it is known: only a first sighting
             // (a new principal, a new identity type) does. Otherwise the mix of identity types
             // (fewer people than roles) would add a constant to every event of some types.
             if !j.first {
                 j.excess = 0.0;
             }
+            ctx = j.child;
             judged.push(j);
-            ctx = child;
         }
         let principal_node = ctx;
-        let mut leaf_counts = Vec::with_capacity(profile.views.len());
-        let mut pop_judged: Vec<f64> = Vec::with_capacity(profile.fields.len());
+        let mut min_leaf = f64::INFINITY;
         for view in &profile.views {
             let vkey = view_key(&view.name);
             let mut ent = principal_node.and_then(|p| self.tree.child(p, vkey));
             let mut pop = self.tree.child(POPULATION_ROOT, vkey);
             let mut leaf = 0.0;
             for &f in &view.components {
-                let key = value_key(&obs.values[f]);
+                let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
-                let (pj, pop_child) = self.judge(pop, key, now, base, 0.0);
-                let pop_p = (-pj.bits).exp2();
-                let (j, ent_child) = self.judge(ent, key, now, pop_p, pj.excess);
-                leaf = ent_child.map_or(0.0, |c| self.tree.count_at(c, now));
+                // The population's excess only matters where the principal has no context.
+                let pj = self.judge(pop, key, now, base, 0.0, ent.is_none());
+                let mut j = self.judge(ent, key, now, exp2(-pj.bits), pj.excess, true);
+                j.pop_child = pj.child;
+                j.pop_backoff_bits = pj.backoff_bits;
+                leaf = j.n_v;
+                ent = j.child;
+                pop = pj.child;
                 judged.push(j);
-                pop_judged.push(pj.backoff_bits);
-                ent = ent_child;
-                pop = pop_child;
             }
-            leaf_counts.push(leaf);
+            min_leaf = min_leaf.min(leaf);
         }
 
         // Learn the same paths.
         self.tree.learn_root(ENTITY_ROOT, now);
         let mut at = ENTITY_ROOT;
         for j in &judged[..profile.entity.len()] {
-            self.tree.decay(at, now);
-            at = self.tree.learn(at, j.key, now, j.backoff_bits);
+            at = self.tree.learn(at, j.key, j.child, now, j.backoff_bits);
         }
         let principal = at;
         self.tree.learn_root(POPULATION_ROOT, now);
         let mut k = profile.entity.len();
-        let mut p = 0;
         for view in &profile.views {
             let vkey = view_key(&view.name);
-            self.tree.decay(principal, now);
-            let mut ent = self.tree.learn(principal, vkey, now, 0.0);
-            self.tree.decay(POPULATION_ROOT, now);
-            let mut pop = self.tree.learn(POPULATION_ROOT, vkey, now, 0.0);
+            let mut ent = self.tree.learn(principal, vkey, None, now, 0.0);
+            let mut pop = self.tree.learn(POPULATION_ROOT, vkey, None, now, 0.0);
             for _ in &view.components {
                 let j = judged[k];
-                self.tree.decay(ent, now);
-                ent = self.tree.learn(ent, j.key, now, j.backoff_bits);
-                self.tree.decay(pop, now);
-                pop = self.tree.learn(pop, j.key, now, pop_judged[p]);
+                ent = self.tree.learn(ent, j.key, j.child, now, j.backoff_bits);
+                pop = self
+                    .tree
+                    .learn(pop, j.key, j.pop_child, now, j.pop_backoff_bits);
                 k += 1;
-                p += 1;
             }
         }
         self.events += 1;
@@ -251,28 +303,14 @@ impl Model {
         // novel components at once.
         let cap = settings.engine.component_cap;
         let evidence = |e: f64| cap * (e / cap).tanh();
-        let mut fields = Vec::with_capacity(judged.len());
-        let mut observation = Vec::with_capacity(judged.len());
-        let mut view_of = Vec::with_capacity(judged.len());
-        for &f in &profile.entity {
-            fields.push(profile.fields[f].name.clone());
-            observation.push(obs.values[f].to_string());
-            view_of.push("entity");
-        }
         let mut views = Vec::with_capacity(profile.views.len());
         let mut k = profile.entity.len();
         for view in &profile.views {
             let part = &judged[k..k + view.components.len()];
-            views.push(ViewScore {
-                name: view.name.clone(),
-                info_content: part.iter().map(|j| j.bits).sum(),
-                excess: part.iter().map(|j| evidence(j.excess)).sum(),
-            });
-            for &f in &view.components {
-                fields.push(profile.fields[f].name.clone());
-                observation.push(obs.values[f].to_string());
-                view_of.push(view.name.as_str());
-            }
+            views.push((
+                part.iter().map(|j| j.bits).sum(),
+                part.iter().map(|j| evidence(j.excess)).sum(),
+            ));
             k += view.components.len();
         }
         let info_content: f64 = judged.iter().map(|j| j.bits).sum();
@@ -284,21 +322,6 @@ impl Model {
                 best
             }
         });
-        let most_novel = ComponentNovelty {
-            index: top as u32,
-            view: view_of[top].to_owned(),
-            field: fields[top].clone(),
-            value: observation[top].clone(),
-            novelty: 1.0 - (-judged[top].excess).exp2(),
-            bits: judged[top].bits,
-            excess: judged[top].excess,
-        };
-        let principal_text = profile
-            .entity
-            .iter()
-            .map(|&f| obs.values[f].as_ref())
-            .collect::<Vec<_>>()
-            .join(" ");
 
         let state = self.entities.entry(principal).or_default();
         let cold = state.seq < settings.engine.warm_up;
@@ -309,32 +332,36 @@ impl Model {
         // network and then ordinary calls. How many kinds of new behaviour the principal showed
         // recently, beyond the first (see `EntityState::escalation`), lifts each of its events,
         // so the later, individually ordinary steps of a campaign rank near its first.
-        let sightings: Vec<(usize, f64)> = judged[profile.entity.len()..]
-            .iter()
-            .zip(profile.views.iter().flat_map(|v| v.components.iter()))
-            .filter(|(j, _)| j.first)
-            .map(|(j, &field)| (field, evidence(j.excess)))
-            .collect();
+        let sightings = &mut scratch.sightings;
+        sightings.clear();
+        sightings.extend(
+            judged[profile.entity.len()..]
+                .iter()
+                .zip(profile.views.iter().flat_map(|v| v.components.iter()))
+                .filter(|(j, _)| j.first)
+                .map(|(j, &field)| (field, evidence(j.excess))),
+        );
         let kinds = state.escalation(now, settings.engine.escalation_half_life, cap);
         let escalation = if cold {
             0.0
         } else {
             settings.engine.escalation * kinds
         };
-        let step = state.absorb(novelty, &sightings);
+        let step = state.absorb(novelty, sightings);
         let novelty = novelty + escalation;
         let score = self.calibration.score(novelty);
         if !cold {
             self.calibration.learn(novelty, now);
         }
-        let action = profile.action.map_or("", |f| obs.values[f].as_ref());
+        let action = profile.action.map_or("", |f| values[f]);
+        let entity_values = profile.entity.iter().map(|&f| values[f]);
         let campaign = state.observe(
             &settings.campaign,
-            &principal_text,
+            entity_values,
             score,
             step,
             now,
-            obs.time_text.as_deref().unwrap_or(""),
+            time_text,
             action,
         );
 
@@ -346,24 +373,20 @@ impl Model {
             self.prunes += 1;
         }
 
-        let min_leaf = leaf_counts.iter().copied().fold(f64::INFINITY, f64::min);
-        ScoreRecord {
+        let verdict = Verdict {
             score,
             info_content,
             novelty,
-            probability: (-info_content).exp2(),
-            // (2^-0 is 1: an event the model fully expects.)
             uniqueness: 1.0 / (1.0 + if min_leaf.is_finite() { min_leaf } else { 0.0 }),
             sequence,
             cold,
-            principal: principal_text,
-            observation,
-            fields,
-            most_novel,
+            top,
+            top_novelty: 1.0 - exp2(-judged[top].excess),
+            top_bits: judged[top].bits,
             views,
-            event_id: obs.id_text.clone(),
-            event_time: obs.time_text.clone(),
             campaign,
-        }
+        };
+        self.scratch = scratch;
+        verdict
     }
 }

@@ -286,30 +286,12 @@ pub fn ua_family(ua: &str) -> String {
         // `console.amazonaws.com`, or a bare tool name with an id in it.
         return MASK_RE.replace_all(ua, "#").into_owned();
     }
-    let lower = ua.to_ascii_lowercase();
-    let os = [
-        "windows",
-        "win64",
-        "win32",
-        "macintosh",
-        "mac os",
-        "darwin",
-        "macos",
-        "iphone",
-        "ipad",
-        "android",
-        "linux",
-    ]
-    .iter()
-    .find(|k| lower.contains(*k))
-    .map(|k| match *k {
-        "windows" | "win64" | "win32" => "windows",
-        "macintosh" | "mac os" | "darwin" | "macos" => "macos",
-        "iphone" | "ipad" => "ios",
-        "android" => "android",
-        _ => "linux",
-    });
-    let product = if lower.starts_with("mozilla/") || lower.starts_with("opera/") {
+    let os = os_family(ua.as_bytes());
+    let is_browser = ["mozilla/", "opera/"]
+        .iter()
+        .any(|p| ua.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+    let product = if is_browser {
+        let lower = ua.to_ascii_lowercase();
         let browser = [
             ("edg/", "edge"),
             ("opr/", "opera"),
@@ -328,8 +310,8 @@ pub fn ua_family(ua: &str) -> String {
         let first = tokens.clone().next().unwrap_or(ua);
         let pick = tokens
             .find(|t| {
-                let name = t.split('/').next().unwrap_or(t).to_ascii_lowercase();
-                !WRAPPERS.contains(&name.as_str())
+                let name = t.split('/').next().unwrap_or(t);
+                !WRAPPERS.iter().any(|w| name.eq_ignore_ascii_case(w))
             })
             .unwrap_or(first);
         let name = pick.split('/').next().unwrap_or(pick);
@@ -342,6 +324,45 @@ pub fn ua_family(ua: &str) -> String {
         }
         _ => product,
     }
+}
+
+/// The OS family a user agent states: the first, in this order of precedence, of the names it
+/// contains (any case). One pass over the bytes, no allocation.
+fn os_family(ua: &[u8]) -> Option<&'static str> {
+    const NAMES: [(&[u8], &str); 11] = [
+        (b"windows", "windows"),
+        (b"win64", "windows"),
+        (b"win32", "windows"),
+        (b"macintosh", "macos"),
+        (b"mac os", "macos"),
+        (b"darwin", "macos"),
+        (b"macos", "macos"),
+        (b"iphone", "ios"),
+        (b"ipad", "ios"),
+        (b"android", "android"),
+        (b"linux", "linux"),
+    ];
+    let mut best = NAMES.len();
+    for i in 0..ua.len() {
+        let c = ua[i].to_ascii_lowercase();
+        if !matches!(c, b'w' | b'm' | b'd' | b'i' | b'a' | b'l') {
+            continue;
+        }
+        for (p, (name, _)) in NAMES.iter().enumerate().take(best) {
+            if name[0] == c
+                && ua[i..]
+                    .get(..name.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(name))
+            {
+                best = p;
+                break;
+            }
+        }
+        if best == 0 {
+            break;
+        }
+    }
+    NAMES.get(best).map(|(_, family)| *family)
 }
 
 /// Cuts `value` to at most `max` bytes at a character boundary.

@@ -333,12 +333,12 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
             payload.len() - r.at
         )));
     }
-    Ok(Model {
+    Ok(Model::from_parts(
         tree,
         entities,
         calibration,
         events,
         prunes,
         now,
-    })
+    ))
 }

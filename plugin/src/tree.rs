@@ -15,6 +15,8 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::fastmath::{exp2, log2};
+
 /// Id of a node in the arena.
 pub type NodeId = u32;
 
@@ -60,12 +62,12 @@ impl Node {
             return None;
         }
         let seen = if self.n > 0.0 {
-            (self.n * total.log2() - self.s).max(0.0)
+            (self.n * log2(total) - self.s).max(0.0)
         } else {
             0.0
         };
         let new = if self.d > 0.0 {
-            self.d * (total / self.d).log2() + self.b
+            self.d * log2(total / self.d) + self.b
         } else {
             0.0
         };
@@ -90,14 +92,22 @@ impl Node {
             return None;
         }
         let p_new = (self.d / total).clamp(1e-12, 1.0 - 1e-12);
-        let binary = -(p_new * p_new.log2() + (1.0 - p_new) * (1.0 - p_new).log2());
+        let binary = |p: f64| -(p * log2(p) + (1.0 - p) * log2(1.0 - p));
         if n_v > 0.0 && self.n > 0.0 {
-            let which = -(n_v / self.n).log2();
-            let seen_entropy = (self.n.log2() - self.s / self.n).max(0.0);
-            Some((-(1.0 - p_new).log2() - binary).max(0.0) + (which - seen_entropy).max(0.0))
+            let which = -log2(n_v / self.n);
+            let seen_entropy = (log2(self.n) - self.s / self.n).max(0.0);
+            // "Seen before" is no surprise while new values are the minority:
+            // -log2(1 - p) <= H(p) for p <= 1/2.
+            let whether = if p_new <= 0.5 {
+                0.0
+            } else {
+                (-log2(1.0 - p_new) - binary(p_new)).max(0.0)
+            };
+            Some(whether + (which - seen_entropy).max(0.0))
         } else {
+            let binary = binary(p_new);
             let usual = if self.d > 0.0 { self.b / self.d } else { 0.0 };
-            Some((-p_new.log2() - binary).max(0.0) + (backoff_bits - usual).max(0.0))
+            Some((-log2(p_new) - binary).max(0.0) + (backoff_bits - usual).max(0.0))
         }
     }
 
@@ -166,24 +176,25 @@ impl Tree {
         if to <= from || self.inv_half_life == 0.0 {
             1.0
         } else {
-            (-(f64::from(to - from)) * self.inv_half_life).exp2()
+            exp2(-(f64::from(to - from)) * self.inv_half_life)
         }
     }
 
     /// Brings a node's counts forward to `now` (never backwards).
     pub fn decay(&mut self, id: NodeId, now: u32) {
-        let node = &self.nodes[id as usize];
+        let node = &mut self.nodes[id as usize];
         if now <= node.t {
             return;
         }
-        let f = self.factor(node.t, now);
-        let node = &mut self.nodes[id as usize];
+        let elapsed = f64::from(now - node.t);
         node.t = now;
-        if f == 1.0 {
+        if self.inv_half_life == 0.0 {
             return;
         }
+        let log2_f = -elapsed * self.inv_half_life;
+        let f = exp2(log2_f);
         if node.n > 0.0 {
-            node.s = f * (node.s + node.n * f.log2());
+            node.s = f * (node.s + node.n * log2_f);
         }
         node.n *= f;
         node.d *= f;
@@ -196,11 +207,19 @@ impl Tree {
         node.n * self.factor(node.t, now)
     }
 
-    /// Records one event passing from `parent` (already decayed to `now`) to its child `key`;
-    /// `backoff_bits` is the value's surprisal in the backoff context, counted if it is new here.
-    /// Returns the child.
-    pub fn learn(&mut self, parent: NodeId, key: u64, now: u32, backoff_bits: f64) -> NodeId {
-        let child = match self.child(parent, key) {
+    /// Records one event passing from `parent` to its child `key` (`known`: the child's id when
+    /// the caller already looked it up); `backoff_bits` is the value's surprisal in the backoff
+    /// context, counted if it is new here. Returns the child.
+    pub fn learn(
+        &mut self,
+        parent: NodeId,
+        key: u64,
+        known: Option<NodeId>,
+        now: u32,
+        backoff_bits: f64,
+    ) -> NodeId {
+        self.decay(parent, now);
+        let child = match known.or_else(|| self.child(parent, key)) {
             Some(c) => {
                 self.decay(c, now);
                 c
@@ -217,7 +236,7 @@ impl Tree {
         let old = self.nodes[child as usize].n;
         let new = old + 1.0;
         self.nodes[child as usize].n = new;
-        let delta = new * new.log2() - if old > 0.0 { old * old.log2() } else { 0.0 };
+        let delta = new * log2(new) - if old > 0.0 { old * log2(old) } else { 0.0 };
         self.nodes[parent as usize].s += delta;
         child
     }
@@ -290,7 +309,7 @@ impl Tree {
                 let n = self.count_at(id, now);
                 self.decay(parent, now);
                 if n > 0.0 {
-                    self.nodes[parent as usize].s -= n * n.log2();
+                    self.nodes[parent as usize].s -= n * log2(n);
                 }
             }
             self.edges.remove(&(parent, key));
@@ -347,12 +366,33 @@ impl Tree {
             }
         }
         let free_count = nodes.len() - live;
+        // Each free node exactly once: a node listed twice would be handed out twice.
+        let mut listed = vec![false; nodes.len()];
         if free.len() != free_count
-            || free
-                .iter()
-                .any(|&f| nodes.get(f as usize).is_none_or(|n| n.parent != FREE))
+            || free.iter().any(|&f| {
+                nodes.get(f as usize).is_none_or(|n| n.parent != FREE)
+                    || std::mem::replace(&mut listed[f as usize], true)
+            })
         {
             return Err("the free list does not match the free nodes".into());
+        }
+        // Every live node hangs from a root: no cycles of parents.
+        let mut rooted = listed;
+        rooted[..2].fill(true);
+        let mut path = Vec::new();
+        for id in 2..nodes.len() {
+            let mut at = id;
+            while !rooted[at] {
+                if path.len() > nodes.len() {
+                    return Err(format!("node {id} is in a cycle of parents"));
+                }
+                path.push(at);
+                at = nodes[at].parent as usize;
+            }
+            for &p in &path {
+                rooted[p] = true;
+            }
+            path.clear();
         }
         Ok(Tree {
             nodes,
@@ -374,7 +414,7 @@ mod tests {
         let root = ENTITY_ROOT;
         for k in [1u64, 1, 1, 2] {
             t.learn_root(root, 0);
-            t.learn(root, k, 0, 3.0);
+            t.learn(root, k, None, 0, 3.0);
         }
         let r = t.node(root);
         assert_eq!((r.n, r.d, r.b), (4.0, 2.0, 6.0));
@@ -394,7 +434,7 @@ mod tests {
         for (k, when) in [(1u64, 0u32), (2, 10), (1, 3 * 86_400), (3, 5 * 86_400)] {
             t.decay(ENTITY_ROOT, when);
             t.learn_root(ENTITY_ROOT, when);
-            t.learn(ENTITY_ROOT, k, when, 1.0);
+            t.learn(ENTITY_ROOT, k, None, when, 1.0);
         }
         let now = 9 * 86_400;
         t.decay(ENTITY_ROOT, now);
@@ -417,12 +457,12 @@ mod tests {
     #[test]
     fn prune_removes_rare_subtrees_and_keeps_ids_stable() {
         let mut t = Tree::new(None);
-        let a = t.learn(ENTITY_ROOT, 10, 0, 0.0);
+        let a = t.learn(ENTITY_ROOT, 10, None, 0, 0.0);
         for _ in 0..5 {
-            t.learn(ENTITY_ROOT, 10, 0, 0.0);
+            t.learn(ENTITY_ROOT, 10, None, 0, 0.0);
         }
-        let b = t.learn(ENTITY_ROOT, 20, 0, 0.0);
-        let b1 = t.learn(b, 21, 0, 0.0);
+        let b = t.learn(ENTITY_ROOT, 20, None, 0, 0.0);
+        let b1 = t.learn(b, 21, None, 0, 0.0);
         assert_eq!(t.len(), 5);
         let removed = t.prune(3, 0);
         assert_eq!(removed, vec![b, b1]);
@@ -431,7 +471,7 @@ mod tests {
         assert_eq!(t.child(ENTITY_ROOT, 10), Some(a));
         // The pruned value is unseen again, while the parent keeps its totals.
         assert_eq!(t.node(ENTITY_ROOT).d, 2.0);
-        let c = t.learn(ENTITY_ROOT, 30, 0, 0.0);
+        let c = t.learn(ENTITY_ROOT, 30, None, 0, 0.0);
         assert_eq!(c, b, "lowest free id is reused first");
         let (nodes, free) = t.raw_parts();
         let back = Tree::from_raw_parts(None, nodes.to_vec(), free.to_vec()).expect("valid");

@@ -47,7 +47,7 @@ fn every_line_gives_one_line_and_bad_lines_pass_through() {
         (2, "not-json"),
         (3, "field-missing"),
         (4, "not-object"),
-        (5, "not-json"),
+        (5, "empty"),
     ] {
         assert!(
             out.stderr.contains(&format!("line={line}")) && out.stderr.contains(kind),

@@ -6,10 +6,16 @@
 //! - `state`: snapshots, and the A-then-B equals A+B guarantee.
 //! - `config`: configuration errors and layering.
 //! - `analyst`: alerts, the HTML report in headless Chromium, progress on a terminal.
+//! - `hostile`: bad lines and the dead-letter file, corrupt files, deep nesting, huge lines.
+//! - `sandbox`: an untrusted plugin's capabilities, and its traps, recovered from.
+//! - `crash`: kill -9, a failing disk, signals and a closed pipe; the state survives.
 
 mod analyst;
 mod config;
+mod crash;
 mod data;
 mod filter;
+mod hostile;
+mod sandbox;
 mod state;
 mod util;

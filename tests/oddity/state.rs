@@ -111,3 +111,75 @@ fn an_unreadable_state_file_is_refused_and_kept() {
         "the file is left as it was"
     );
 }
+
+#[test]
+fn a_damaged_or_foreign_snapshot_is_refused_by_name_and_kept() {
+    let dir = tempdir();
+    let state = dir.path().join("model.snap");
+    let s = state.to_str().expect("utf-8");
+    let lines = invictus_lines();
+    run(
+        &["-q", "--state", s],
+        Some((lines[..300].join("\n") + "\n").as_bytes()),
+    )
+    .assert_ok();
+    let good = std::fs::read(&state).expect("state");
+    let config = dir.path().join("week.toml");
+    std::fs::write(&config, "[engine]\nhalf-life = \"7d\"\n").expect("write");
+    let version = u32::from_le_bytes(good[8..12].try_into().expect("version"));
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    let mut future = good.clone();
+    future[8..12].copy_from_slice(&(version + 1).to_le_bytes());
+    // What was done to the file, its bytes, extra flags, and what the message must name.
+    type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 5] = [
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            &[],
+            &["not a snapshot", "truncated"],
+        ),
+        ("one flipped byte", flipped, &[], &["checksum"]),
+        (
+            "another format version",
+            future,
+            &[],
+            &["format version", &format!("format {}", version + 1)],
+        ),
+        (
+            "other settings",
+            good.clone(),
+            &["-c", config.to_str().expect("utf-8")],
+            &["settings mismatch", "fingerprint"],
+        ),
+        (
+            "not a snapshot",
+            b"{\"some\":\"json\"}".to_vec(),
+            &[],
+            &["not a snapshot"],
+        ),
+    ];
+    for (what, bytes, args, want) in cases {
+        std::fs::write(&state, &bytes).expect("write");
+        let mut all = vec!["--state", s];
+        all.extend_from_slice(args);
+        let out = run(&all, Some((lines[300].clone() + "\n").as_bytes()));
+        assert_eq!(out.code, Some(1), "{what}: {}", out.stderr);
+        for w in want {
+            assert!(out.stderr.contains(w), "{what}: {w:?} in {}", out.stderr);
+        }
+        assert!(
+            out.stderr.contains(s) && out.stderr.contains("left as it is"),
+            "{what}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{what}: nothing scored");
+        assert_eq!(
+            std::fs::read(&state).expect("read"),
+            bytes,
+            "{what}: the file is untouched"
+        );
+    }
+}

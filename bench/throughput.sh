@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# End-to-end throughput of oddity against the parse-only reference, measured in the same run.
+#
+#   bench/throughput.sh [EVENTS ...]        default: 1000000 10000000
+#
+# For each size it generates a CloudTrail stream with the repository's generator (seed 7, cached
+# under target/bench/), and a trimmed copy of ~1.3 KB per event (responseElements and other
+# blocks oddity does not read removed), then runs on each:
+#   - parse-reference: serde_json::Value per line, the same fields, a constant annotation;
+#   - oddity: the real binary and embedded plugin, default settings, output to /dev/null.
+# It prints events/s, MB/s, peak RSS, and oddity's ratio to the reference; for oddity also the
+# model's nodes and the state file's size and save/restore time. Numbers, not a pass/fail test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
+
+cargo build --release -q -p oddity -p oddity-bench -p oddity-cloudtrail-gen
+bin=target/release
+dir=target/bench
+mkdir -p "$dir"
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB"
+echo "oddity $($bin/oddity --version | cut -d' ' -f2), $(rustc --version)"
+printf '%-10s %-8s %-16s %10s %9s %9s %8s\n' events bytes/ev program events/s MB/s peakRSS ratio
+
+run() { # label file command...
+    local file=$1; shift
+    local t0 t1
+    t0=$(date +%s.%N)
+    /usr/bin/time -f '%M' -o "$dir/rss" "$@" < "$file" > /dev/null 2>/dev/null
+    t1=$(date +%s.%N)
+    echo "$(echo "$t1 - $t0" | bc -l) $(tail -1 "$dir/rss")"
+}
+
+for n in "${sizes[@]}"; do
+    full=$dir/events-$n.jsonl
+    trim=$dir/events-$n-trim.jsonl
+    [ -s "$full" ] || $bin/cloudtrail-gen --seed 7 --events "$n" --out "$full" 2>/dev/null
+    [ -s "$trim" ] || $bin/trim-events < "$full" > "$trim"
+    for file in "$trim" "$full"; do
+        bytes=$(stat -c %s "$file")
+        per=$((bytes / n))
+        read -r ref_s ref_rss <<< "$(run "$file" $bin/parse-reference)"
+        read -r odd_s odd_rss <<< "$(run "$file" $bin/oddity -q)"
+        for p in "parse-reference $ref_s $ref_rss" "oddity $odd_s $odd_rss"; do
+            set -- $p
+            printf '%-10s %-8s %-16s %10.0f %9.1f %7.0fMB %8s\n' "$n" "$per" "$1" "$(echo "$n / $2" | bc -l)" \
+                "$(echo "$bytes / $2 / 1000000" | bc -l)" "$(echo "$3 / 1024" | bc -l)" \
+                "$( [ "$1" = oddity ] && printf '%.2f' "$(echo "$ref_s / $odd_s" | bc -l)" || echo -)"
+        done
+    done
+    # A model at the node cap: every event with its own user agent (a million distinct agents),
+    # then the snapshot's size and the time to restore and save it.
+    uniq=$dir/events-$n-unique.jsonl
+    [ -s "$uniq" ] || $bin/trim-events --unique-agents < "$trim" > "$uniq"
+    state=$dir/state-$n.snap
+    rm -f "$state"
+    read -r u_s u_rss <<< "$(run "$uniq" $bin/oddity -q --state "$state")"
+    printf '%-10s %-8s %-16s %10.0f %9s %7.0fMB %8s   (a distinct user agent per event; node cap reached)\n' "$n" "$(( $(stat -c %s "$uniq") / n ))" oddity "$(echo "$n / $u_s" | bc -l)" - "$(echo "$u_rss / 1024" | bc -l)" -
+    t0=$(date +%s.%N)
+    $bin/oddity -q --state "$state" < /dev/null > /dev/null   # restore, then save at the end
+    t1=$(date +%s.%N)
+    echo "  model at the cap: snapshot $(( $(stat -c %s "$state") / 1000000 )) MB; start-up + restore + save: $(printf '%.3f' "$(echo "$t1 - $t0" | bc -l)") s"
+done
+echo "start-up to the first scored event (warm cache):"
+line=$(head -1 "$dir/events-${sizes[0]}.jsonl")
+for i in 1 2 3; do
+    t0=$(date +%s.%N); echo "$line" | $bin/oddity -q > /dev/null; t1=$(date +%s.%N)
+    printf '  %.1f ms\n' "$(echo "($t1 - $t0) * 1000" | bc -l)"
+done

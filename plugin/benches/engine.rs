@@ -1,0 +1,71 @@
+//! Criterion benchmarks of the engine, natively: the filter fast path (`annotate_batch`), the
+//! typed path (`score_batch`) and snapshots. `cargo bench -p oddity-engine`.
+//!
+//! Input: 20,000 events of the repository's CloudTrail generator (seed 7), in batches of 256.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use oddity_cloudtrail_gen::{GenConfig, generate};
+use oddity_engine::Engine;
+
+fn batches(n: usize) -> Vec<Vec<u8>> {
+    let cfg = GenConfig {
+        days: 2,
+        ..GenConfig::default()
+    };
+    let lines: Vec<String> = generate(&cfg).take(n).map(|e| e.json).collect();
+    lines
+        .chunks(256)
+        .map(|c| (c.join("\n") + "\n").into_bytes())
+        .collect()
+}
+
+fn engine(c: &mut Criterion) {
+    let input = batches(20_000);
+    let events = input
+        .iter()
+        .map(|b| b.iter().filter(|&&x| x == b'\n').count())
+        .sum::<usize>() as u64;
+    let mut group = c.benchmark_group("engine");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(events));
+    group.bench_function("annotate_batch (fresh model, 20k events)", |b| {
+        b.iter(|| {
+            let mut e = Engine::new("").expect("config");
+            input
+                .iter()
+                .map(|batch| e.annotate_batch(batch, "novelty").0.len())
+                .sum::<usize>()
+        });
+    });
+    group.bench_function("score_batch (fresh model, 20k events)", |b| {
+        b.iter(|| {
+            let mut e = Engine::new("").expect("config");
+            input
+                .iter()
+                .map(|batch| e.score_batch(batch).len())
+                .sum::<usize>()
+        });
+    });
+    group.finish();
+
+    let mut trained = Engine::new("").expect("config");
+    for batch in &input {
+        trained.annotate_batch(batch, "novelty");
+    }
+    let bytes = trained.snapshot();
+    let mut group = c.benchmark_group("snapshot");
+    group
+        .sample_size(20)
+        .throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function(format!("encode ({} nodes)", trained.stats().nodes), |b| {
+        b.iter(|| trained.snapshot().len())
+    });
+    group.bench_function(format!("decode ({} nodes)", trained.stats().nodes), |b| {
+        b.iter(|| Engine::restore("", &bytes).expect("restore").stats().nodes)
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);

@@ -1,0 +1,39 @@
+//! Development aid: times the filter fast path natively. Reads a JSON-lines file into memory,
+//! runs it through `Engine::annotate_batch` in batches of 256 lines, prints events/s.
+//!
+//! `cargo run --release -p oddity-engine --example annotate -- EVENTS.jsonl`
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: annotate EVENTS.jsonl")?;
+    let data = std::fs::read(&path)?;
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut count = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' {
+            count += 1;
+            if count % 256 == 0 {
+                batches.push(&data[start..=i]);
+                start = i + 1;
+            }
+        }
+    }
+    batches.push(&data[start..]);
+    let mut engine = oddity_engine::Engine::new("")?;
+    let t = std::time::Instant::now();
+    let mut out_bytes = 0;
+    for batch in &batches {
+        let (out, _status) = engine.annotate_batch(batch, "novelty");
+        out_bytes += out.len();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "{count} events, {:.1} MB in, {:.1} MB out, {secs:.3} s, {:.0} events/s",
+        data.len() as f64 / 1e6,
+        out_bytes as f64 / 1e6,
+        count as f64 / secs
+    );
+    Ok(())
+}

@@ -1,0 +1,518 @@
+//! Hostile input, end to end: bad lines under both policies, corrupt files among good ones,
+//! deep nesting, huge lines, duplicate keys and values of the wrong type. Nothing crashes,
+//! nothing is lost, everything is explained.
+
+use std::io::Write as _;
+
+use serde_json::Value;
+
+use crate::util::{oddity, run, run_cmd, score_record, tempdir};
+
+/// A CloudTrail event of `user` calling `action`, with `extra` members spliced in at the end.
+fn event(user: &str, action: &str, extra: &str) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/{user}"}},"eventTime":"2024-03-04T09:15:02Z","eventSource":"ec2.amazonaws.com","eventName":"{action}","sourceIPAddress":"198.51.100.7","userAgent":"aws-cli/2.15.1","eventID":"{user}-{action}"{extra}}}"#
+    )
+}
+
+/// Every kind of bad line, one event before and after each, and an event without `eventName`.
+fn mixed_input() -> Vec<u8> {
+    let mut input = Vec::new();
+    let bad: [&[u8]; 7] = [
+        b"not json at all",
+        b"[1,2,3]",
+        b"\"a string\"",
+        b"",
+        b"   \t",
+        b"{\"userAgent\":\"\xff\xfe\"}",
+        b"{\"truncated\":",
+    ];
+    for (i, line) in bad.iter().enumerate() {
+        writeln!(input, "{}", event("raul", &format!("Good{i}"), "")).expect("write");
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    writeln!(input, r#"{{"eventSource":"s3.amazonaws.com"}}"#).expect("write");
+    write!(input, "{}\r\n", event("raul", "Crlf", "")).expect("write");
+    input
+}
+
+#[test]
+fn bad_lines_pass_through_by_default() {
+    let input = mixed_input();
+    let out = run(&[], Some(&input));
+    out.assert_ok();
+    let lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
+    let want: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), want.len(), "one line out per line in");
+    for (i, (got, want)) in lines.iter().zip(&want).enumerate() {
+        let want = want.strip_suffix(b"\r").unwrap_or(want);
+        if serde_json::from_slice::<Value>(got).is_ok_and(|v| v.get("novelty").is_some()) {
+            assert!(got.starts_with(&want[..want.len() - 1]), "line {}", i + 1);
+        } else {
+            assert_eq!(got, &want, "line {} passes through unchanged", i + 1);
+        }
+    }
+    for kind in [
+        "not-json=2",
+        "not-object=2",
+        "empty=2",
+        "not-utf8=1",
+        "field-missing=1",
+    ] {
+        assert!(out.stderr.contains(kind), "{kind} in {}", out.stderr);
+    }
+}
+
+#[test]
+fn bad_lines_go_to_the_dead_letter_file_with_their_position() {
+    let dir = tempdir();
+    let dead = dir.path().join("dead.jsonl");
+    let input = mixed_input();
+    let out = run(
+        &["--dead-letter", dead.to_str().expect("utf-8")],
+        Some(&input),
+    );
+    out.assert_ok();
+    let kept = out.json();
+    // The events, in order: seven good, the one without eventName (annotated), the CRLF one.
+    assert_eq!(kept.len(), 9, "{}", String::from_utf8_lossy(&out.stdout));
+    for (i, e) in kept[..7].iter().enumerate() {
+        assert_eq!(score_record(e)["observation"]["action"], format!("Good{i}"));
+    }
+    assert_eq!(kept[7]["novelty"]["error"], "field-missing");
+    assert_eq!(score_record(&kept[8])["observation"]["action"], "Crlf");
+    let records: Vec<Value> = std::fs::read_to_string(&dead)
+        .expect("dead-letter file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect();
+    let summary: Vec<(u64, &str)> = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r["source"], "<stdin>");
+            assert!(r["detail"].is_string() && r["bytes"].is_u64(), "{r}");
+            (
+                r["line"].as_u64().expect("line"),
+                r["reason"].as_str().expect("reason"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (2, "not-json"),
+            (4, "not-object"),
+            (6, "not-object"),
+            (8, "empty"),
+            (10, "empty"),
+            (12, "not-utf8"),
+            (14, "not-json"),
+        ]
+    );
+    assert_eq!(records[0]["text"], "not json at all", "the line itself");
+    assert_eq!(records[4]["text"], "   \t");
+    assert_eq!(
+        records[5]["base64"], "eyJ1c2VyQWdlbnQiOiL//iJ9",
+        "not UTF-8: the bytes in base64"
+    );
+    assert!(
+        out.stderr.contains("7 bad lines to the dead-letter file")
+            && out.stderr.contains("line=12"),
+        "counted, and reported with the line number:\n{}",
+        out.stderr
+    );
+    // A second run appends.
+    run(
+        &["--dead-letter", dead.to_str().expect("utf-8"), "-q"],
+        Some(&input),
+    )
+    .assert_ok();
+    let again = std::fs::read_to_string(&dead)
+        .expect("read")
+        .lines()
+        .count();
+    assert_eq!(again, 14);
+}
+
+#[test]
+fn an_over_long_line_is_dead_lettered_whole_in_base64() {
+    let dir = tempdir();
+    let dead = dir.path().join("dead.jsonl");
+    let long = event(
+        "raul",
+        "Long",
+        &format!(",\"pad\":\"{}\"", "x".repeat(10_000)),
+    );
+    let input = format!(
+        "{}\n{long}\n{}\n",
+        event("raul", "A", ""),
+        event("raul", "B", "")
+    );
+    let out = run(
+        &[
+            "--max-line-bytes",
+            "1000",
+            "--dead-letter",
+            dead.to_str().expect("utf-8"),
+        ],
+        Some(input.as_bytes()),
+    );
+    out.assert_ok();
+    assert_eq!(out.json().len(), 2);
+    let record: Value =
+        serde_json::from_str(std::fs::read_to_string(&dead).expect("read").trim()).expect("json");
+    assert_eq!(record["reason"], "too-long");
+    assert_eq!(record["line"], 2);
+    assert_eq!(record["bytes"], long.len());
+    let encoded = record["base64"].as_str().expect("base64");
+    assert_eq!(encoded.len(), long.len().div_ceil(3) * 4);
+}
+
+#[test]
+fn the_bad_lines_policy_is_validated() {
+    let dir = tempdir();
+    let config = dir.path().join("oddity.toml");
+    let dead = dir.path().join("dead.jsonl");
+    let check = |text: &str, want: &str| {
+        std::fs::write(&config, text).expect("write");
+        let out = run(&["-c", config.to_str().expect("utf-8")], Some(b"x\n"));
+        assert_eq!(out.code, Some(1), "{text}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{want} in {}", out.stderr);
+    };
+    check("[bad-lines]\npolicy = \"drop\"\n", "bad-lines.policy");
+    check("[bad-lines]\npolicy = \"dead-letter\"\n", "bad-lines.file");
+    check(
+        "[bad-lines]\npolicy = \"pass\"\nfile = \"x.jsonl\"\n",
+        "bad-lines.file",
+    );
+    std::fs::write(
+        &config,
+        format!("[bad-lines]\nfile = {:?}\n", dead.to_str().expect("utf-8")),
+    )
+    .expect("write");
+    let out = run(&["-q", "-c", config.to_str().expect("utf-8")], Some(b"x\n"));
+    out.assert_ok();
+    assert!(out.stdout.is_empty());
+    assert!(
+        std::fs::read_to_string(&dead)
+            .expect("read")
+            .contains("\"line\":1")
+    );
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+#[test]
+fn a_truncated_gzip_keeps_its_events_and_the_run_goes_on() {
+    let dir = tempdir();
+    let events: Vec<String> = (0..3000)
+        .map(|i| event(&format!("u{}", i % 7), &format!("Action{i}"), ""))
+        .collect();
+    let gz = gzip((events.join("\n") + "\n").as_bytes());
+    let cut = dir.path().join("cut.jsonl.gz");
+    std::fs::write(&cut, &gz[..gz.len() * 6 / 10]).expect("write");
+    let after = dir.path().join("after.jsonl");
+    std::fs::write(&after, event("raul", "After", "") + "\n").expect("write");
+    let out = run_cmd(oddity().arg(&cut).arg(&after), None);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cut.jsonl.gz") && out.stderr.contains("input failed"),
+        "the error names the file:\n{}",
+        out.stderr
+    );
+    let got = out.json();
+    let kept = got.len() - 1;
+    assert!(kept > 1000 && kept < 3000, "{kept} events before the cut");
+    for (i, e) in got[..kept].iter().enumerate() {
+        assert_eq!(e["eventID"], format!("u{}-Action{i}", i % 7), "in order");
+        score_record(e);
+    }
+    assert_eq!(got[kept]["eventName"], "After", "the next file is read");
+}
+
+#[test]
+fn an_envelope_whose_records_are_not_an_array_fails_alone() {
+    let dir = tempdir();
+    let bad = dir.path().join("1-bad.json");
+    std::fs::write(&bad, r#"{"Records": {"eventName": "NotAnArray"}}"#).expect("write");
+    let cut = dir.path().join("2-cut.json");
+    std::fs::write(
+        &cut,
+        format!(
+            r#"{{"Records": [{}, {}, {{"eventName": "#,
+            event("raul", "One", ""),
+            event("raul", "Two", "")
+        ),
+    )
+    .expect("write");
+    let good = dir.path().join("3-good.json");
+    std::fs::write(
+        &good,
+        format!(r#"{{"Records": [{}]}}"#, event("raul", "Three", "")),
+    )
+    .expect("write");
+    let out = run_cmd(oddity().arg(dir.path()), None);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let names: Vec<Value> = out.json().iter().map(|e| e["eventName"].clone()).collect();
+    assert_eq!(names, ["One", "Two", "Three"]);
+    assert!(
+        out.stderr.contains("1-bad.json") && out.stderr.contains("must be an array"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("2-cut.json") && out.stderr.contains("after 2 events"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_file_that_vanishes_before_it_is_read_fails_alone() {
+    let dir = tempdir();
+    // The first input is a FIFO: oddity has listed every input and waits on it; the test then
+    // removes the second input and feeds the first.
+    let fifo = dir.path().join("live.jsonl");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let vanishing = dir.path().join("vanishing.jsonl");
+    std::fs::write(&vanishing, event("raul", "Never", "") + "\n").expect("write");
+    let last = dir.path().join("last.jsonl");
+    std::fs::write(&last, event("raul", "Last", "") + "\n").expect("write");
+    let child = oddity()
+        .arg(&fifo)
+        .arg(&vanishing)
+        .arg(&last)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start oddity");
+    // Opening the FIFO for writing succeeds once oddity has opened it for reading (without
+    // O_NONBLOCK it would wait for ever if oddity never got there).
+    let mut writer = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        const O_NONBLOCK: i32 = 0o4000; // Linux
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(O_NONBLOCK)
+                .open(&fifo)
+            {
+                Ok(w) => break w,
+                Err(e) if start.elapsed() < std::time::Duration::from_secs(60) => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("oddity never opened its first input: {e}"),
+            }
+        }
+    };
+    std::fs::remove_file(&vanishing).expect("remove");
+    writeln!(writer, "{}", event("raul", "Live", "")).expect("write");
+    drop(writer);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vanishing.jsonl") && stderr.contains("cannot open"),
+        "{stderr}"
+    );
+    let names: Vec<Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<Value>(l).expect("json")["eventName"].clone())
+        .collect();
+    assert_eq!(names, ["Live", "Last"]);
+}
+
+/// Deep nesting on and off the observation's paths, as JSON lines and in an envelope.
+#[test]
+fn deep_nesting_does_not_overflow_anything() {
+    const DEPTH: usize = 100_000;
+    let arrays = format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH));
+    let objects = |key: &str| {
+        format!(
+            "{}1{}",
+            format!("{{\"{key}\":").repeat(DEPTH),
+            "}".repeat(DEPTH)
+        )
+    };
+    let lines = [
+        // Off the paths.
+        event("raul", "OffPath", &format!(",\"deep\":{arrays}")),
+        // On a path: the value of a profile field is itself deep.
+        event(
+            "raul",
+            "OnPath",
+            &format!(",\"requestParameters\":{{\"bucketName\":{}}}", objects("a")),
+        ),
+        // The required field, deep: it is missing, not crashing.
+        event("raul", "X", "").replace("\"eventName\":\"X\"", &format!("\"eventName\":{arrays}")),
+        // A line that is nothing but nesting.
+        arrays.clone(),
+        objects("a"),
+        event("raul", "After", ""),
+    ];
+    let input = lines.join("\n") + "\n";
+    let out = run(&[], Some(input.as_bytes()));
+    out.assert_ok();
+    let got = out.raw_lines();
+    assert_eq!(got.len(), lines.len());
+    let text = |i: usize| std::str::from_utf8(got[i]).expect("utf-8");
+    for i in [0, 1, 5] {
+        assert!(
+            text(i).contains("\"novelty\":{\"score\""),
+            "line {} scored",
+            i + 1
+        );
+    }
+    for i in [2, 4] {
+        assert!(text(i).contains("field-missing"), "line {}", i + 1);
+    }
+    assert_eq!(got[3], arrays.as_bytes(), "not an object: passes through");
+    // In an envelope too: records are read without recursion.
+    let dir = tempdir();
+    let envelope = dir.path().join("deep.json");
+    std::fs::write(
+        &envelope,
+        format!(
+            r#"{{"Records":[{},{}]}}"#,
+            event("raul", "Before", ""),
+            event("raul", "Deep", &format!(",\"deep\":{arrays}"))
+        ),
+    )
+    .expect("write");
+    let out = run_cmd(oddity().arg(&envelope), None);
+    out.assert_ok();
+    let got = out.raw_lines();
+    assert_eq!(got.len(), 2);
+    let deep = std::str::from_utf8(got[1]).expect("utf-8");
+    assert!(deep.contains("\"eventName\":\"Deep\"") && deep.contains("\"novelty\":{\"score\""));
+}
+
+#[test]
+fn a_fifty_megabyte_line_passes_through_or_is_scored() {
+    let huge = event(
+        "raul",
+        "Huge",
+        &format!(
+            ",\"userAgent\":\"{}\"",
+            "Mozilla/5.0 ".repeat((50 << 20) / 12 + 1)
+        ),
+    );
+    assert!(huge.len() > 50 << 20);
+    let input = format!(
+        "{}\n{huge}\n{}\n",
+        event("raul", "A", ""),
+        event("raul", "B", "")
+    );
+    // Default maximum (1 MiB): written through unchanged, in pieces.
+    let out = run(&["-q"], Some(input.as_bytes()));
+    out.assert_ok();
+    let got = out.raw_lines();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[1], huge.as_bytes());
+    // A maximum above it: the plugin parses it (1 GiB memory cap) and scores it.
+    let out = run(
+        &["-q", "--max-line-bytes", "60000000"],
+        Some(input.as_bytes()),
+    );
+    out.assert_ok();
+    let got = out.raw_lines();
+    assert_eq!(got.len(), 3);
+    assert!(got[1].starts_with(&huge.as_bytes()[..huge.len() - 1]));
+    let tail = std::str::from_utf8(&got[1][huge.len() - 1..]).expect("utf-8");
+    let note: Value = serde_json::from_str(&format!("{{{}", &tail[1..])).expect("the note");
+    assert!(note["novelty"]["score"].is_number(), "{note}");
+    let agent = note["novelty"]["observation"]["agent"]
+        .as_str()
+        .expect("agent");
+    assert!(
+        agent.len() < 1000,
+        "normalised and bounded: {} bytes",
+        agent.len()
+    );
+}
+
+#[test]
+fn duplicate_keys_last_one_wins() {
+    let line = event(
+        "raul",
+        "First",
+        r#","eventName":"Second","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/ana"}"#,
+    );
+    let out = run(&["-q"], Some((line.clone() + "\n").as_bytes()));
+    out.assert_ok();
+    let raw = std::str::from_utf8(out.raw_lines()[0]).expect("utf-8");
+    assert!(
+        raw.starts_with(&line[..line.len() - 1]),
+        "kept byte for byte"
+    );
+    let v: Value = serde_json::from_str(raw).expect("json");
+    let n = score_record(&v);
+    assert_eq!(n["observation"]["action"], "Second");
+    assert!(
+        n["principal"]
+            .as_str()
+            .expect("principal")
+            .ends_with("user/ana"),
+        "{n}"
+    );
+}
+
+#[test]
+fn values_of_the_wrong_type() {
+    let with = |value: &str| {
+        event("raul", "X", "").replace("\"eventName\":\"X\"", &format!("\"eventName\":{value}"))
+    };
+    let lines = [
+        with("42"),
+        with("-1.5e300"),
+        with("true"),
+        with("null"),
+        with(r#"{"a":"b"}"#),
+        with(r#"["CreateUser"]"#),
+        // Optional fields of the wrong type fall back to their defaults.
+        event("raul", "Y", "")
+            .replace(
+                "\"userAgent\":\"aws-cli/2.15.1\"",
+                "\"userAgent\":{\"x\":[1,2]}",
+            )
+            .replace(
+                "\"sourceIPAddress\":\"198.51.100.7\"",
+                "\"sourceIPAddress\":12345",
+            )
+            .replace("\"eventTime\":\"2024-03-04T09:15:02Z\"", "\"eventTime\":[]"),
+    ];
+    let out = run(&["-q"], Some((lines.join("\n") + "\n").as_bytes()));
+    out.assert_ok();
+    let got = out.json();
+    assert_eq!(got.len(), lines.len());
+    let action = |i: usize| score_record(&got[i])["observation"]["action"].clone();
+    assert_eq!(action(0), "42", "a number is read as its text");
+    // As the number's digits, cut at the field's maximum length like any long value.
+    assert!(
+        action(1)
+            .as_str()
+            .expect("text")
+            .starts_with("-15000000000")
+    );
+    assert_eq!(action(2), "true");
+    for line in &got[3..6] {
+        assert_eq!(line["novelty"]["error"], "field-missing", "{line}");
+    }
+    let n = score_record(&got[6]);
+    assert_eq!(n["observation"]["action"], "Y");
+    assert_eq!(n["observation"]["agent"], "none");
+}
