@@ -14,6 +14,14 @@ use crate::config::CampaignSettings;
 pub const MAX_ACTIONS: usize = 64;
 /// Weight of the newest event in a principal's usual-novelty mean.
 const BASELINE_ALPHA: f64 = 0.05;
+/// Half-life, in seconds of event time, of a principal's usual escalation (two days: deploy
+/// pipelines run several times a day, a person's one-off busy afternoon fades).
+pub const USUAL_HALF_LIFE: f64 = 2.0 * 86_400.0;
+/// Events after which a principal's bursts count as its usual: its own first weeks of new
+/// things are learning, not habit.
+const USUAL_AFTER: u64 = 500;
+/// Escalation below this many bits means no burst is under way.
+const BURST_OVER: f64 = 1.0;
 
 /// One principal's open campaign.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,13 +47,20 @@ pub struct EntityState {
     pub recent: Vec<f64>,
     /// Event time `recent` is decayed to.
     pub recent_t: u32,
+    /// The highest escalation of this principal's past bursts, decayed with
+    /// [`USUAL_HALF_LIFE`]: what is usual for it. A CI role shows several new things in every
+    /// deployment run; only more than that escalates.
+    pub usual: f64,
+    /// The highest escalation of the burst under way; it becomes `usual` when the burst ends.
+    pub burst: f64,
     /// Campaigns opened so far (part of the next campaign's id).
     pub opened: u32,
     pub campaign: Option<Campaign>,
 }
 
 impl EntityState {
-    /// How many *kinds* of new behaviour the principal showed recently, in bits: its recent
+    /// How many *kinds* of new behaviour the principal showed recently beyond its usual, in
+    /// bits: its recent
     /// first-sighting evidence per field (decayed to `now` with `half_life` seconds, each
     /// field saturating at `cap`), summed over all fields but the strongest. Many new values of
     /// one field (a burst of session names, nine new secrets, a traveller's new network) are
@@ -60,11 +75,25 @@ impl EntityState {
                 0.0
             };
             self.recent.iter_mut().for_each(|r| *r *= f);
+            self.usual *= crate::fastmath::exp2(-dt / USUAL_HALF_LIFE);
             self.recent_t = now;
         }
         let saturated = self.recent.iter().map(|&r| cap * (r / cap).tanh());
         let (sum, max) = saturated.fold((0.0, 0.0_f64), |(s, m), x| (s + x, m.max(x)));
-        sum - max
+        let level = sum - max;
+        // Relative to the principal's own usual bursts (measured: on the bundled example the
+        // exfiltration chain's best step went from rank 44 to 8, CI deploys dropping behind it;
+        // the generated streams' AP unchanged within ±0.01).
+        let beyond = (level - self.usual).max(0.0);
+        if level < BURST_OVER {
+            if self.seq > USUAL_AFTER {
+                self.usual = self.usual.max(self.burst);
+            }
+            self.burst = 0.0;
+        } else {
+            self.burst = self.burst.max(level);
+        }
+        beyond
     }
 
     /// Takes in one event's own raw novelty and its first-sighting evidence per field:

@@ -26,7 +26,7 @@ use crate::model::Model;
 use crate::tree::{Node, Tree};
 
 pub const MAGIC: &[u8; 8] = b"ODDITYSN";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
@@ -157,6 +157,8 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
             w.f64(r);
         }
         w.u32(e.recent_t);
+        w.f64(e.usual);
+        w.f64(e.burst);
         w.u32(e.opened);
         match &e.campaign {
             None => w.u32(0),
@@ -269,6 +271,8 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
             .map(|_| r.f64("a principal"))
             .collect::<R<Vec<_>>>()?;
         let recent_t = r.u32("a principal")?;
+        let usual = r.f64("a principal")?;
+        let burst = r.f64("a principal")?;
         let opened = r.u32("a principal")?;
         let campaign = match r.u32("a campaign flag")? {
             0 => None,
@@ -313,6 +317,8 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
                 baseline,
                 recent,
                 recent_t,
+                usual,
+                burst,
                 opened,
                 campaign,
             },
