@@ -44,6 +44,10 @@ pub struct TopArgs {
     /// Key that holds the score record.
     #[arg(short = 'k', long, default_value = "novelty")]
     pub key: String,
+    /// Only events at or after this event time (RFC 3339, such as `2024-03-05` or
+    /// `2024-03-05T08:00:00Z`): leave out a learning period, or look at today.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 }
 
 /// Flags of `oddity report`.

@@ -17,7 +17,13 @@ fn main() -> ExitCode {
         Some(Command::Score(args)) => *args,
         Some(Command::Top(top)) => {
             let stdout = std::io::stdout();
-            return match oddity::top::run(&top.paths, &top.key, top.count, &mut stdout.lock()) {
+            return match oddity::top::run(
+                &top.paths,
+                &top.key,
+                top.count,
+                top.since.as_deref(),
+                &mut stdout.lock(),
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e)
                     if e.downcast_ref::<std::io::Error>()

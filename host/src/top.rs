@@ -42,7 +42,23 @@ impl Ord for Row {
 }
 
 /// Reads scored streams and prints the `count` most novel events.
-pub fn run(paths: &[PathBuf], key: &str, count: usize, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn run(
+    paths: &[PathBuf],
+    key: &str,
+    count: usize,
+    since: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let since = match since {
+        None => None,
+        Some(text) => {
+            let day = format!("{text}T00:00:00Z");
+            let t = crate::report::collect::parse_time(text)
+                .or_else(|| crate::report::collect::parse_time(&day))
+                .ok_or_else(|| anyhow::anyhow!("--since: \"{text}\" is not a time such as 2024-03-05 or 2024-03-05T08:00:00Z"))?;
+            Some(t)
+        }
+    };
     let mut heap: BinaryHeap<std::cmp::Reverse<Row>> = BinaryHeap::with_capacity(count + 1);
     let mut position = 0u64;
     let mut scan = |reader: &mut dyn BufRead| -> anyhow::Result<()> {
@@ -56,6 +72,15 @@ pub fn run(paths: &[PathBuf], key: &str, count: usize, out: &mut impl Write) -> 
             let Some(note) = annotation::read(&line, key) else {
                 continue;
             };
+            if let Some(since) = since {
+                let t = note
+                    .event_time
+                    .as_deref()
+                    .and_then(crate::report::collect::parse_time);
+                if t.is_none_or(|t| t < since) {
+                    continue;
+                }
+            }
             let row = Row {
                 score: note.score,
                 bits: note.novelty,
@@ -192,7 +217,7 @@ mod tests {
         .concat();
         std::fs::write(&path, text).expect("write");
         let mut out = Vec::new();
-        run(&[path], "novelty", 2, &mut out).expect("run");
+        run(&[path], "novelty", 2, None, &mut out).expect("run");
         let out = String::from_utf8(out).expect("utf-8");
         let rows: Vec<&str> = out.lines().skip(1).collect();
         assert_eq!(rows.len(), 2);

@@ -269,4 +269,29 @@ fn cloudtrail_example_exfiltration_chain_ranks_on_top() {
             rank_of(step)
         );
     }
+    // The README's first command: after the first day (the learning period), the chain is
+    // among the twenty most novel events `oddity top` shows.
+    let dir = tempdir();
+    let scored = dir.path().join("scored.jsonl");
+    std::fs::write(&scored, &out.stdout).expect("write");
+    let top = run(
+        &[
+            "top",
+            "--since",
+            "2024-03-05",
+            scored.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    top.assert_ok();
+    let table = String::from_utf8_lossy(&top.stdout);
+    let chain_rows = table
+        .lines()
+        .skip(1)
+        .filter(|row| labels.keys().any(|id| row.contains(id.as_str())))
+        .count();
+    assert!(
+        chain_rows >= 3,
+        "the chain's events are among the top 20 after the first day:\n{table}"
+    );
 }
