@@ -43,10 +43,7 @@ impl Decoder for LineCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
         let limit = buf.len().min(self.max.saturating_add(1));
-        if let Some(i) = buf[self.scanned.min(limit)..limit]
-            .iter()
-            .position(|&b| b == b'\n')
-        {
+        if let Some(i) = memchr::memchr(b'\n', &buf[self.scanned.min(limit)..limit]) {
             let i = self.scanned.min(limit) + i;
             let mut line = buf.split_to(i + 1);
             line.truncate(i);

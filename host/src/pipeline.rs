@@ -483,7 +483,7 @@ async fn write_batches(
     {
         out.clear();
         alert_lines.clear();
-        let mut plugin_lines = output.split_inclusive(|&b| b == b'\n');
+        let mut plugin_lines = Lines(&output);
         for (item, result) in batch.iter().zip(&results) {
             let source = || names[item.source as usize].as_str();
             if let Some(dl) = &mut dead_letter {
@@ -623,6 +623,23 @@ async fn write_batches(
         other => other.context("writing the output")?,
     }
     Ok(written)
+}
+
+/// The `\n`-terminated lines of a plugin's output, each with its newline (found with memchr).
+struct Lines<'a>(&'a [u8]);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', self.0).map_or(self.0.len(), |i| i + 1);
+        let (line, rest) = self.0.split_at(end);
+        self.0 = rest;
+        Some(line)
+    }
 }
 
 /// Whether `output` (a plugin's output line, with its newline) is `input` unchanged, or

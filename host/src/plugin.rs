@@ -196,7 +196,7 @@ impl Plugin {
             .engine()
             .call_annotate_batch(&mut self.store, self.resource, batch, key)
             .map_err(trap)?;
-        let newlines = out.output.iter().filter(|&&b| b == b'\n').count();
+        let newlines = memchr::memchr_iter(b'\n', &out.output).count();
         if out.status.len() != lines
             || newlines != lines
             || out.output.last().is_some_and(|&b| b != b'\n')

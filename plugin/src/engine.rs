@@ -8,7 +8,7 @@ use crate::config::{ConfigError, Settings};
 use crate::extract::{ExtractError, Extractor, Slots};
 use crate::model::{ComponentNovelty, Model, ScoreRecord, Verdict, ViewScore};
 use crate::normalize::truncate;
-use crate::render::{ErrorNote, Note, Slot, splice};
+use crate::render::{Note, Slot, error_note, note, splice};
 use crate::snapshot::{self, DecodeError};
 
 /// Why a line was not scored. The engine learns nothing from such a line.
@@ -304,7 +304,7 @@ impl Engine {
         let status = match self.extract(line) {
             Ok(e) => {
                 let verdict = self.judge(&e);
-                let note = Note {
+                let n = Note {
                     verdict: &verdict,
                     values: &e.values,
                     names: &self.names,
@@ -314,7 +314,7 @@ impl Engine {
                     id: e.id.as_deref(),
                     time: e.time.as_deref(),
                 };
-                if splice(line, key, &note, out) {
+                if splice(line, key, |o| note(o, &n), out) {
                     return LineStatus::Scored {
                         score: verdict.score,
                         campaign: verdict.campaign.as_ref().map(|c| c.score),
@@ -328,15 +328,7 @@ impl Engine {
             Err(e) => {
                 if let ScoreError::FieldMissing(_) = e {
                     let reason = e.to_string();
-                    if splice(
-                        line,
-                        key,
-                        &ErrorNote {
-                            error: "field-missing",
-                            reason: &reason,
-                        },
-                        out,
-                    ) {
+                    if splice(line, key, |o| error_note(o, "field-missing", &reason), out) {
                         return LineStatus::Failed(e);
                     }
                 }

@@ -5,32 +5,13 @@
 //! host's `annotation` module; a test in `engine.rs` checks the two agree with the typed record.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
-
-use crate::campaign::Campaign;
 use crate::model::Verdict;
 
-/// A number rounded to a fixed count of decimals for display: shorter lines, and cheaper to
-/// write (the typed record keeps full precision).
-struct Round(f64, i32);
-
-impl Serialize for Round {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let scale = 10f64.powi(self.1);
-        let r = (self.0 * scale).round() / scale;
-        if r.is_finite() {
-            s.serialize_f64(if r == 0.0 { 0.0 } else { r })
-        } else {
-            s.serialize_f64(self.0)
-        }
-    }
-}
-
-/// Decimals of scores (0..1) and of bits.
-const SCORE: i32 = 6;
-const BITS: i32 = 3;
+/// Decimals of scores (0..1) and of bits: shorter lines, and cheaper to write (the typed record
+/// keeps full precision).
+const SCORE: u32 = 6;
+const BITS: u32 = 3;
 
 /// Where component `i` of the layout comes from.
 #[derive(Debug, Clone)]
@@ -54,140 +35,199 @@ pub struct Note<'a> {
     pub time: Option<&'a str>,
 }
 
-/// The principal: entity values joined by a space, written without allocating.
-struct Principal<'a>(&'a [usize], &'a [Cow<'a, str>]);
+/// Bytes that JSON strings must escape: control characters, `"` and `\\`.
+static ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
-impl fmt::Display for Principal<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, &field) in self.0.iter().enumerate() {
+/// Writes `s` as a JSON string. Most values need no escape: they are copied as they are.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if !s.bytes().any(|b| ESCAPE[b as usize]) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Infallible for a Vec; serde_json's escaping is the reference.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Writes `"key":`.
+fn key(out: &mut Vec<u8>, k: &str) {
+    string(out, k);
+    out.push(b':');
+}
+
+/// Writes an unsigned integer.
+fn uint(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Writes any float as serde_json does (shortest round trip; `null` when not finite).
+fn float(out: &mut Vec<u8>, x: f64) {
+    let _ = serde_json::to_writer(&mut *out, &x);
+}
+
+/// Writes `x` rounded to `decimals` decimals, without trailing zeros (`0.25`, `3.0`): the same
+/// number serde_json would write for the rounded value, for a fraction of the cost.
+fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
+    let scale = 10u64.pow(decimals);
+    let scaled = (x * scale as f64).round();
+    // Beyond 2^53 the digits are not exact any more; such values are not expected here.
+    if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
+        float(out, x);
+        return;
+    }
+    let n = scaled.abs() as u64;
+    if scaled < 0.0 && n != 0 {
+        out.push(b'-');
+    }
+    uint(out, n / scale);
+    out.push(b'.');
+    let mut frac = n % scale;
+    if frac == 0 {
+        out.push(b'0');
+        return;
+    }
+    let mut digits = decimals;
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    let mut buf = [b'0'; 20];
+    for d in buf[..digits as usize].iter_mut().rev() {
+        *d = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    out.extend_from_slice(&buf[..digits as usize]);
+}
+
+/// Writes the principal: entity values joined by a space.
+fn principal(out: &mut Vec<u8>, n: &Note<'_>) {
+    if let [field] = n.entity {
+        string(out, &n.values[*field]);
+        return;
+    }
+    let mut joined = String::new();
+    for (i, &field) in n.entity.iter().enumerate() {
+        if i > 0 {
+            joined.push(' ');
+        }
+        joined.push_str(&n.values[field]);
+    }
+    string(out, &joined);
+}
+
+/// Writes the annotation of a scored event as one JSON object (the shape documented in the
+/// README, "The score record").
+pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
+    let v = n.verdict;
+    out.extend_from_slice(b"{\"score\":");
+    fixed(out, v.score, SCORE);
+    out.extend_from_slice(b",\"infoContent\":");
+    fixed(out, v.info_content, BITS);
+    out.extend_from_slice(b",\"novelty\":");
+    fixed(out, v.novelty, BITS);
+    out.extend_from_slice(b",\"probability\":");
+    float(out, crate::fastmath::exp2(-v.info_content));
+    out.extend_from_slice(b",\"uniqueness\":");
+    fixed(out, v.uniqueness, SCORE);
+    out.extend_from_slice(b",\"sequence\":");
+    uint(out, v.sequence);
+    out.extend_from_slice(if v.cold {
+        b",\"cold\":true,\"principal\":"
+    } else {
+        b",\"cold\":false,\"principal\":"
+    });
+    principal(out, n);
+    out.extend_from_slice(b",\"observation\":{");
+    for (i, slot) in n.layout.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        key(out, &n.names[slot.field]);
+        string(out, &n.values[slot.field]);
+    }
+    let top = &n.layout[v.top];
+    out.extend_from_slice(b"},\"mostNovelComponent\":{\"index\":");
+    uint(out, v.top as u64);
+    out.extend_from_slice(b",\"view\":");
+    string(out, &top.view);
+    out.extend_from_slice(b",\"field\":");
+    string(out, &n.names[top.field]);
+    out.extend_from_slice(b",\"value\":");
+    string(out, &n.values[top.field]);
+    out.extend_from_slice(b",\"novelty\":");
+    fixed(out, v.top_novelty, SCORE);
+    out.extend_from_slice(b",\"bits\":");
+    fixed(out, v.top_bits, BITS);
+    out.extend_from_slice(b"},\"views\":{");
+    for (i, (name, &(info, excess))) in n.views.iter().zip(&v.views).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        key(out, name);
+        out.extend_from_slice(b"{\"infoContent\":");
+        fixed(out, info, BITS);
+        out.extend_from_slice(b",\"excess\":");
+        fixed(out, excess, BITS);
+        out.push(b'}');
+    }
+    out.push(b'}');
+    if let Some(id) = n.id {
+        out.extend_from_slice(b",\"id\":");
+        string(out, id);
+    }
+    if let Some(time) = n.time {
+        out.extend_from_slice(b",\"time\":");
+        string(out, time);
+    }
+    if let Some(c) = &v.campaign {
+        out.extend_from_slice(b",\"campaign\":{\"id\":\"");
+        out.extend_from_slice(format!("{:016x}", c.id).as_bytes());
+        out.extend_from_slice(b"\",\"principal\":");
+        principal(out, n);
+        out.extend_from_slice(b",\"events\":");
+        uint(out, u64::from(c.events));
+        out.extend_from_slice(b",\"first\":");
+        string(out, &c.first);
+        out.extend_from_slice(b",\"last\":");
+        string(out, &c.last);
+        out.extend_from_slice(b",\"score\":");
+        fixed(out, c.score, BITS);
+        out.extend_from_slice(b",\"actions\":[");
+        for (i, a) in c.actions.iter().enumerate() {
             if i > 0 {
-                f.write_str(" ")?;
+                out.push(b',');
             }
-            f.write_str(&self.1[field])?;
+            string(out, a);
         }
-        Ok(())
+        out.extend_from_slice(b"]}");
     }
+    out.push(b'}');
 }
 
-impl Serialize for Principal<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-struct Observation<'a>(&'a Note<'a>);
-
-impl Serialize for Observation<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let n = self.0;
-        let mut m = s.serialize_map(Some(n.layout.len()))?;
-        for slot in n.layout {
-            m.serialize_entry(&n.names[slot.field], &n.values[slot.field])?;
-        }
-        m.end()
-    }
-}
-
-struct MostNovel<'a>(&'a Note<'a>);
-
-impl Serialize for MostNovel<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let n = self.0;
-        let v = n.verdict;
-        let slot = &n.layout[v.top];
-        let mut m = s.serialize_struct("ComponentNovelty", 6)?;
-        m.serialize_field("index", &v.top)?;
-        m.serialize_field("view", &slot.view)?;
-        m.serialize_field("field", &n.names[slot.field])?;
-        m.serialize_field("value", &n.values[slot.field])?;
-        m.serialize_field("novelty", &Round(v.top_novelty, SCORE))?;
-        m.serialize_field("bits", &Round(v.top_bits, BITS))?;
-        m.end()
-    }
-}
-
-struct ViewScore(f64, f64);
-
-impl Serialize for ViewScore {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("ViewScore", 2)?;
-        m.serialize_field("infoContent", &Round(self.0, BITS))?;
-        m.serialize_field("excess", &Round(self.1, BITS))?;
-        m.end()
-    }
-}
-
-struct Views<'a>(&'a Note<'a>);
-
-impl Serialize for Views<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let n = self.0;
-        let mut m = s.serialize_map(Some(n.views.len()))?;
-        for (name, &(info, excess)) in n.views.iter().zip(&n.verdict.views) {
-            m.serialize_entry(name, &ViewScore(info, excess))?;
-        }
-        m.end()
-    }
-}
-
-struct CampaignNote<'a>(&'a Campaign, Principal<'a>);
-
-impl Serialize for CampaignNote<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let c = self.0;
-        let mut m = s.serialize_struct("Campaign", 7)?;
-        m.serialize_field("id", &format!("{:016x}", c.id))?;
-        m.serialize_field("principal", &self.1)?;
-        m.serialize_field("events", &c.events)?;
-        m.serialize_field("first", &c.first)?;
-        m.serialize_field("last", &c.last)?;
-        m.serialize_field("score", &Round(c.score, BITS))?;
-        m.serialize_field("actions", &c.actions)?;
-        m.end()
-    }
-}
-
-impl Serialize for Note<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = self.verdict;
-        let mut m = s.serialize_struct("Annotation", 15)?;
-        m.serialize_field("score", &Round(v.score, SCORE))?;
-        m.serialize_field("infoContent", &Round(v.info_content, BITS))?;
-        m.serialize_field("novelty", &Round(v.novelty, BITS))?;
-        m.serialize_field("probability", &crate::fastmath::exp2(-v.info_content))?;
-        m.serialize_field("uniqueness", &Round(v.uniqueness, SCORE))?;
-        m.serialize_field("sequence", &v.sequence)?;
-        m.serialize_field("cold", &v.cold)?;
-        m.serialize_field("principal", &Principal(self.entity, self.values))?;
-        m.serialize_field("observation", &Observation(self))?;
-        m.serialize_field("mostNovelComponent", &MostNovel(self))?;
-        m.serialize_field("views", &Views(self))?;
-        if let Some(id) = self.id {
-            m.serialize_field("id", id)?;
-        }
-        if let Some(time) = self.time {
-            m.serialize_field("time", time)?;
-        }
-        if let Some(c) = &v.campaign {
-            m.serialize_field(
-                "campaign",
-                &CampaignNote(c, Principal(self.entity, self.values)),
-            )?;
-        }
-        m.end()
-    }
-}
-
-/// Why an object was not scored, as noted in the output.
-#[derive(Debug, serde::Serialize)]
-pub struct ErrorNote<'a> {
-    pub error: &'a str,
-    pub reason: &'a str,
+/// Writes why an object was not scored, as noted in the output:
+/// `{"error": <kind>, "reason": <text>}`.
+pub fn error_note(out: &mut Vec<u8>, error: &str, reason: &str) {
+    out.extend_from_slice(b"{\"error\":");
+    string(out, error);
+    out.extend_from_slice(b",\"reason\":");
+    string(out, reason);
+    out.push(b'}');
 }
 
 /// Writes `line` to `out` with `"key": value` added as the object's last member. Returns false,
 /// writing nothing, when the line is not an object ending in `}`.
-pub fn splice(line: &[u8], key: &str, value: &impl Serialize, out: &mut Vec<u8>) -> bool {
+pub fn splice(line: &[u8], key: &str, value: impl FnOnce(&mut Vec<u8>), out: &mut Vec<u8>) -> bool {
     let start = line.iter().position(|b| !b.is_ascii_whitespace());
     let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
     let (Some(start), Some(end)) = (start, end) else {
@@ -196,21 +236,62 @@ pub fn splice(line: &[u8], key: &str, value: &impl Serialize, out: &mut Vec<u8>)
     if line[start] != b'{' || line[end] != b'}' {
         return false;
     }
-    let before = out.len();
     out.extend_from_slice(&line[..end]);
     if !line[start + 1..end].iter().all(u8::is_ascii_whitespace) {
         out.push(b',');
     }
-    let written = serde_json::to_writer(&mut *out, key)
-        .and_then(|()| {
-            out.push(b':');
-            serde_json::to_writer(&mut *out, value)
-        })
-        .is_ok();
-    if !written {
-        out.truncate(before);
-        return false;
-    }
+    self::key(out, key);
+    value(out);
     out.extend_from_slice(&line[end..]);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed_text(x: f64, d: u32) -> String {
+        let mut out = Vec::new();
+        fixed(&mut out, x, d);
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn fixed_writes_what_serde_json_writes_for_the_rounded_number() {
+        let mut x = -3.0;
+        while x < 400.0 {
+            for d in [3, 6] {
+                let scale = 10f64.powi(d as i32);
+                let r = (x * scale).round() / scale;
+                let ours: f64 = fixed_text(x, d).parse().expect("a number");
+                assert_eq!(ours, if r == 0.0 { 0.0 } else { r }, "{x} to {d}");
+            }
+            x += 0.000_137_3;
+        }
+        assert_eq!(fixed_text(1.0, 6), "1.0");
+        assert_eq!(fixed_text(0.0, 3), "0.0");
+        assert_eq!(fixed_text(-0.0001, 3), "0.0");
+        assert_eq!(fixed_text(0.000_001, 6), "0.000001");
+        assert_eq!(fixed_text(12.5, 3), "12.5");
+        assert_eq!(fixed_text(-2.25, 3), "-2.25");
+        assert_eq!(fixed_text(f64::NAN, 3), "null");
+        assert_eq!(fixed_text(1e300, 3).parse::<f64>().ok(), Some(1e300));
+    }
+
+    #[test]
+    fn strings_are_escaped_only_when_needed() {
+        for s in [
+            "plain",
+            "quote \" here",
+            "back\\slash",
+            "tab\t",
+            "\u{1}",
+            "ünï",
+        ] {
+            let mut out = Vec::new();
+            string(&mut out, s);
+            let back: String = serde_json::from_slice(&out).expect("valid JSON string");
+            assert_eq!(back, s);
+        }
+    }
 }
