@@ -98,7 +98,7 @@ fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
         return;
     }
     let mut digits = decimals;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         digits -= 1;
     }
