@@ -473,4 +473,55 @@ mod tests {
             "both paths learn the same"
         );
     }
+
+    fn novelty(engine: &mut Engine, line: &str) -> f64 {
+        engine.score_line(line.as_bytes()).expect("scored").novelty
+    }
+
+    #[test]
+    fn a_principals_learning_does_not_escalate_its_first_warm_events() {
+        // All events at the same time: nothing decays, as in a capture without event times.
+        // The principal's first events are all first sightings (its learning); its ordinary
+        // events once warm must not carry them.
+        let mut e = Engine::new("").expect("config");
+        for i in 0..100 {
+            let action = ["DescribeInstances", "DescribeVolumes"][i % 2];
+            novelty(&mut e, &event(["ana", "bo"][i % 2], action, "198.51.100.7"));
+        }
+        let actions = [
+            "DescribeInstances",
+            "DescribeTags",
+            "DescribeVpcs",
+            "ListBuckets",
+        ];
+        for i in 0..60 {
+            let n = novelty(&mut e, &event("pedro", actions[i % 4], "203.0.113.5"));
+            if i >= 40 {
+                assert!(n < 2.0, "event {i}: {n} bits for an ordinary event");
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_principal_doing_several_new_things_escalates_while_cold() {
+        let run = |config: &str| {
+            let mut e = Engine::new(config).expect("config");
+            for i in 0..200 {
+                let user = ["ana", "bo", "cy", "di", "ed"][i % 5];
+                let action = ["DescribeInstances", "DescribeVolumes"][i % 2];
+                novelty(&mut e, &event(user, action, "198.51.100.7"));
+            }
+            // A new principal, from a new network, doing what nobody does, then again.
+            let mallory = |action: &str| event("mallory", action, "203.0.113.9");
+            novelty(&mut e, &mallory("CreateSnapshot"));
+            novelty(&mut e, &mallory("ModifySnapshotAttribute"));
+            novelty(&mut e, &mallory("DeleteSnapshot"))
+        };
+        let escalated = run("");
+        let plain = run("[engine]\nescalation = 0.0\n");
+        assert!(
+            escalated > plain + 3.0,
+            "several kinds of new behaviour of a cold principal: {escalated} vs {plain} bits"
+        );
+    }
 }
