@@ -76,6 +76,53 @@ pub struct Engine {
     names: Vec<String>,
     layout: Vec<Slot>,
     view_names: Vec<String>,
+    /// Recent results of each field's normalisers (empty for fields without any).
+    memo: Vec<Memo>,
+}
+
+/// Entries of a [`Memo`]: a power of two.
+const MEMO_SLOTS: usize = 1024;
+
+/// Recent results of one field's normalisers, direct-mapped by a hash of the raw value. User
+/// agents, ARNs and addresses repeat from event to event, and their normalisers (user-agent
+/// parsing above all) cost more than a hash and a compare. A pure function's cache: results are
+/// the same with or without it.
+#[derive(Debug, Default)]
+struct Memo {
+    slots: Vec<Option<(u64, Box<str>, Box<str>)>>,
+}
+
+impl Memo {
+    /// Values longer than this are normalised every time (rare, and not worth keeping).
+    const MAX_KEY: usize = 512;
+
+    fn new(wanted: bool) -> Memo {
+        Memo {
+            slots: if wanted {
+                vec![None; MEMO_SLOTS]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn apply<'a>(&mut self, field: &crate::config::Field, raw: Cow<'a, str>) -> Cow<'a, str> {
+        if self.slots.is_empty() || raw.len() > Self::MAX_KEY {
+            return field.normalize.iter().fold(raw, |v, n| n.apply(v));
+        }
+        let hash = xxhash_rust::xxh3::xxh3_64(raw.as_bytes());
+        let slot = &mut self.slots[hash as usize & (MEMO_SLOTS - 1)];
+        if let Some((h, key, value)) = slot
+            && *h == hash
+            && **key == *raw
+        {
+            return Cow::Owned(value.to_string());
+        }
+        let key: Box<str> = raw.as_ref().into();
+        let value = field.normalize.iter().fold(raw, |v, n| n.apply(v));
+        *slot = Some((hash, key, value.as_ref().into()));
+        value
+    }
 }
 
 /// One line's observation, extracted and normalised, borrowing from the line.
@@ -166,6 +213,11 @@ impl Engine {
             }));
         }
         let view_names = profile.views.iter().map(|v| v.name.clone()).collect();
+        let memo = profile
+            .fields
+            .iter()
+            .map(|f| Memo::new(!f.normalize.is_empty()))
+            .collect();
         Engine {
             settings,
             fingerprint,
@@ -177,6 +229,7 @@ impl Engine {
             names,
             layout,
             view_names,
+            memo,
         }
     }
 
@@ -190,7 +243,7 @@ impl Engine {
     }
 
     /// Reads one line's observation.
-    fn extract<'a>(&self, line: &'a [u8]) -> Result<Extracted<'a>, ScoreError> {
+    fn extract<'a>(&mut self, line: &'a [u8]) -> Result<Extracted<'a>, ScoreError> {
         let mut slots: Slots<'a> = Vec::new();
         self.extractor
             .extract(line, &mut slots)
@@ -201,13 +254,18 @@ impl Engine {
             })?;
         let profile = &self.settings.profile;
         let mut values = Vec::with_capacity(profile.fields.len());
-        for (field, range) in profile.fields.iter().zip(&self.field_slots) {
+        for ((field, range), memo) in profile
+            .fields
+            .iter()
+            .zip(&self.field_slots)
+            .zip(&mut self.memo)
+        {
             let found = range
                 .clone()
                 .find_map(|i| slots[i].take().filter(|v| !v.is_empty()));
             // A default is already a category: it is used as it is, not normalised.
             let value = match (found, &field.default) {
-                (Some(v), _) => field.normalize.iter().fold(v, |v, n| n.apply(v)),
+                (Some(v), _) => memo.apply(field, v),
                 (None, Some(d)) => Cow::Owned(d.clone()),
                 (None, None) => {
                     let paths: Vec<String> = field.paths.iter().map(|p| p.join(".")).collect();
@@ -523,5 +581,33 @@ mod tests {
             escalated > plain + 3.0,
             "several kinds of new behaviour of a cold principal: {escalated} vs {plain} bits"
         );
+    }
+
+    #[test]
+    fn the_normaliser_memo_gives_what_the_normalisers_give() {
+        let settings = Settings::parse("").expect("config");
+        let field = settings
+            .profile
+            .fields
+            .iter()
+            .find(|f| !f.normalize.is_empty())
+            .expect("a normalised field");
+        let mut memo = Memo::new(true);
+        // More distinct values than slots, twice over, so that slots are hit, missed and
+        // overwritten.
+        for round in 0..2 {
+            for i in 0..3 * MEMO_SLOTS {
+                let raw = format!(
+                    "aws-cli/2.{}.{round} Python/3.11 Linux/6.1 arn:aws:iam::1:role/r{i}",
+                    i % 7
+                );
+                let direct = field
+                    .normalize
+                    .iter()
+                    .fold(Cow::Borrowed(raw.as_str()), |v, n| n.apply(v));
+                assert_eq!(memo.apply(field, Cow::Borrowed(raw.as_str())), direct);
+                assert_eq!(memo.apply(field, Cow::Borrowed(raw.as_str())), direct);
+            }
+        }
     }
 }
