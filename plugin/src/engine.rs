@@ -89,8 +89,11 @@ const MEMO_SLOTS: usize = 1024;
 /// the same with or without it.
 #[derive(Debug, Default)]
 struct Memo {
-    slots: Vec<Option<(u64, Box<str>, Box<str>)>>,
+    slots: Vec<Option<MemoEntry>>,
 }
+
+/// A raw value's hash, the raw value, and what the normalisers made of it.
+type MemoEntry = (u64, Box<str>, Box<str>);
 
 impl Memo {
     /// Values longer than this are normalised every time (rare, and not worth keeping).
