@@ -1,7 +1,8 @@
 //! The running distribution of raw novelty, which turns bits into a calibrated `score`.
 //!
-//! `score` is the (forgetting) fraction of previously scored warm events whose raw novelty was
-//! lower than this event's, interpolated within a fine log-spaced histogram. It therefore means
+//! `score` is the (forgetting) fraction of previously scored events (cold ones weighted 1/20)
+//! whose raw novelty was lower than this event's, interpolated within a fine log-spaced
+//! histogram. It therefore means
 //! the same on every stream: 0.999 is "more novel than 99.9% of what this engine has judged".
 //! Decay is done by weighting new events more (`2^(t / half-life)`) and renormalising rarely,
 //! so each update is O(1) and the result is deterministic.
@@ -85,7 +86,12 @@ impl Calibration {
 
     /// Adds raw novelty `x` observed at event time `now`.
     pub fn learn(&mut self, x: f64, now: u32) {
-        let mut weight = 1.0;
+        self.learn_weighted(x, now, 1.0);
+    }
+
+    /// Adds raw novelty `x` observed at event time `now`, counted `w` times (`0 < w <= 1`).
+    pub fn learn_weighted(&mut self, x: f64, now: u32, w: f64) {
+        let mut weight = w;
         if self.inv_half_life > 0.0 && now > self.epoch {
             weight = exp2(f64::from(now - self.epoch) * self.inv_half_life);
             if weight > 1e12 || self.total == 0.0 {
@@ -94,7 +100,7 @@ impl Calibration {
                 self.bins.iter_mut().for_each(|b| *b *= shrink);
                 self.total = self.bins.iter().sum();
                 self.epoch = now;
-                weight = 1.0;
+                weight = w;
             }
         }
         let (bin, _) = bin_of(x);

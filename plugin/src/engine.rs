@@ -613,4 +613,33 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn scores_rank_events_even_when_every_principal_is_cold() {
+        let mut e = Engine::new("").expect("config");
+        let mut scores = Vec::new();
+        for i in 0..90 {
+            let user = format!("short-lived-{}", i / 3);
+            let line = event(&user, "DescribeInstances", "198.51.100.7");
+            let r = e.score_line(line.as_bytes()).expect("scored");
+            assert!(r.cold);
+            scores.push(r.score);
+        }
+        let odd = e
+            .score_line(event("short-lived-99", "DeleteTrail", "203.0.113.9").as_bytes())
+            .expect("scored");
+        let usual = e
+            .score_line(event("short-lived-98", "DescribeInstances", "198.51.100.7").as_bytes())
+            .expect("scored");
+        assert!(
+            odd.score > 0.9 && odd.score > usual.score,
+            "{} vs {}",
+            odd.score,
+            usual.score
+        );
+        assert!(
+            scores.iter().any(|&s| s != 0.5),
+            "scores are ranks, not all 0.5"
+        );
+    }
 }

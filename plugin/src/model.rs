@@ -87,6 +87,9 @@ pub struct Verdict {
     pub campaign: Option<Campaign>,
 }
 
+/// Weight of a cold event in the score distribution, against 1 for a warm one.
+const COLD_CALIBRATION_WEIGHT: f64 = 0.05;
+
 /// Reused buffers, so that scoring an event allocates nothing in the steady state.
 #[derive(Debug, Clone, Default)]
 struct Scratch {
@@ -354,9 +357,15 @@ impl Model {
         let step = state.absorb(novelty, sightings);
         let novelty = novelty + escalation;
         let score = self.calibration.score(novelty);
-        if !cold {
-            self.calibration.learn(novelty, now);
-        }
+        // Cold events count for little in the distribution `score` ranks against: a new
+        // principal's first events are all new to it, and a stream's first day would otherwise
+        // set the bar. But they count: in a stream of short-lived principals (most events cold)
+        // scores still rank events instead of all being 0.5.
+        self.calibration.learn_weighted(
+            novelty,
+            now,
+            if cold { COLD_CALIBRATION_WEIGHT } else { 1.0 },
+        );
         let action = profile.action.map_or("", |f| values[f]);
         let entity_values = profile.entity.iter().map(|&f| values[f]);
         let campaign = state.observe(
