@@ -1,7 +1,7 @@
 //! Builds the plugin (`plugin/`, crate `oddity-engine`) for `wasm32-wasip2` and exposes the
-//! component's path as `ODDITY_PLUGIN_WASM`, so `oddity` embeds it and is one self-contained file.
+//! component's path as `EMBEDDED_PLUGIN_WASM`, so `oddity` embeds it and is one self-contained file.
 //! In the same cargo run it builds the hostile test plugin (`tests/plugins/hostile/`), whose path
-//! the sandbox tests get as `ODDITY_HOSTILE_WASM` (nothing embeds it).
+//! the sandbox tests get as `HOSTILE_PLUGIN_WASM` (nothing embeds it).
 //!
 //! The nested cargo uses its own target directory (sharing the outer one deadlocks on its lock)
 //! and drops the outer build's compiler wrappers and flags (clippy, coverage, host RUSTFLAGS),
@@ -28,7 +28,6 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
-    println!("cargo:rerun-if-env-changed=ODDITY_PLUGIN_PROFILE");
 
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), PathBuf::from)
@@ -90,9 +89,11 @@ fn main() {
         );
     }
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // Not `ODDITY_*`: `cargo run` and `cargo test` also set these variables when they run the
+    // binary, and oddity reads every `ODDITY_*` variable as a setting (an unknown one is an error).
     for (file, var) in [
-        ("oddity_engine.wasm", "ODDITY_PLUGIN_WASM"),
-        ("oddity_hostile_plugin.wasm", "ODDITY_HOSTILE_WASM"),
+        ("oddity_engine.wasm", "EMBEDDED_PLUGIN_WASM"),
+        ("oddity_hostile_plugin.wasm", "HOSTILE_PLUGIN_WASM"),
     ] {
         let wasm = target_dir.join("wasm32-wasip2/release").join(file);
         let out = out_dir.join(file);

@@ -29,7 +29,7 @@ wasmtime::component::bindgen!({ path: "../wit", world: "oddity" });
 use oddity::detector::types::{self as wit};
 
 /// The component built from `plugin/` by the build script.
-pub const EMBEDDED: &[u8] = include_bytes!(env!("ODDITY_PLUGIN_WASM"));
+pub const EMBEDDED: &[u8] = include_bytes!(env!("EMBEDDED_PLUGIN_WASM"));
 
 /// Limits of the sandbox.
 #[derive(Debug, Clone, Copy)]

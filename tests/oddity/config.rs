@@ -83,6 +83,26 @@ fn environment_variables_configure_and_flags_win() {
     assert!(out.stderr.contains("batch-size"), "{}", out.stderr);
 }
 
+/// `cargo run` (the README's first command) and `cargo test` give the binary the variables of the
+/// build script's `rustc-env`; oddity reads `ODDITY_*` variables as settings, so those must not
+/// be named so (they once were: the README's first command failed with "unknown field
+/// `plugin-wasm`"). This runs oddity with exactly those variables, as `cargo run` does.
+#[test]
+fn the_environment_cargo_run_gives_is_accepted() {
+    let out = run_cmd(
+        oddity()
+            .env("EMBEDDED_PLUGIN_WASM", env!("EMBEDDED_PLUGIN_WASM"))
+            .env("HOSTILE_PLUGIN_WASM", env!("HOSTILE_PLUGIN_WASM"))
+            .arg("-q"),
+        Some(format!("{EVENT}\n").as_bytes()),
+    );
+    out.assert_ok();
+    // And an `ODDITY_*` variable that is not a setting is refused, naming it.
+    let out = run_cmd(oddity().env("ODDITY_PLUGIN_WASM", "x.wasm"), Some(b""));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("plugin-wasm"), "{}", out.stderr);
+}
+
 #[test]
 fn a_missing_input_file_is_an_error() {
     let out = run(&["/nonexistent/events.jsonl"], None);

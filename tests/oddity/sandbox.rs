@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::util::{oddity, run_cmd, tempdir};
 
-const HOSTILE: &str = env!("ODDITY_HOSTILE_WASM");
+const HOSTILE: &str = env!("HOSTILE_PLUGIN_WASM");
 
 /// Limits small enough that the misbehaving lines fail fast.
 const LIMITS: [&str; 4] = ["--fuel", "50000000", "--memory-mib", "32"];
