@@ -34,10 +34,10 @@ impl PartialOrd for Row {
 impl Ord for Row {
     /// Greater is more novel; earlier events win ties.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score
-            .total_cmp(&other.score)
-            .then(self.bits.total_cmp(&other.bits))
-            .then(other.position.cmp(&self.position))
+        crate::report::collect::by_novelty(
+            (self.score, self.bits, self.position),
+            (other.score, other.bits, other.position),
+        )
     }
 }
 

@@ -346,15 +346,16 @@ impl Model {
         );
         let kinds = state.escalation(now, settings.engine.escalation_half_life, cap);
         let escalation = settings.engine.escalation * kinds;
+        let step = state.absorb(novelty, sightings);
+        // While the principal is cold everything it does is a first sighting: that is its
+        // learning, not a burst of new behaviour, and must not escalate its first warm events
+        // (measured on the OTRF capture, which has no event time and so no decay: every warm
+        // event of its console user carried the 14.7 bits of its first twenty). Its last cold
+        // event clears it.
         if state.seq == settings.engine.warm_up {
             state.recent.iter_mut().for_each(|r| *r = 0.0);
             state.burst = 0.0;
         }
-        // While the principal is cold everything it does is a first sighting: that is its
-        // learning, not a burst of new behaviour, and must not escalate its first warm events
-        // (measured on the OTRF capture, which has no event time and so no decay: every warm
-        // event of its console user carried the 14.7 bits of its first twenty).
-        let step = state.absorb(novelty, sightings);
         let novelty = novelty + escalation;
         let score = self.calibration.score(novelty);
         // Cold events count for little in the distribution `score` ranks against: a new

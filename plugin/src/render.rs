@@ -50,13 +50,21 @@ static ESCAPE: [bool; 256] = {
 
 /// Writes `s` as a JSON string. Most values need no escape: they are copied as they are.
 fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    contents(out, s);
+    out.push(b'"');
+}
+
+/// Writes `s` escaped for use inside a JSON string, without the quotes.
+fn contents(out: &mut Vec<u8>, s: &str) {
     if !s.bytes().any(|b| ESCAPE[b as usize]) {
-        out.push(b'"');
         out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
     } else {
-        // Infallible for a Vec; serde_json's escaping is the reference.
+        // Rare; serde_json's escaping is the reference (infallible for a Vec).
+        let start = out.len();
         let _ = serde_json::to_writer(&mut *out, s);
+        out.pop();
+        out.remove(start);
     }
 }
 
@@ -112,18 +120,14 @@ fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
 
 /// Writes the principal: entity values joined by a space.
 fn principal(out: &mut Vec<u8>, n: &Note<'_>) {
-    if let [field] = n.entity {
-        string(out, &n.values[*field]);
-        return;
-    }
-    let mut joined = String::new();
+    out.push(b'"');
     for (i, &field) in n.entity.iter().enumerate() {
         if i > 0 {
-            joined.push(' ');
+            out.push(b' ');
         }
-        joined.push_str(&n.values[field]);
+        contents(out, &n.values[field]);
     }
-    string(out, &joined);
+    out.push(b'"');
 }
 
 /// Writes the annotation of a scored event as one JSON object (the shape documented in the

@@ -508,18 +508,9 @@ pub fn evaluate(s: &Scored) -> StreamReport {
 pub struct SummaryRow {
     pub family: String,
     pub streams: usize,
-    pub detector: String,
-    /// Means over the family's streams (of the streams where defined).
-    pub roc_auc: Option<f64>,
-    pub average_precision: Option<f64>,
-    pub precision_at_10: f64,
-    pub precision_at_100: f64,
-    pub recall_top_small: Option<f64>,
-    pub recall_top_large: Option<f64>,
-    /// Sums over the family's streams.
-    pub groups_detected_small: usize,
-    pub groups_detected_large: usize,
-    pub groups: usize,
+    /// Means over the family's streams (of the streams where defined); detected groups summed.
+    #[serde(flatten)]
+    pub metrics: DetectorMetrics,
 }
 
 fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -543,25 +534,23 @@ pub fn summarize(reports: &[StreamReport]) -> Vec<SummaryRow> {
             let m = |f: &dyn Fn(&DetectorMetrics) -> Option<f64>| {
                 mean(of.iter().map(|r| f(&r.detectors[d])))
             };
+            let sum =
+                |f: &dyn Fn(&DetectorMetrics) -> usize| of.iter().map(|r| f(&r.detectors[d])).sum();
             out.push(SummaryRow {
                 family: fam.to_owned(),
                 streams: of.len(),
-                detector: det.detector.clone(),
-                roc_auc: m(&|x| x.roc_auc),
-                average_precision: m(&|x| x.average_precision),
-                precision_at_10: m(&|x| Some(x.precision_at_10)).unwrap_or(0.0),
-                precision_at_100: m(&|x| Some(x.precision_at_100)).unwrap_or(0.0),
-                recall_top_small: m(&|x| x.recall_top_small),
-                recall_top_large: m(&|x| x.recall_top_large),
-                groups_detected_small: of
-                    .iter()
-                    .map(|r| r.detectors[d].groups_detected_small)
-                    .sum(),
-                groups_detected_large: of
-                    .iter()
-                    .map(|r| r.detectors[d].groups_detected_large)
-                    .sum(),
-                groups: of.iter().map(|r| r.detectors[d].groups).sum(),
+                metrics: DetectorMetrics {
+                    detector: det.detector.clone(),
+                    roc_auc: m(&|x| x.roc_auc),
+                    average_precision: m(&|x| x.average_precision),
+                    precision_at_10: m(&|x| Some(x.precision_at_10)).unwrap_or(0.0),
+                    precision_at_100: m(&|x| Some(x.precision_at_100)).unwrap_or(0.0),
+                    recall_top_small: m(&|x| x.recall_top_small),
+                    recall_top_large: m(&|x| x.recall_top_large),
+                    groups_detected_small: sum(&|x| x.groups_detected_small),
+                    groups_detected_large: sum(&|x| x.groups_detected_large),
+                    groups: sum(&|x| x.groups),
+                },
             });
         }
     }
@@ -697,20 +686,23 @@ fn detection_table(title: &str, rows: &[DetectorMetrics]) -> Table {
         ],
         &[false, true, true, true, true, true, true, true, true],
     );
-    for m in rows {
-        t.rows.push(vec![
-            m.detector.clone(),
-            f3(m.roc_auc),
-            f3(m.average_precision),
-            format!("{:.2}", m.precision_at_10),
-            format!("{:.2}", m.precision_at_100),
-            pct(m.recall_top_small),
-            pct(m.recall_top_large),
-            format!("{}/{}", m.groups_detected_small, m.groups),
-            format!("{}/{}", m.groups_detected_large, m.groups),
-        ]);
-    }
+    t.rows.extend(rows.iter().map(metric_cells));
     t
+}
+
+/// A detector's cells of a detection table: its name, then each metric.
+fn metric_cells(m: &DetectorMetrics) -> Vec<String> {
+    vec![
+        m.detector.clone(),
+        f3(m.roc_auc),
+        f3(m.average_precision),
+        format!("{:.2}", m.precision_at_10),
+        format!("{:.2}", m.precision_at_100),
+        pct(m.recall_top_small),
+        pct(m.recall_top_large),
+        format!("{}/{}", m.groups_detected_small, m.groups),
+        format!("{}/{}", m.groups_detected_large, m.groups),
+    ]
 }
 
 /// Which step tables to print.
@@ -986,18 +978,9 @@ pub fn render_summary(rows: &[SummaryRow], markdown: bool) -> String {
                 r.family.clone()
             }
         };
-        t.rows.push(vec![
-            fam,
-            r.detector.clone(),
-            f3(r.roc_auc),
-            f3(r.average_precision),
-            format!("{:.2}", r.precision_at_10),
-            format!("{:.2}", r.precision_at_100),
-            pct(r.recall_top_small),
-            pct(r.recall_top_large),
-            format!("{}/{}", r.groups_detected_small, r.groups),
-            format!("{}/{}", r.groups_detected_large, r.groups),
-        ]);
+        let mut row = vec![fam];
+        row.extend(metric_cells(&r.metrics));
+        t.rows.push(row);
     }
     t.render(markdown)
 }

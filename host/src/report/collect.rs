@@ -80,8 +80,9 @@ impl Kept {
     }
 }
 
-/// Greater is more novel: by score, then raw novelty; the earlier event wins ties.
-fn by_novelty(a: (f64, f64, u64), b: (f64, f64, u64)) -> Ordering {
+/// Greater is more novel: by score, then raw novelty; the earlier event wins ties. `oddity top`
+/// ranks by it too, so that its table and the report's agree.
+pub(crate) fn by_novelty(a: (f64, f64, u64), b: (f64, f64, u64)) -> Ordering {
     a.0.total_cmp(&b.0)
         .then(a.1.total_cmp(&b.1))
         .then(b.2.cmp(&a.2))
