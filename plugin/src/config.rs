@@ -527,7 +527,7 @@ mod tests {
     fn empty_text_is_the_cloudtrail_profile() {
         let s = Settings::parse("").expect("valid");
         assert_eq!(s.profile.name, "cloudtrail");
-        assert_eq!(s.profile.views.len(), 3);
+        assert_eq!(s.profile.views.len(), 4);
         assert_eq!(
             s.fingerprint(),
             Settings::parse("profile = \"cloudtrail\"")
