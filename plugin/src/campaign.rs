@@ -22,6 +22,10 @@ pub const USUAL_HALF_LIFE: f64 = 2.0 * 86_400.0;
 const USUAL_AFTER: u64 = 500;
 /// Escalation below this many bits means no burst is under way.
 const BURST_OVER: f64 = 1.0;
+/// Values first seen in the burst under way that are remembered (per principal, newest kept).
+pub const MAX_YOUNG: usize = 16;
+/// A first sighting with less evidence than this (bits) is not remembered as young.
+const YOUNG_OVER: f64 = 1.0;
 
 /// One principal's open campaign.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +57,10 @@ pub struct EntityState {
     pub usual: f64,
     /// The highest escalation of the burst under way; it becomes `usual` when the burst ends.
     pub burst: f64,
+    /// The values first seen in the burst under way, as (profile field, value key), oldest
+    /// first, at most [`MAX_YOUNG`]: an event is lifted by the escalation only if it repeats
+    /// one of them (it comes from the new network, with the new client, on the new resource...).
+    pub young: Vec<(u32, u64)>,
     /// Campaigns opened so far (part of the next campaign's id).
     pub opened: u32,
     pub campaign: Option<Campaign>,
@@ -90,25 +98,64 @@ impl EntityState {
                 self.usual = self.usual.max(self.burst);
             }
             self.burst = 0.0;
+            self.young.clear();
         } else {
             self.burst = self.burst.max(level);
         }
         beyond
     }
 
-    /// Takes in one event's own raw novelty and its first-sighting evidence per field:
-    /// returns the novelty beyond the principal's usual (the campaign step), and updates the
-    /// usual and the recent first sightings.
-    pub fn absorb(&mut self, novelty: f64, sightings: &[(usize, f64)]) -> f64 {
+    /// Whether an event with these (profile field, value key) components repeats a value first
+    /// seen in the burst under way. The escalation lifts only such events: the stolen key's
+    /// later calls from the attacker's new network, not the calls the real workload keeps making
+    /// from its usual place meanwhile (measured on generated seed 9: a compromised EC2 role's
+    /// ordinary calls filled a fifth of the top 0.1 % while its key was being abused).
+    pub fn shares_burst(&self, components: impl Iterator<Item = (usize, u64)>) -> bool {
+        !self.young.is_empty()
+            && components
+                .into_iter()
+                .any(|(f, k)| self.young.contains(&(f as u32, k)))
+    }
+
+    /// Takes in one event's own raw novelty and its first sightings (profile field, value
+    /// key, evidence in bits): returns the novelty beyond the principal's usual (the campaign
+    /// step), and updates the usual, the recent first sightings and the young values.
+    pub fn absorb(&mut self, novelty: f64, sightings: &[(usize, u64, f64)]) -> f64 {
         let step = (novelty - self.baseline).max(0.0);
         self.baseline += BASELINE_ALPHA * (novelty - self.baseline);
-        for &(field, bits) in sightings {
+        for &(field, key, bits) in sightings {
             if self.recent.len() <= field {
                 self.recent.resize(field + 1, 0.0);
             }
             self.recent[field] += bits;
+            if bits >= YOUNG_OVER && !self.young.contains(&(field as u32, key)) {
+                if self.young.len() == MAX_YOUNG {
+                    // Make room in the field with the most young values (a burst of new
+                    // actions must not push out the one new network they all come from).
+                    let crowded = (0..self.young.len())
+                        .max_by_key(|&i| {
+                            let f = self.young[i].0;
+                            (
+                                self.young.iter().filter(|y| y.0 == f).count(),
+                                usize::MAX - i,
+                            )
+                        })
+                        .unwrap_or(0);
+                    let f = self.young[crowded].0;
+                    let oldest = self.young.iter().position(|y| y.0 == f).unwrap_or(0);
+                    self.young.remove(oldest);
+                }
+                self.young.push((field as u32, key));
+            }
         }
         step
+    }
+
+    /// Forgets the burst under way (the principal's learning while it was cold is not one).
+    pub fn clear_burst(&mut self) {
+        self.recent.iter_mut().for_each(|r| *r = 0.0);
+        self.burst = 0.0;
+        self.young.clear();
     }
 
     /// Updates the campaign with one scored event whose novelty beyond the principal's usual
@@ -261,5 +308,35 @@ mod tests {
         let c = last.expect("novel");
         assert_eq!(c.events, 4, "every novel event is in the campaign");
         assert_eq!(c.score, 16.0, "two stages: GetParameter once, SendMessage");
+    }
+
+    #[test]
+    fn only_events_repeating_a_value_new_in_the_burst_share_it() {
+        const NETWORK: usize = 2;
+        const ACTION: usize = 0;
+        let mut e = EntityState::default();
+        assert!(!e.shares_burst([(NETWORK, 7)].into_iter()), "no burst yet");
+        // The stolen key's first call: a new network, then twenty new actions from it.
+        e.absorb(20.0, &[(NETWORK, 7, 11.0), (ACTION, 100, 9.0)]);
+        for a in 101..121 {
+            e.absorb(10.0, &[(ACTION, a, 9.0)]);
+        }
+        assert_eq!(e.young.len(), MAX_YOUNG);
+        assert!(
+            e.shares_burst([(ACTION, 1), (NETWORK, 7)].into_iter()),
+            "the new network stays young however many new actions follow"
+        );
+        assert!(e.shares_burst([(ACTION, 120), (NETWORK, 3)].into_iter()));
+        assert!(
+            !e.shares_burst([(ACTION, 1), (NETWORK, 3)].into_iter()),
+            "the workload's usual call from its usual network is not part of the burst"
+        );
+        e.absorb(0.5, &[(ACTION, 999, 0.5)]);
+        assert!(
+            !e.shares_burst([(ACTION, 999)].into_iter()),
+            "a first sighting with almost no evidence is not young"
+        );
+        e.clear_burst();
+        assert!(!e.shares_burst([(NETWORK, 7)].into_iter()));
     }
 }

@@ -94,7 +94,7 @@ const COLD_CALIBRATION_WEIGHT: f64 = 0.05;
 #[derive(Debug, Clone, Default)]
 struct Scratch {
     judged: Vec<Judged>,
-    sightings: Vec<(usize, f64)>,
+    sightings: Vec<(usize, u64, f64)>,
 }
 
 /// Everything learned; what a snapshot holds.
@@ -333,8 +333,9 @@ impl Model {
         // Escalation: a campaign is a burst of *different* new behaviours of one principal
         // (discovery, then persistence, then exfiltration), where a traveller shows one new
         // network and then ordinary calls. How many kinds of new behaviour the principal showed
-        // recently, beyond the first (see `EntityState::escalation`), lifts each of its events,
-        // so the later, individually ordinary steps of a campaign rank near its first.
+        // recently, beyond the first (see `EntityState::escalation`), lifts each of its events
+        // that repeats a value new in the burst (`EntityState::shares_burst`), so the later,
+        // individually ordinary steps of a campaign rank near its first.
         let sightings = &mut scratch.sightings;
         sightings.clear();
         sightings.extend(
@@ -342,10 +343,20 @@ impl Model {
                 .iter()
                 .zip(profile.views.iter().flat_map(|v| v.components.iter()))
                 .filter(|(j, _)| j.first)
-                .map(|(j, &field)| (field, evidence(j.excess))),
+                .map(|(j, &field)| (field, j.key, evidence(j.excess))),
         );
         let kinds = state.escalation(now, settings.engine.escalation_half_life, cap);
-        let escalation = settings.engine.escalation * kinds;
+        let shares = state.shares_burst(
+            judged[profile.entity.len()..]
+                .iter()
+                .zip(profile.views.iter().flat_map(|v| v.components.iter()))
+                .map(|(j, &field)| (field, j.key)),
+        );
+        let escalation = if shares {
+            settings.engine.escalation * kinds
+        } else {
+            0.0
+        };
         let step = state.absorb(novelty, sightings);
         // While the principal is cold everything it does is a first sighting: that is its
         // learning, not a burst of new behaviour, and must not escalate its first warm events
@@ -353,8 +364,7 @@ impl Model {
         // event of its console user carried the 14.7 bits of its first twenty). Its last cold
         // event clears it.
         if state.seq == settings.engine.warm_up {
-            state.recent.iter_mut().for_each(|r| *r = 0.0);
-            state.burst = 0.0;
+            state.clear_burst();
         }
         let novelty = novelty + escalation;
         let score = self.calibration.score(novelty);

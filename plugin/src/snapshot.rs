@@ -20,13 +20,13 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 
 use crate::calibrate::Calibration;
-use crate::campaign::{Campaign, EntityState};
+use crate::campaign::{Campaign, EntityState, MAX_YOUNG};
 use crate::config::EngineSettings;
 use crate::model::Model;
 use crate::tree::{Node, Tree};
 
 pub const MAGIC: &[u8; 8] = b"ODDITYSN";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
@@ -159,6 +159,11 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
         w.u32(e.recent_t);
         w.f64(e.usual);
         w.f64(e.burst);
+        w.u32(e.young.len() as u32);
+        for &(field, key) in &e.young {
+            w.u32(field);
+            w.u64(key);
+        }
         w.u32(e.opened);
         match &e.campaign {
             None => w.u32(0),
@@ -273,6 +278,15 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
         let recent_t = r.u32("a principal")?;
         let usual = r.f64("a principal")?;
         let burst = r.f64("a principal")?;
+        let n_young = r.count(12, "a principal's young values")?;
+        if n_young > MAX_YOUNG {
+            return Err(DecodeError::NotASnapshot(format!(
+                "a principal has {n_young} young values, at most {MAX_YOUNG} are kept"
+            )));
+        }
+        let young = (0..n_young)
+            .map(|_| Ok((r.u32("a young value")?, r.u64("a young value")?)))
+            .collect::<R<Vec<_>>>()?;
         let opened = r.u32("a principal")?;
         let campaign = match r.u32("a campaign flag")? {
             0 => None,
@@ -319,6 +333,7 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
                 recent_t,
                 usual,
                 burst,
+                young,
                 opened,
                 campaign,
             },
