@@ -336,22 +336,21 @@ impl Model {
         // recently, beyond the first (see `EntityState::escalation`), lifts each of its events
         // that repeats a value new in the burst (`EntityState::shares_burst`), so the later,
         // individually ordinary steps of a campaign rank near its first.
-        let sightings = &mut scratch.sightings;
-        sightings.clear();
-        sightings.extend(
+        // The view components with the profile field each one reads.
+        let components = || {
             judged[profile.entity.len()..]
                 .iter()
                 .zip(profile.views.iter().flat_map(|v| v.components.iter()))
+        };
+        let sightings = &mut scratch.sightings;
+        sightings.clear();
+        sightings.extend(
+            components()
                 .filter(|(j, _)| j.first)
                 .map(|(j, &field)| (field, j.key, evidence(j.excess))),
         );
         let kinds = state.escalation(now, settings.engine.escalation_half_life, cap);
-        let shares = state.shares_burst(
-            judged[profile.entity.len()..]
-                .iter()
-                .zip(profile.views.iter().flat_map(|v| v.components.iter()))
-                .map(|(j, &field)| (field, j.key)),
-        );
+        let shares = state.shares_burst(components().map(|(j, &field)| (field, j.key)));
         let escalation = if shares {
             settings.engine.escalation * kinds
         } else {
