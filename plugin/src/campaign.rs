@@ -110,11 +110,8 @@ impl EntityState {
     /// later calls from the attacker's new network, not the calls the real workload keeps making
     /// from its usual place meanwhile (measured on generated seed 9: a compromised EC2 role's
     /// ordinary calls filled a fifth of the top 0.1 % while its key was being abused).
-    pub fn shares_burst(&self, components: impl Iterator<Item = (usize, u64)>) -> bool {
-        !self.young.is_empty()
-            && components
-                .into_iter()
-                .any(|(f, k)| self.young.contains(&(f as u32, k)))
+    pub fn shares_burst(&self, mut components: impl Iterator<Item = (usize, u64)>) -> bool {
+        !self.young.is_empty() && components.any(|(f, k)| self.young.contains(&(f as u32, k)))
     }
 
     /// Takes in one event's own raw novelty and its first sightings (profile field, value
@@ -131,18 +128,12 @@ impl EntityState {
             if bits >= YOUNG_OVER && !self.young.contains(&(field as u32, key)) {
                 if self.young.len() == MAX_YOUNG {
                     // Make room in the field with the most young values (a burst of new
-                    // actions must not push out the one new network they all come from).
-                    let crowded = (0..self.young.len())
-                        .max_by_key(|&i| {
-                            let f = self.young[i].0;
-                            (
-                                self.young.iter().filter(|y| y.0 == f).count(),
-                                usize::MAX - i,
-                            )
-                        })
+                    // actions must not push out the one new network they all come from): the
+                    // first entry of the most crowded field is its oldest.
+                    let count = |f: u32| self.young.iter().filter(|y| y.0 == f).count();
+                    let oldest = (0..MAX_YOUNG)
+                        .max_by_key(|&i| (count(self.young[i].0), std::cmp::Reverse(i)))
                         .unwrap_or(0);
-                    let f = self.young[crowded].0;
-                    let oldest = self.young.iter().position(|y| y.0 == f).unwrap_or(0);
                     self.young.remove(oldest);
                 }
                 self.young.push((field as u32, key));
