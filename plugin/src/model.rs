@@ -210,7 +210,12 @@ impl Model {
         let Some(c) = ctx else { return judged };
         self.tree.decay(c, now);
         let child = self.tree.child(c, key);
-        let n_v = child.map_or(0.0, |id| self.tree.count_at(id, now));
+        // The child is learned in this same event, so bringing it forward now costs nothing
+        // extra (learning finds it current) and spares computing its decay twice.
+        let n_v = child.map_or(0.0, |id| {
+            self.tree.decay(id, now);
+            self.tree.node(id).n
+        });
         let node = self.tree.node(c);
         judged.bits = bits(node.probability(n_v, backoff));
         if excess {
