@@ -437,10 +437,18 @@ impl Engine {
 /// counts.
 fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
     let body = batch.strip_suffix(b"\n").unwrap_or(batch);
-    let empty = batch.is_empty();
-    body.split(|&b| b == b'\n')
-        .filter(move |_| !empty)
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    // memchr finds the newlines a word (or a SIMD vector) at a time.
+    let mut ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if batch.is_empty() {
+            return None;
+        }
+        let end = ends.next()?;
+        let line = &body[start..end];
+        start = end + 1;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
 }
 
 #[cfg(test)]
@@ -451,6 +459,22 @@ mod tests {
         format!(
             r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","sourceIPAddress":"{ip}","userAgent":"aws-cli/2.15.1 Python/3.11 Linux/6.1","eventID":"id-{user}-{action}"}}"#
         )
+    }
+
+    #[test]
+    fn a_batch_splits_into_one_line_per_newline_plus_an_unterminated_tail() {
+        let split = |b: &str| -> Vec<String> {
+            lines(b.as_bytes())
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect()
+        };
+        assert!(split("").is_empty());
+        assert_eq!(split("\n"), [""]);
+        assert_eq!(split("a"), ["a"]);
+        assert_eq!(split("a\n"), ["a"]);
+        assert_eq!(split("a\r\nb"), ["a", "b"]);
+        assert_eq!(split("a\n\n"), ["a", ""]);
+        assert_eq!(split("\r\n\nc\r"), ["", "", "c"]);
     }
 
     #[test]

@@ -95,6 +95,8 @@ const COLD_CALIBRATION_WEIGHT: f64 = 0.05;
 struct Scratch {
     judged: Vec<Judged>,
     sightings: Vec<(usize, u64, f64)>,
+    /// The key of each view's node, in profile order (hashed once, not twice per event).
+    view_keys: Vec<u64>,
 }
 
 /// Everything learned; what a snapshot holds.
@@ -242,6 +244,10 @@ impl Model {
         let mut scratch = std::mem::take(&mut self.scratch);
         let judged = &mut scratch.judged;
         judged.clear();
+        if scratch.view_keys.len() != profile.views.len() {
+            scratch.view_keys = profile.views.iter().map(|v| view_key(&v.name)).collect();
+        }
+        let view_keys = &scratch.view_keys;
 
         // Score: entity components, then each view against the principal and the population.
         let mut ctx = Some(ENTITY_ROOT);
@@ -260,8 +266,7 @@ impl Model {
         }
         let principal_node = ctx;
         let mut min_leaf = f64::INFINITY;
-        for view in &profile.views {
-            let vkey = view_key(&view.name);
+        for (view, &vkey) in profile.views.iter().zip(view_keys) {
             let mut ent = principal_node.and_then(|p| self.tree.child(p, vkey));
             let mut pop = self.tree.child(POPULATION_ROOT, vkey);
             let mut leaf = 0.0;
@@ -290,8 +295,7 @@ impl Model {
         let principal = at;
         self.tree.learn_root(POPULATION_ROOT, now);
         let mut k = profile.entity.len();
-        for view in &profile.views {
-            let vkey = view_key(&view.name);
+        for (view, &vkey) in profile.views.iter().zip(view_keys) {
             let mut ent = self.tree.learn(principal, vkey, None, now, 0.0);
             let mut pop = self.tree.learn(POPULATION_ROOT, vkey, None, now, 0.0);
             for _ in &view.components {
