@@ -88,7 +88,9 @@ fn float(out: &mut Vec<u8>, x: f64) {
 /// number serde_json would write for the rounded value, for a fraction of the cost.
 fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
     let scale = 10u64.pow(decimals);
-    let scaled = (x * scale as f64).round();
+    // Ties to even: one instruction in WebAssembly (`round` is a library call there); either
+    // way the text is the value correctly rounded to `decimals`.
+    let scaled = (x * scale as f64).round_ties_even();
     // Beyond 2^53 the digits are not exact any more; such values are not expected here.
     if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
         float(out, x);
@@ -266,7 +268,7 @@ mod tests {
         while x < 400.0 {
             for d in [3, 6] {
                 let scale = 10f64.powi(d as i32);
-                let r = (x * scale).round() / scale;
+                let r = (x * scale).round_ties_even() / scale;
                 let ours: f64 = fixed_text(x, d).parse().expect("a number");
                 assert_eq!(ours, if r == 0.0 { 0.0 } else { r }, "{x} to {d}");
             }
