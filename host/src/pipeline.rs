@@ -1,6 +1,9 @@
 //! `oddity score`: reader → scorer → writer, in order, one output line per input line.
 //!
 //! - The reader task frames the sources into batches ([`crate::input`]).
+//! - With `staged` (the default on two cores or more), the extractor thread owns a second
+//!   instance of the plugin that reads each batch's observations (`extract-batch`), so the
+//!   scorer's instance only judges them: JSON parsing and normalising move to another core.
 //! - The scorer thread owns the plugin: it scores each batch with one call, saves the state when
 //!   due, and after a plugin failure restores the last good snapshot into a fresh instance.
 //! - The writer task renders annotations into the original lines and writes them, writes the
@@ -182,11 +185,47 @@ pub async fn run(
         })
     };
     let max_line = settings.max_line_bytes;
+    // The extractor's instance is made from the scorer's (same compiled component and
+    // configuration); without one, the scorer prepares its batches itself.
+    let extractor = if settings.staged {
+        match plugin.sibling() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!("no second plugin instance, reading on the scorer's thread: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (prepared_tx, prepared_rx) = mpsc::channel::<Prepared>(4);
+    let extract = match extractor {
+        Some(extractor) => Some(
+            std::thread::Builder::new()
+                .name("oddity-extractor".into())
+                .spawn(move || extract_loop(extractor, batch_rx, prepared_tx, max_line))
+                .context("starting the extractor thread")?,
+        ),
+        None => {
+            // Unstaged: preparing is cheap host work, done on the way to the scorer.
+            tokio::spawn(async move {
+                let mut long_len = 0;
+                let mut batch_rx = batch_rx;
+                while let Some(batch) = batch_rx.recv().await {
+                    let prepared = prepare(batch, max_line, &mut long_len);
+                    if prepared_tx.send(prepared).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            None
+        }
+    };
     let scorer = std::thread::Builder::new()
         .name("oddity-scorer".into())
         .spawn({
             let key = settings.output_key.clone();
-            move || score_loop(plugin, batch_rx, out_tx, state, last_good, max_line, &key)
+            move || score_loop(plugin, prepared_rx, out_tx, state, last_good, &key)
         })
         .context("starting the scorer thread")?;
 
@@ -225,6 +264,11 @@ pub async fn run(
     let scorer = tokio::task::spawn_blocking(move || scorer.join())
         .await?
         .map_err(|_| anyhow!("the scorer thread panicked"))??;
+    if let Some(extract) = extract {
+        tokio::task::spawn_blocking(move || extract.join())
+            .await?
+            .map_err(|_| anyhow!("the extractor thread panicked"))?;
+    }
     cancel.cancel();
     let written = written?;
     Ok(Summary {
@@ -261,17 +305,15 @@ const CHECKPOINT_EVENTS: u64 = 1_000_000;
 
 fn score_loop(
     mut plugin: Plugin,
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<Prepared>,
     tx: mpsc::Sender<Scored>,
     state: Option<(StateFile, StateSettings)>,
     mut last_good: Option<Vec<u8>>,
-    max_line: usize,
     key: &str,
 ) -> anyhow::Result<ScorerReport> {
     let mut report = ScorerReport::default();
     let mut since_save = 0u64;
     let mut last_save = Instant::now();
-    let mut scratch = Scratch::default();
     let save = |plugin: &mut Plugin,
                 last_good: &mut Option<Vec<u8>>,
                 report: &mut ScorerReport|
@@ -286,16 +328,9 @@ fn score_loop(
         *last_good = Some(bytes);
         Ok(())
     };
-    while let Some(batch) = rx.blocking_recv() {
-        let (results, output) = score_batch(
-            &mut plugin,
-            &batch,
-            max_line,
-            key,
-            &mut scratch,
-            &mut last_good,
-            &mut report,
-        )?;
+    while let Some(prepared) = rx.blocking_recv() {
+        let (batch, results, output) =
+            score_batch(&mut plugin, prepared, key, &mut last_good, &mut report)?;
         since_save += results.len() as u64;
         if tx
             .blocking_send(Scored {
@@ -336,26 +371,23 @@ fn score_loop(
     Ok(report)
 }
 
-/// What the scorer keeps from one batch to the next.
-#[derive(Debug, Default)]
-struct Scratch {
-    /// The lines sent to the plugin.
+/// A batch on its way to the scorer: what the host already decided for each item, the lines
+/// for the plugin and, when staged, their observations.
+struct Prepared {
+    batch: Batch,
+    results: Vec<Outcome>,
+    /// The items whose lines are in `buf`, in order.
+    sent: Vec<usize>,
+    /// Their lines, each `\n`-terminated.
     buf: Vec<u8>,
-    /// The length so far of an over-long line, whose pieces may span batches.
-    long_len: usize,
+    /// What `extract-batch` read from `buf`, when a second instance did.
+    extracted: Option<Vec<u8>>,
 }
 
-fn score_batch(
-    plugin: &mut Plugin,
-    batch: &Batch,
-    max_line: usize,
-    key: &str,
-    scratch: &mut Scratch,
-    last_good: &mut Option<Vec<u8>>,
-    report: &mut ScorerReport,
-) -> anyhow::Result<(Vec<Outcome>, Vec<u8>)> {
-    let Scratch { buf, long_len } = scratch;
-    buf.clear();
+/// Sorts a batch's items: the lines for the plugin, and the ones the host answers itself
+/// (blank, over-long). `long_len` carries the length of an over-long line across batches.
+fn prepare(batch: Batch, max_line: usize, long_len: &mut usize) -> Prepared {
+    let mut buf = Vec::new();
     let mut results: Vec<Outcome> = Vec::with_capacity(batch.len());
     let mut sent = Vec::with_capacity(batch.len());
     for (i, item) in batch.iter().enumerate() {
@@ -381,15 +413,82 @@ fn score_batch(
             }
         }
     }
-    if sent.is_empty() {
-        return Ok((results, Vec::new()));
+    Prepared {
+        batch,
+        results,
+        sent,
+        buf,
+        extracted: None,
     }
-    match plugin.annotate_batch(buf, sent.len(), key) {
+}
+
+/// The extractor thread: prepares each batch and has the second instance read its
+/// observations. When that instance fails, the batch goes on without them (the scorer then
+/// reads it itself) and a fresh instance takes over.
+fn extract_loop(
+    mut extractor: Plugin,
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Prepared>,
+    max_line: usize,
+) {
+    let mut long_len = 0;
+    let mut healthy = true;
+    while let Some(batch) = rx.blocking_recv() {
+        let mut prepared = prepare(batch, max_line, &mut long_len);
+        if healthy && !prepared.sent.is_empty() {
+            match extractor.extract_batch(&prepared.buf) {
+                Ok(extracted) => prepared.extracted = Some(extracted),
+                Err(e) => {
+                    tracing::warn!(
+                        "reading a batch's observations failed, the scorer reads them: {e}"
+                    );
+                    if let Err(e) = extractor.recover(None) {
+                        tracing::warn!("no second plugin instance any more: {e}");
+                        healthy = false;
+                    }
+                }
+            }
+        }
+        if tx.blocking_send(prepared).is_err() {
+            break;
+        }
+    }
+}
+
+fn score_batch(
+    plugin: &mut Plugin,
+    prepared: Prepared,
+    key: &str,
+    last_good: &mut Option<Vec<u8>>,
+    report: &mut ScorerReport,
+) -> anyhow::Result<(Batch, Vec<Outcome>, Vec<u8>)> {
+    let Prepared {
+        batch,
+        mut results,
+        sent,
+        buf,
+        extracted,
+    } = prepared;
+    if sent.is_empty() {
+        return Ok((batch, results, Vec::new()));
+    }
+    let staged = match &extracted {
+        Some(extracted) => plugin
+            .annotate_extracted(&buf, extracted, sent.len(), key)
+            .transpose(),
+        None => None,
+    };
+    // Unstaged, or the observations were refused (nothing learned): the one-call path.
+    let scored = match staged {
+        Some(r) => r,
+        None => plugin.annotate_batch(&buf, sent.len(), key),
+    };
+    match scored {
         Ok((output, statuses)) => {
             for (i, status) in sent.into_iter().zip(statuses) {
                 results[i] = Outcome::Plugin(status);
             }
-            Ok((results, output))
+            Ok((batch, results, output))
         }
         Err(e) => {
             report.plugin_failures += 1;
@@ -404,7 +503,7 @@ fn score_batch(
             plugin
                 .recover(last_good.as_deref())
                 .context("restarting the plugin after a failure")?;
-            Ok((results, Vec::new()))
+            Ok((batch, results, Vec::new()))
         }
     }
 }

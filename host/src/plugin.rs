@@ -96,6 +96,9 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
+/// The output of the fast path: the output lines, and what became of each input line.
+pub type AnnotatedBatch = (Vec<u8>, Vec<Status>);
+
 /// A trap as one line: its cause (`wasm trap: all fuel consumed...`, a host function's refusal),
 /// without the wasm backtrace, which goes to the debug log.
 fn trap(e: wasmtime::Error) -> PluginError {
@@ -154,7 +157,7 @@ impl Plugin {
             .and_then(OddityPre::new)
             .map_err(|e| {
                 PluginError::Load(format!(
-                    "the component does not export oddity:detector@0.1.0: {e:#}"
+                    "the component does not export oddity:detector@0.2.0: {e:#}"
                 ))
             })?;
         let (mut store, bindings) = instantiate(&engine, &pre, limits)?;
@@ -180,7 +183,6 @@ impl Plugin {
         }
     }
 
-    /// Scores a batch of `\n`-terminated lines; one result per line.
     /// Scores a batch of `\n`-terminated lines with the filter fast path: the output lines
     /// (one per input line, each `\n`-terminated) and what became of each.
     pub fn annotate_batch(
@@ -188,7 +190,7 @@ impl Plugin {
         batch: &[u8],
         lines: usize,
         key: &str,
-    ) -> Result<(Vec<u8>, Vec<Status>), PluginError> {
+    ) -> Result<AnnotatedBatch, PluginError> {
         self.refuel();
         let out = self
             .bindings
@@ -196,28 +198,60 @@ impl Plugin {
             .engine()
             .call_annotate_batch(&mut self.store, self.resource, batch, key)
             .map_err(trap)?;
-        let newlines = memchr::memchr_iter(b'\n', &out.output).count();
-        if out.status.len() != lines
-            || newlines != lines
-            || out.output.last().is_some_and(|&b| b != b'\n')
-        {
-            return Err(PluginError::Contract(format!(
-                "{} statuses and {newlines} output lines for a batch of {lines} lines",
-                out.status.len()
-            )));
+        annotated(out, lines)
+    }
+
+    /// Another engine from the same component and configuration, in its own store, fresh (it
+    /// is for stage one of the staged fast path, which learns nothing): no second compilation.
+    pub fn sibling(&self) -> Result<Plugin, PluginError> {
+        let (mut store, bindings) = instantiate(&self.engine, &self.pre, self.limits)?;
+        let resource = create_engine(&bindings, &mut store, &self.config, None, self.limits.fuel)?;
+        Ok(Plugin {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            store,
+            bindings,
+            resource,
+            limits: self.limits,
+            config: self.config.clone(),
+        })
+    }
+
+    /// Stage one of the staged fast path (`extract-batch`): the observations of a batch of
+    /// `\n`-terminated lines, for [`Plugin::annotate_extracted`] of another engine.
+    pub fn extract_batch(&mut self, batch: &[u8]) -> Result<Vec<u8>, PluginError> {
+        self.refuel();
+        self.bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_extract_batch(&mut self.store, self.resource, batch)
+            .map_err(trap)
+    }
+
+    /// Stage two of the staged fast path (`annotate-extracted`): what
+    /// [`Plugin::annotate_batch`] returns, for a batch whose observations a sibling read.
+    /// `Ok(None)` when the engine refused the observations (it learned nothing then).
+    pub fn annotate_extracted(
+        &mut self,
+        batch: &[u8],
+        extracted: &[u8],
+        lines: usize,
+        key: &str,
+    ) -> Result<Option<AnnotatedBatch>, PluginError> {
+        self.refuel();
+        let out = self
+            .bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_annotate_extracted(&mut self.store, self.resource, batch, extracted, key)
+            .map_err(trap)?;
+        match out {
+            Ok(out) => annotated(out, lines).map(Some),
+            Err(reason) => {
+                tracing::warn!("the plugin refused the batch's observations: {reason}");
+                Ok(None)
+            }
         }
-        let status = out
-            .status
-            .into_iter()
-            .map(|s| match s {
-                wit::LineStatus::Scored(l) => Status::Scored {
-                    score: l.score,
-                    campaign: l.campaign,
-                },
-                wit::LineStatus::Failed(e) => Status::Failed(line_error(e)),
-            })
-            .collect();
-        Ok((out.output, status))
     }
 
     /// The typed path (`score-batch`), for other hosts; the tests check it agrees with the fast
@@ -294,6 +328,33 @@ impl Plugin {
         )?;
         Ok(())
     }
+}
+
+/// Checks an `annotated` result against the batch it is for (one `\n`-terminated output line
+/// and one status per input line) and converts it.
+fn annotated(out: wit::Annotated, lines: usize) -> Result<AnnotatedBatch, PluginError> {
+    let newlines = memchr::memchr_iter(b'\n', &out.output).count();
+    if out.status.len() != lines
+        || newlines != lines
+        || out.output.last().is_some_and(|&b| b != b'\n')
+    {
+        return Err(PluginError::Contract(format!(
+            "{} statuses and {newlines} output lines for a batch of {lines} lines",
+            out.status.len()
+        )));
+    }
+    let status = out
+        .status
+        .into_iter()
+        .map(|s| match s {
+            wit::LineStatus::Scored(l) => Status::Scored {
+                score: l.score,
+                campaign: l.campaign,
+            },
+            wit::LineStatus::Failed(e) => Status::Failed(line_error(e)),
+        })
+        .collect();
+    Ok((out.output, status))
 }
 
 fn create_engine(

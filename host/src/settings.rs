@@ -46,6 +46,8 @@ pub struct Settings {
     pub output: Option<PathBuf>,
     pub output_key: String,
     pub batch_size: usize,
+    /// Read observations in a second plugin instance on another thread (`staged`).
+    pub staged: bool,
     pub max_line_bytes: usize,
     /// What happens to lines that are not events (`[bad-lines]`, `--dead-letter`).
     pub bad_lines: BadLinePolicy,
@@ -74,6 +76,7 @@ struct RawSettings {
     output: Option<PathBuf>,
     output_key: Option<String>,
     batch_size: Option<usize>,
+    staged: Option<bool>,
     max_line_bytes: Option<usize>,
     plugin: Option<PathBuf>,
     cache_dir: Option<String>,
@@ -301,6 +304,10 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         output: raw.output,
         output_key,
         batch_size,
+        // Two instances pay off only with a core for each.
+        staged: raw
+            .staged
+            .unwrap_or_else(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)),
         max_line_bytes,
         bad_lines,
         plugin: raw.plugin,

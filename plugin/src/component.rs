@@ -107,6 +107,19 @@ fn results(
         .collect()
 }
 
+fn annotated((output, status): (Vec<u8>, Vec<EngineLineStatus>)) -> Annotated {
+    let status = status
+        .into_iter()
+        .map(|s| match s {
+            EngineLineStatus::Scored { score, campaign } => {
+                LineStatus::Scored(ScoredLine { score, campaign })
+            }
+            EngineLineStatus::Failed(e) => LineStatus::Failed(score_error(e)),
+        })
+        .collect();
+    Annotated { output, status }
+}
+
 impl GuestEngine for Detector {
     fn create(config: String) -> Result<Engine, ConfigError> {
         let inner = Inner::new(&config).map_err(config_error)?;
@@ -141,17 +154,23 @@ impl GuestEngine for Detector {
     }
 
     fn annotate_batch(&self, lines: Vec<u8>, key: String) -> Annotated {
-        let (output, status) = self.0.borrow_mut().annotate_batch(&lines, &key);
-        let status = status
-            .into_iter()
-            .map(|s| match s {
-                EngineLineStatus::Scored { score, campaign } => {
-                    LineStatus::Scored(ScoredLine { score, campaign })
-                }
-                EngineLineStatus::Failed(e) => LineStatus::Failed(score_error(e)),
-            })
-            .collect();
-        Annotated { output, status }
+        annotated(self.0.borrow_mut().annotate_batch(&lines, &key))
+    }
+
+    fn extract_batch(&self, lines: Vec<u8>) -> Vec<u8> {
+        self.0.borrow_mut().extract_batch(&lines)
+    }
+
+    fn annotate_extracted(
+        &self,
+        lines: Vec<u8>,
+        extracted: Vec<u8>,
+        key: String,
+    ) -> Result<Annotated, String> {
+        self.0
+            .borrow_mut()
+            .annotate_extracted(&lines, &extracted, &key)
+            .map(annotated)
     }
 
     fn snapshot(&self) -> Vec<u8> {

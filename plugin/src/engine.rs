@@ -128,11 +128,12 @@ impl Memo {
     }
 }
 
-/// One line's observation, extracted and normalised, borrowing from the line.
-struct Extracted<'a> {
-    values: Vec<Cow<'a, str>>,
-    time: Option<Cow<'a, str>>,
-    id: Option<Cow<'a, str>>,
+/// One line's observation, extracted and normalised, borrowing from the line (or from the
+/// staged fast path's bytes).
+pub(crate) struct Extracted<'a> {
+    pub(crate) values: Vec<Cow<'a, str>>,
+    pub(crate) time: Option<Cow<'a, str>>,
+    pub(crate) id: Option<Cow<'a, str>>,
 }
 
 /// What became of one line of [`Engine::annotate_batch`].
@@ -362,7 +363,19 @@ impl Engine {
     /// the line with the annotation under `key` as its last member, an object that could not
     /// be scored with an error note, anything else unchanged.
     pub fn annotate_line(&mut self, line: &[u8], key: &str, out: &mut Vec<u8>) -> LineStatus {
-        let status = match self.extract(line) {
+        let extracted = self.extract(line);
+        self.annotate_extracted_line(line, extracted, key, out)
+    }
+
+    /// [`Engine::annotate_line`] for a line whose observation is already read.
+    fn annotate_extracted_line(
+        &mut self,
+        line: &[u8],
+        extracted: Result<Extracted<'_>, ScoreError>,
+        key: &str,
+        out: &mut Vec<u8>,
+    ) -> LineStatus {
+        let status = match extracted {
             Ok(e) => {
                 let verdict = self.judge(&e);
                 let n = Note {
@@ -375,16 +388,14 @@ impl Engine {
                     id: e.id.as_deref(),
                     time: e.time.as_deref(),
                 };
-                if splice(line, key, |o| note(o, &n), out) {
-                    return LineStatus::Scored {
-                        score: verdict.score,
-                        campaign: verdict.campaign.as_ref().map(|c| c.score),
-                    };
-                }
-                LineStatus::Scored {
+                let status = LineStatus::Scored {
                     score: verdict.score,
                     campaign: verdict.campaign.as_ref().map(|c| c.score),
+                };
+                if splice(line, key, |o| note(o, &n), out) {
+                    return status;
                 }
+                status
             }
             Err(e) => {
                 if let ScoreError::FieldMissing(_) = e {
@@ -398,6 +409,46 @@ impl Engine {
         };
         out.extend_from_slice(line);
         status
+    }
+
+    /// Stage one of the staged fast path: reads the observation of each `\n`-terminated line
+    /// of `batch` (as [`Engine::annotate_batch`] would) and learns nothing. Another engine with
+    /// the same configuration judges them with [`Engine::annotate_extracted`], so reading and
+    /// judging can run on two cores.
+    pub fn extract_batch(&mut self, batch: &[u8]) -> Vec<u8> {
+        let mut w = crate::staged::Writer::new(&self.fingerprint, batch.len() / 4 + 64);
+        for line in lines(batch) {
+            w.push(&self.extract(line));
+        }
+        w.finish()
+    }
+
+    /// Stage two of the staged fast path: [`Engine::annotate_batch`] for a batch whose
+    /// observations `extracted` were read by [`Engine::extract_batch`] of an engine with the
+    /// same configuration; the output is byte for byte the same. Refused, before anything is
+    /// learned, when `extracted` is not that (another configuration, another batch, corrupt).
+    pub fn annotate_extracted(
+        &mut self,
+        batch: &[u8],
+        extracted: &[u8],
+        key: &str,
+    ) -> Result<(Vec<u8>, Vec<LineStatus>), String> {
+        let fields = self.settings.profile.fields.len();
+        let observations = crate::staged::decode(extracted, &self.fingerprint, fields)?;
+        let count = lines(batch).count();
+        if observations.len() != count {
+            return Err(format!(
+                "{} observations for a batch of {count} lines",
+                observations.len()
+            ));
+        }
+        let mut out = Vec::with_capacity(batch.len() + batch.len() / 2);
+        let mut statuses = Vec::with_capacity(count);
+        for (line, observation) in lines(batch).zip(observations) {
+            statuses.push(self.annotate_extracted_line(line, observation, key, &mut out));
+            out.push(b'\n');
+        }
+        Ok((out, statuses))
     }
 
     /// [`Engine::annotate_line`] over a batch of `\n`-terminated lines: the output lines, each
@@ -475,6 +526,99 @@ mod tests {
         assert_eq!(split("a\r\nb"), ["a", "b"]);
         assert_eq!(split("a\n\n"), ["a", ""]);
         assert_eq!(split("\r\n\nc\r"), ["", "", "c"]);
+    }
+
+    #[test]
+    fn the_staged_path_writes_what_the_one_call_path_writes() {
+        let mut batch = String::new();
+        for i in 0..300 {
+            let user = ["raul", "ana", "ops-bot"][i % 3];
+            let action = [
+                "DescribeInstances",
+                "CreateSnapshot",
+                "GetObject",
+                "PutObject",
+            ][i % 4];
+            let ip = ["198.51.100.7", "203.0.113.9"][(i / 50) % 2];
+            batch.push_str(&event(user, action, ip));
+            batch.push('\n');
+        }
+        // Every kind of line the engine does not score, an escaped value, CRLF and a last line
+        // without its newline.
+        batch.push_str("not json\n[1,2]\n\n");
+        batch.push_str(r#"{"eventSource":"s3.amazonaws.com"}"#);
+        batch.push('\n');
+        batch.push_str(&event("ra\\\"ul\\u00e9", "GetObject", "10.1.2.3"));
+        batch.push_str("\r\n");
+        let mut bytes = batch.into_bytes();
+        bytes.extend_from_slice(b"{\"a\":\xff}\n");
+        bytes.extend_from_slice(event("ana", "DeleteSnapshot", "192.0.2.1").as_bytes());
+
+        let mut one = Engine::new("").expect("config");
+        let mut reader = Engine::new("").expect("config");
+        let mut judge = Engine::new("").expect("config");
+        for chunk in [&bytes[..bytes.len() / 2], &bytes[bytes.len() / 2..]] {
+            let expected = one.annotate_batch(chunk, "n");
+            let extracted = reader.extract_batch(chunk);
+            let staged = judge
+                .annotate_extracted(chunk, &extracted, "n")
+                .expect("observations of this batch");
+            assert_eq!(
+                String::from_utf8_lossy(&staged.0),
+                String::from_utf8_lossy(&expected.0)
+            );
+            assert_eq!(staged.1, expected.1);
+        }
+        assert_eq!(
+            reader.stats().events,
+            0,
+            "the reading engine learns nothing"
+        );
+        assert_eq!(judge.snapshot(), one.snapshot());
+    }
+
+    #[test]
+    fn the_staged_path_refuses_observations_that_do_not_fit_before_learning() {
+        let batch = (event("raul", "GetObject", "198.51.100.7") + "\n").repeat(3);
+        let extracted = Engine::new("")
+            .expect("config")
+            .extract_batch(batch.as_bytes());
+        let mut judge = Engine::new("").expect("config");
+        let other = "[engine]\nwarm-up = 3\n";
+        let foreign = Engine::new(other)
+            .expect("config")
+            .extract_batch(batch.as_bytes());
+        let err = judge
+            .annotate_extracted(batch.as_bytes(), &foreign, "n")
+            .expect_err("another configuration");
+        assert!(err.contains("configuration"), "{err}");
+        let two = (event("raul", "GetObject", "198.51.100.7") + "\n").repeat(2);
+        let err = judge
+            .annotate_extracted(two.as_bytes(), &extracted, "n")
+            .expect_err("another batch");
+        assert!(
+            err.contains("3 observations for a batch of 2 lines"),
+            "{err}"
+        );
+        // Every truncation and every single-byte change is refused or read as some observation,
+        // never a panic.
+        for cut in 0..extracted.len() {
+            assert!(
+                judge
+                    .annotate_extracted(batch.as_bytes(), &extracted[..cut], "n")
+                    .is_err()
+            );
+        }
+        assert_eq!(
+            judge.stats().events,
+            0,
+            "nothing learned from refused input"
+        );
+        for i in 0..extracted.len() {
+            let mut bad = extracted.clone();
+            bad[i] ^= 0x5a;
+            let _ = judge.annotate_extracted(batch.as_bytes(), &bad, "n");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`campaign`]: per-principal state and the grouping of novel events into campaigns.
 //! - [`render`]: the annotation written straight into the output line (the filter fast path).
 //! - [`snapshot`]: the versioned, checksummed snapshot format.
+//! - `staged`: the observations that pass between the two stages of the staged fast path.
 //! - [`engine`]: the public [`Engine`] tying these together.
 //! - [`fuzzing`]: the bodies of the fuzz targets (`fuzz/`), replayed by a test.
 //! - `component` (wasm32 only): the only file that sees WIT types.
@@ -29,6 +30,7 @@ pub mod model;
 pub mod normalize;
 pub mod render;
 pub mod snapshot;
+mod staged;
 pub mod tree;
 
 #[cfg(target_arch = "wasm32")]

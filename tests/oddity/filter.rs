@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::util::{run, score_record};
+use crate::util::{example, oddity, run, run_cmd, score_record};
 
 const EVENT: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/raul"},"eventTime":"2024-03-04T09:15:02Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"eu-west-1","sourceIPAddress":"198.51.100.7","userAgent":"aws-cli/2.15.1 Python/3.11.6 Linux/6.1","eventID":"0b4a7c2e-0000-4000-8000-000000000001"}"#;
 
@@ -56,6 +56,25 @@ fn every_line_gives_one_line_and_bad_lines_pass_through() {
         );
     }
     assert!(out.stderr.contains("<stdin>"), "{}", out.stderr);
+}
+
+#[test]
+fn reading_observations_in_a_second_instance_changes_no_byte() {
+    let events = example("cloudtrail/events.jsonl.gz");
+    let staged = |on: &str| {
+        let out = run_cmd(
+            oddity()
+                .env("ODDITY_STAGED", on)
+                .args(["--batch-size", "97"])
+                .arg(&events),
+            None,
+        );
+        out.assert_ok();
+        out.stdout
+    };
+    let (two, one) = (staged("true"), staged("false"));
+    assert!(two.len() > 1_000_000, "the bundled example is scored");
+    assert!(two == one, "staged and unstaged runs differ");
 }
 
 #[test]

@@ -154,6 +154,46 @@ fn every_misbehaviour_costs_only_its_batch() {
 }
 
 #[test]
+fn a_failing_reader_instance_costs_nothing() {
+    // Staged: a second instance reads the observations. When it traps, or the scorer's
+    // instance refuses what it read, the scorer reads the batch itself: every line is scored
+    // once, in order, and nothing is lost.
+    let input = [
+        "ok",
+        "ok",
+        "extract-panic",
+        "ok",
+        "refuse-staged",
+        "ok",
+        "ok",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, cmd)| format!(r#"{{"cmd":"{cmd}","n":{}}}"#, i + 1) + "\n")
+    .collect::<String>();
+    let out = run_cmd(
+        oddity()
+            .env("ODDITY_STAGED", "true")
+            .args(["--plugin", HOSTILE, "--batch-size", "2"])
+            .args(LIMITS),
+        Some(input.as_bytes()),
+    );
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    let got = out.json();
+    assert_eq!(got.len(), 7);
+    for (i, line) in got.iter().enumerate() {
+        assert_eq!(line["n"], i + 1);
+        assert_eq!(sequence(line), Some(i as u64 + 1), "{line}");
+    }
+    assert!(
+        out.stderr.contains("reading a batch's observations failed")
+            && out.stderr.contains("refused the batch's observations"),
+        "stderr:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn recovery_restores_the_last_good_state() {
     let dir = tempdir();
     let state = dir.path().join("hostile.state");

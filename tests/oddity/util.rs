@@ -41,7 +41,6 @@ pub struct Run {
 }
 
 impl Run {
-    /// The output lines, each parsed as JSON.
     /// The raw output lines.
     pub fn raw_lines(&self) -> Vec<&[u8]> {
         self.stdout
@@ -50,6 +49,7 @@ impl Run {
             .collect()
     }
 
+    /// The output lines, each parsed as JSON.
     pub fn json(&self) -> Vec<Value> {
         self.stdout
             .split(|&b| b == b'\n')

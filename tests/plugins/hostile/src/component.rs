@@ -306,6 +306,30 @@ impl GuestEngine for Hostile {
         Annotated { output, status }
     }
 
+    /// The staged path: the "observations" are the lines themselves, and the misbehaviours
+    /// happen when they are judged, as in `annotate-batch`.
+    fn extract_batch(&self, lines: Vec<u8>) -> Vec<u8> {
+        if String::from_utf8_lossy(&lines).contains(r#""cmd":"extract-panic""#) {
+            panic!("hostile plugin: panic while reading observations");
+        }
+        lines
+    }
+
+    fn annotate_extracted(
+        &self,
+        lines: Vec<u8>,
+        extracted: Vec<u8>,
+        key: String,
+    ) -> Result<Annotated, String> {
+        if extracted != lines {
+            return Err("these observations are not of this batch".into());
+        }
+        if String::from_utf8_lossy(&lines).contains(r#""cmd":"refuse-staged""#) {
+            return Err("refusing these observations on request".into());
+        }
+        Ok(self.annotate_batch(lines, key))
+    }
+
     fn snapshot(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&self.0.get().to_le_bytes());
