@@ -225,7 +225,7 @@ async fn read_lines(
     tx: &mpsc::Sender<Batch>,
     cancel: &CancellationToken,
 ) -> Result<u64, (u64, String)> {
-    let framed = FramedRead::with_capacity(reader, LineCodec::new(opts.max_line), 256 * 1024);
+    let framed = FramedRead::with_capacity(reader, LineCodec::new(opts.max_line), 1 << 20);
     // `ready_chunks` batches what is already available: full batches from files, and no waiting
     // for a batch to fill on a slow live stream.
     let mut chunks = framed.ready_chunks(opts.batch);

@@ -570,7 +570,7 @@ async fn write_batches(
     layout: &Layout<'_>,
 ) -> anyhow::Result<Written> {
     let (key, names) = (layout.key, layout.names);
-    let mut w = BufWriter::with_capacity(256 * 1024, output);
+    let mut w = BufWriter::with_capacity(1 << 20, output);
     let mut out = Vec::with_capacity(256 * 1024);
     let mut alert_lines = Vec::new();
     let mut written = Written::default();
