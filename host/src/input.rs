@@ -180,13 +180,13 @@ pub async fn read_source(
         events,
     };
     let raw: Reader = match source {
-        Source::Stdin => Box::new(tokio::io::stdin()),
-        Source::File(p) => Box::new(
-            tokio::fs::File::open(p)
-                .await
-                .map_err(|e| fail(0, format!("cannot open: {e}")))?,
-        ),
-    };
+        Source::Stdin => crate::blocking::reader("<stdin>", std::io::stdin()),
+        Source::File(p) => {
+            let file = std::fs::File::open(p).map_err(|e| fail(0, format!("cannot open: {e}")))?;
+            crate::blocking::reader(&name, file)
+        }
+    }
+    .map_err(|e| fail(0, format!("cannot start reading: {e}")))?;
     let (head, raw) = peek(raw)
         .await
         .map_err(|e| fail(0, format!("cannot read: {e}")))?;

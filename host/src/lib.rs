@@ -5,6 +5,7 @@
 //! - [`settings`]: flags, `ODDITY_` environment and the TOML file, validated into [`settings::Settings`].
 //! - [`input`]: sources (stdin, files, directories; JSON lines, CloudTrail envelopes, gzip) into batches.
 //! - [`codec`]: newline framing with a maximum line length.
+//! - [`blocking`]: standard input and output, and files, on threads of their own.
 //! - [`plugin`]: the wasmtime sandbox around the WebAssembly component (the only file that sees wasmtime).
 //! - [`annotation`]: score records as JSON, spliced into the original events.
 //! - [`deadletter`]: the bad-lines policy, and the dead-letter file.
@@ -18,6 +19,7 @@
 
 pub mod alerts;
 pub mod annotation;
+pub mod blocking;
 pub mod cli;
 pub mod codec;
 pub mod deadletter;

@@ -57,9 +57,9 @@ fn main() -> ExitCode {
         Err(e) => return fail(&anyhow::Error::new(e).context("starting the runtime")),
     };
     let outcome = runtime.block_on(score(&args));
-    // Everything is written and saved by now. A read of standard input may still be blocked
-    // in the runtime's blocking pool (after a signal, or a closed downstream pipe, while the
-    // upstream stays open): do not wait for it.
+    // Everything is written and saved by now. A read of standard input may still be blocked,
+    // in its reader thread or the runtime's blocking pool (after a signal, or a closed
+    // downstream pipe, while the upstream stays open): do not wait for it; exiting ends it.
     runtime.shutdown_background();
     match outcome {
         Ok(summary) => {

@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertCounts, Alerts};
 use crate::annotation::{self, LineError, Status, render};
+use crate::blocking;
 use crate::codec::Frame;
 use crate::deadletter::{BadLinePolicy, DeadLetter};
 use crate::input::{self, Batch, ReadOptions, Source};
@@ -229,13 +230,12 @@ pub async fn run(
         })
         .context("starting the scorer thread")?;
 
-    let output: Box<dyn AsyncWrite + Unpin + Send> = match &settings.output {
-        Some(p) => Box::new(
-            tokio::fs::File::create(p)
-                .await
-                .with_context(|| format!("output file {}", p.display()))?,
-        ),
-        None => Box::new(tokio::io::stdout()),
+    let output = match &settings.output {
+        Some(p) => std::fs::File::create(p)
+            .and_then(|f| blocking::Writer::new(&p.display().to_string(), f))
+            .with_context(|| format!("output file {}", p.display()))?,
+        None => blocking::Writer::new("<stdout>", std::io::stdout())
+            .context("starting the output thread")?,
     };
     let alerts = match &settings.alerts {
         Some(a) => Some(AlertOutput {
@@ -537,7 +537,7 @@ struct Layout<'a> {
 
 async fn write_loop(
     rx: mpsc::Receiver<Scored>,
-    output: Box<dyn AsyncWrite + Unpin + Send>,
+    output: blocking::Writer,
     alerts: Option<AlertOutput>,
     mut dead_letter: Option<DeadLetter>,
     mut progress: Progress,
@@ -563,14 +563,13 @@ async fn write_loop(
 
 async fn write_batches(
     mut rx: mpsc::Receiver<Scored>,
-    output: Box<dyn AsyncWrite + Unpin + Send>,
+    mut w: blocking::Writer,
     mut alerts: Option<AlertOutput>,
     mut dead_letter: Option<&mut DeadLetter>,
     progress: &mut Progress,
     layout: &Layout<'_>,
 ) -> anyhow::Result<Written> {
     let (key, names) = (layout.key, layout.names);
-    let mut w = BufWriter::with_capacity(1 << 20, output);
     let mut out = Vec::with_capacity(256 * 1024);
     let mut alert_lines = Vec::new();
     let mut written = Written::default();
@@ -676,7 +675,11 @@ async fn write_batches(
         if let Some(dl) = &mut dead_letter {
             dl.write_out().await?;
         }
-        if let Err(e) = w.write_all(&out).await {
+        let capacity = out.capacity();
+        if let Err(e) = w
+            .write(std::mem::replace(&mut out, Vec::with_capacity(capacity)))
+            .await
+        {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 written.broken_pipe = true;
                 return Ok(written);
@@ -705,19 +708,10 @@ async fn write_batches(
             written.highest,
             alerts.as_ref().map(|_| written.alerts.total()),
         );
-        if rx.is_empty() {
-            // Nothing more is ready (a live stream, or the plugin is busy): hand on what is
-            // scored now rather than when the buffer fills.
-            match w.flush().await {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    written.broken_pipe = true;
-                    return Ok(written);
-                }
-                other => other.context("writing the output")?,
-            }
-        }
     }
-    match w.flush().await {
+    // The output thread flushes whenever it has nothing more to write: a live stream's lines go
+    // out as soon as they are scored.
+    match w.finish().await {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => written.broken_pipe = true,
         other => other.context("writing the output")?,
     }
