@@ -7,7 +7,9 @@
 # under target/bench/), and a trimmed copy of ~1.3 KB per event (responseElements and other
 # blocks oddity does not read removed), then runs on each:
 #   - parse-reference: serde_json::Value per line, the same fields, a constant annotation;
-#   - oddity: the real binary and embedded plugin, default settings, output to /dev/null.
+#   - oddity: the real binary and embedded plugin, default settings, output to /dev/null
+#     (on two cores or more it stages: a second plugin instance reads the observations);
+#   - oddity-1-core: the same pinned to one core with taskset (one plugin instance).
 # It prints events/s, MB/s, peak RSS, and oddity's ratio to the reference; for oddity also the
 # model's nodes and the state file's size and save/restore time. Numbers, not a pass/fail test.
 set -euo pipefail
@@ -46,18 +48,25 @@ for n in "${sizes[@]}"; do
         per=$((bytes / n))
         read -r ref_s ref_rss <<< "$(run "$file" $bin/parse-reference)"
         read -r odd_s odd_rss <<< "$(run "$file" $bin/oddity -q)"
-        for p in "parse-reference $ref_s $ref_rss" "oddity $odd_s $odd_rss"; do
+        rows=("parse-reference $ref_s $ref_rss" "oddity $odd_s $odd_rss")
+        # Pinned to one core: oddity sees one CPU and does not stage (one plugin instance).
+        if command -v taskset > /dev/null; then
+            read -r one_s one_rss <<< "$(run "$file" taskset -c 0 $bin/oddity -q)"
+            rows+=("oddity-1-core $one_s $one_rss")
+        fi
+        for p in "${rows[@]}"; do
             set -- $p
             printf '%-10s %-8s %-16s %10.0f %9.1f %7.0fMB %8s\n' "$n" "$per" "$1" "$(echo "$n / $2" | bc -l)" \
                 "$(echo "$bytes / $2 / 1000000" | bc -l)" "$(echo "$3 / 1024" | bc -l)" \
-                "$( [ "$1" = oddity ] && printf '%.2f' "$(echo "$ref_s / $odd_s" | bc -l)" || echo -)"
+                "$( [ "$1" != parse-reference ] && printf '%.2f' "$(echo "$ref_s / $2" | bc -l)" || echo -)"
         done
     done
     # A model at the node cap: every event with its own user agent (a million distinct agents),
     # then the snapshot's size and the time to restore and save it.
     uniq=$dir/events-$n-unique.jsonl
+    if [ "$big" = 1 ] && [ -z "${KEEP:-}" ]; then rm -f "$full"; fi
     [ -s "$uniq" ] || $bin/trim-events --unique-agents < "$trim" > "$uniq"
-    if [ "$big" = 1 ] && [ -z "${KEEP:-}" ]; then rm -f "$full" "$trim"; fi
+    if [ "$big" = 1 ] && [ -z "${KEEP:-}" ]; then rm -f "$trim"; fi
     state=$dir/state-$n.snap
     rm -f "$state"
     read -r u_s u_rss <<< "$(run "$uniq" $bin/oddity -q --state "$state")"
