@@ -47,7 +47,8 @@ pub struct EntityState {
     pub seq: u64,
     /// Exponentially weighted mean of this principal's raw novelty.
     pub baseline: f64,
-    /// Recent first-sighting evidence per profile field, decayed in event time (escalation).
+    /// Recent first-sighting evidence per profile field (the Euclidean norm of the sightings'
+    /// bits), decayed in event time (escalation).
     pub recent: Vec<f64>,
     /// Event time `recent` is decayed to.
     pub recent_t: u32,
@@ -86,7 +87,10 @@ impl EntityState {
             self.usual *= crate::fastmath::exp2(-dt / USUAL_HALF_LIFE);
             self.recent_t = now;
         }
-        let saturated = self.recent.iter().map(|&r| cap * (r / cap).tanh());
+        let saturated = self
+            .recent
+            .iter()
+            .map(|&r| cap * crate::fastmath::tanh(r / cap));
         let (sum, max) = saturated.fold((0.0, 0.0_f64), |(s, m), x| (s + x, m.max(x)));
         let level = sum - max;
         // Relative to the principal's own usual bursts (measured: on the bundled example the
@@ -124,7 +128,12 @@ impl EntityState {
             if self.recent.len() <= field {
                 self.recent.resize(field + 1, 0.0);
             }
-            self.recent[field] += bits;
+            // Combined as a Euclidean norm, not a sum: n first sightings of b bits count
+            // sqrt(n)·b, so the forty small novelties of a deployment run (a resource each,
+            // 2 bits) do not weigh like one strong one (a never-seen network). Measured:
+            // generated AP 0.837 / 0.752 / 0.667 -> 0.852 / 0.759 / 0.680, Stratus and OTRF
+            // unchanged.
+            self.recent[field] = (self.recent[field] * self.recent[field] + bits * bits).sqrt();
             if bits >= YOUNG_OVER && !self.young.contains(&(field as u32, key)) {
                 if self.young.len() == MAX_YOUNG {
                     // Make room in the field with the most young values (a burst of new

@@ -314,7 +314,7 @@ impl Model {
         // principal's first new network costs log2(n) bits), and an attack shows up as several
         // novel components at once.
         let cap = settings.engine.component_cap;
-        let evidence = |e: f64| cap * (e / cap).tanh();
+        let evidence = |e: f64| cap * crate::fastmath::tanh(e / cap);
         let mut views = Vec::with_capacity(profile.views.len());
         let mut k = profile.entity.len();
         for view in &profile.views {
