@@ -187,7 +187,8 @@ pub async fn run(
     };
     let max_line = settings.max_line_bytes;
     // The extractor's instance is made from the scorer's (same compiled component and
-    // configuration); without one, the scorer prepares its batches itself.
+    // configuration); without one, a task sorts the batches on their way to the scorer, which
+    // then reads the observations itself (`annotate-batch`).
     let extractor = if settings.staged {
         match plugin.sibling() {
             Ok(p) => Some(p),
