@@ -622,6 +622,37 @@ mod tests {
     }
 
     #[test]
+    fn cloudtrail_outcomes_are_classes_and_a_failed_console_sign_in_is_denied() {
+        let mut e = Engine::new("").expect("config");
+        let outcome = |e: &mut Engine, extra: &str| {
+            let line = format!(
+                r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/raul"}},"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin"{extra}}}"#
+            );
+            let r = e.score_line(line.as_bytes()).expect("scored");
+            let at = r
+                .fields
+                .iter()
+                .position(|f| f == "outcome")
+                .expect("outcome");
+            r.observation[at].clone()
+        };
+        for (extra, want) in [
+            ("", "ok"),
+            (r#","responseElements":{"ConsoleLogin":"Success"}"#, "ok"),
+            (
+                r#","responseElements":{"ConsoleLogin":"Failure"},"errorMessage":"Failed authentication""#,
+                "denied",
+            ),
+            (r#","errorCode":"AccessDenied""#, "denied"),
+            (r#","errorCode":"Client.UnauthorizedOperation""#, "denied"),
+            (r#","errorCode":"ThrottlingException""#, "throttled"),
+            (r#","errorCode":"NoSuchEntity""#, "error"),
+        ] {
+            assert_eq!(outcome(&mut e, extra), want, "{extra}");
+        }
+    }
+
+    #[test]
     fn the_fast_path_writes_what_the_typed_record_says() {
         let lines: Vec<String> = (0..60)
             .map(|i| {
