@@ -653,6 +653,45 @@ mod tests {
     }
 
     #[test]
+    fn cloudtrail_mfa_is_read_from_sign_ins_and_sessions() {
+        let mut e = Engine::new("").expect("config");
+        for (identity, extra, want) in [
+            (
+                r#""type":"IAMUser","arn":"arn:aws:iam::1:user/raul""#,
+                r#","additionalEventData":{"MFAUsed":"No"}"#,
+                "no-mfa",
+            ),
+            (
+                r#""type":"IAMUser","arn":"arn:aws:iam::1:user/raul""#,
+                r#","additionalEventData":{"MFAUsed":"Yes"}"#,
+                "mfa",
+            ),
+            (
+                r#""type":"IAMUser","arn":"arn:aws:iam::1:user/raul","sessionContext":{"attributes":{"mfaAuthenticated":"true"}}"#,
+                "",
+                "mfa",
+            ),
+            (
+                r#""type":"IAMUser","arn":"arn:aws:iam::1:user/raul","sessionContext":{"attributes":{"mfaAuthenticated":"false"}}"#,
+                "",
+                "no-mfa",
+            ),
+            (
+                r#""type":"IAMUser","arn":"arn:aws:iam::1:user/raul","accessKeyId":"AKIAEXAMPLE""#,
+                "",
+                "-",
+            ),
+        ] {
+            let line = format!(
+                r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{{identity}}},"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin"{extra}}}"#
+            );
+            let r = e.score_line(line.as_bytes()).expect("scored");
+            let at = r.fields.iter().position(|f| f == "mfa").expect("mfa");
+            assert_eq!(r.observation[at], want, "{line}");
+        }
+    }
+
+    #[test]
     fn the_fast_path_writes_what_the_typed_record_says() {
         let lines: Vec<String> = (0..60)
             .map(|i| {
