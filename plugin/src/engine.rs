@@ -435,16 +435,17 @@ impl Engine {
     ) -> Result<(Vec<u8>, Vec<LineStatus>), String> {
         let fields = self.settings.profile.fields.len();
         let observations = crate::staged::decode(extracted, &self.fingerprint, fields)?;
-        let count = lines(batch).count();
-        if observations.len() != count {
+        let lines: Vec<&[u8]> = lines(batch).collect();
+        if observations.len() != lines.len() {
             return Err(format!(
-                "{} observations for a batch of {count} lines",
-                observations.len()
+                "{} observations for a batch of {} lines",
+                observations.len(),
+                lines.len()
             ));
         }
         let mut out = Vec::with_capacity(batch.len() + batch.len() / 2);
-        let mut statuses = Vec::with_capacity(count);
-        for (line, observation) in lines(batch).zip(observations) {
+        let mut statuses = Vec::with_capacity(lines.len());
+        for (line, observation) in lines.into_iter().zip(observations) {
             statuses.push(self.annotate_extracted_line(line, observation, key, &mut out));
             out.push(b'\n');
         }
