@@ -117,7 +117,7 @@ impl Memo {
         let slot = &mut self.slots[hash as usize & (MEMO_SLOTS - 1)];
         if let Some((h, key, value)) = slot
             && *h == hash
-            && **key == *raw
+            && same(key.as_bytes(), raw.as_bytes())
         {
             return Cow::Owned(value.to_string());
         }
@@ -126,6 +126,24 @@ impl Memo {
         *slot = Some((hash, key, value.as_ref().into()));
         value
     }
+}
+
+/// Byte equality eight bytes at a time: inside WebAssembly `==` on slices is a `memcmp` that
+/// compares one byte at a time, and the memo compares whole user agents and ARNs on every hit.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = wa.remainder() == wb.remainder();
+    tail && wa.zip(wb).all(|(x, y)| {
+        let word = |c: &[u8]| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_ne_bytes(w)
+        };
+        word(x) == word(y)
+    })
 }
 
 /// One line's observation, extracted and normalised, borrowing from the line (or from the
@@ -511,6 +529,21 @@ mod tests {
         format!(
             r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","sourceIPAddress":"{ip}","userAgent":"aws-cli/2.15.1 Python/3.11 Linux/6.1","eventID":"id-{user}-{action}"}}"#
         )
+    }
+
+    #[test]
+    fn same_is_byte_equality() {
+        let text = b"Mozilla/5.0 (X11; Linux x86_64) aws-cli/2.15.1";
+        for len in 0..text.len() {
+            let a = &text[..len];
+            assert!(same(a, a));
+            assert!(!same(a, &text[..len + 1]));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!same(a, &b), "differs at {at} of {len}");
+            }
+        }
     }
 
     #[test]

@@ -55,9 +55,29 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Whether `s` has a byte JSON strings must escape, eight bytes at a time (a byte loop was
+/// 5 % of the component's time: every value of every annotation passes here).
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Exact as a yes/no: a byte of `w` is below `n` (n <= 128), or zero.
+    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGH != 0;
+    let has = |w: u64, b: u64| below(w ^ (ONES * b), 1);
+    let mut words = s.chunks_exact(8);
+    for chunk in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(b);
+        if below(w, 0x20) || has(w, u64::from(b'"')) || has(w, u64::from(b'\\')) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| ESCAPE[b as usize])
+}
+
 /// Writes `s` escaped for use inside a JSON string, without the quotes.
 fn contents(out: &mut Vec<u8>, s: &str) {
-    if !s.bytes().any(|b| ESCAPE[b as usize]) {
+    if !needs_escape(s.as_bytes()) {
         out.extend_from_slice(s.as_bytes());
     } else {
         // Rare; serde_json's escaping is the reference (infallible for a Vec).
@@ -260,6 +280,24 @@ mod tests {
         let mut out = Vec::new();
         fixed(&mut out, x, d);
         String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn needs_escape_finds_every_byte_json_escapes_at_every_position() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0u8..=255 {
+                    let mut v = vec![b'a'; len];
+                    v[at] = b;
+                    assert_eq!(
+                        needs_escape(&v),
+                        ESCAPE[b as usize],
+                        "byte {b:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(!needs_escape("arn:aws:iam::1:user/ra\u{e9}l".as_bytes()));
     }
 
     #[test]
