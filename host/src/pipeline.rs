@@ -75,12 +75,15 @@ impl Summary {
     }
 }
 
-/// One scored batch: the items, per item what became of it, and the plugin's output lines for
-/// the items it saw, concatenated in order.
+/// One scored batch: the items, per item what became of it, and what the plugin gave for the
+/// items it saw, one `\n`-terminated line each, in order.
 struct Scored {
     batch: Batch,
     results: Vec<Outcome>,
     output: Vec<u8>,
+    /// `output` holds notes to add to the input lines (`judge-extracted`), not output lines
+    /// (`annotate-batch`).
+    notes: bool,
 }
 
 /// What became of one item.
@@ -330,7 +333,7 @@ fn score_loop(
         Ok(())
     };
     while let Some(prepared) = rx.blocking_recv() {
-        let (batch, results, output) =
+        let (batch, results, output, notes) =
             score_batch(&mut plugin, prepared, key, &mut last_good, &mut report)?;
         since_save += results.len() as u64;
         if tx
@@ -338,6 +341,7 @@ fn score_loop(
                 batch,
                 results,
                 output,
+                notes,
             })
             .is_err()
         {
@@ -456,13 +460,16 @@ fn extract_loop(
     }
 }
 
+/// A scored batch: its items, what became of each, the plugin's lines or notes, and which.
+type ScoredParts = (Batch, Vec<Outcome>, Vec<u8>, bool);
+
 fn score_batch(
     plugin: &mut Plugin,
     prepared: Prepared,
     key: &str,
     last_good: &mut Option<Vec<u8>>,
     report: &mut ScorerReport,
-) -> anyhow::Result<(Batch, Vec<Outcome>, Vec<u8>)> {
+) -> anyhow::Result<ScoredParts> {
     let Prepared {
         batch,
         mut results,
@@ -471,25 +478,28 @@ fn score_batch(
         extracted,
     } = prepared;
     if sent.is_empty() {
-        return Ok((batch, results, Vec::new()));
+        return Ok((batch, results, Vec::new(), false));
     }
     let staged = match &extracted {
         Some(extracted) => plugin
-            .annotate_extracted(&buf, extracted, sent.len(), key)
-            .transpose(),
+            .judge_extracted(extracted, sent.len())
+            .transpose()
+            .map(|r| r.map(|out| (out, true))),
         None => None,
     };
     // Unstaged, or the observations were refused (nothing learned): the one-call path.
     let scored = match staged {
         Some(r) => r,
-        None => plugin.annotate_batch(&buf, sent.len(), key),
+        None => plugin
+            .annotate_batch(&buf, sent.len(), key)
+            .map(|out| (out, false)),
     };
     match scored {
-        Ok((output, statuses)) => {
+        Ok(((output, statuses), notes)) => {
             for (i, status) in sent.into_iter().zip(statuses) {
                 results[i] = Outcome::Plugin(status);
             }
-            Ok((batch, results, output))
+            Ok((batch, results, output, notes))
         }
         Err(e) => {
             report.plugin_failures += 1;
@@ -504,7 +514,7 @@ fn score_batch(
             plugin
                 .recover(last_good.as_deref())
                 .context("restarting the plugin after a failure")?;
-            Ok((batch, results, Vec::new()))
+            Ok((batch, results, Vec::new(), false))
         }
     }
 }
@@ -578,6 +588,7 @@ async fn write_batches(
         batch,
         results,
         output,
+        notes,
     }) = rx.recv().await
     {
         out.clear();
@@ -603,6 +614,51 @@ async fn write_batches(
                 }
             }
             match (&item.frame, result) {
+                (Frame::Line(input), Outcome::Plugin(status)) if notes => {
+                    // The plugin's note, added to the line here: a note cannot change the event.
+                    let note = plugin_lines.next().unwrap_or_default();
+                    let note = note.strip_suffix(b"\n").unwrap_or(note);
+                    let input = input.strip_suffix(b"\r").unwrap_or(input);
+                    let start = out.len();
+                    let valid = !layout.verify || note.is_empty() || is_one_json_value(note);
+                    if !valid {
+                        let e = LineError::Plugin("its note is not one JSON value".into());
+                        render(input, key, &Err(e.clone()), &mut out);
+                        out.push(b'\n');
+                        written.events += 1;
+                        written.forged += 1;
+                        written.problems.record(source(), item.number, &e);
+                        continue;
+                    }
+                    if note.is_empty() || !splice_note(input, key, note, &mut out) {
+                        out.extend_from_slice(input);
+                    }
+                    out.push(b'\n');
+                    let line = &out[start..];
+                    written.events += 1;
+                    match status {
+                        Status::Scored { score, campaign } => {
+                            written.scored += 1;
+                            written.highest = written.highest.max(*score);
+                            if let Some(alerts) = &mut alerts {
+                                if alerts.judge.wants(*score, campaign.is_some()) {
+                                    match annotation::read(line, key) {
+                                        Some(note) => alerts.judge.observe(
+                                            &note,
+                                            source(),
+                                            item.number,
+                                            &mut alert_lines,
+                                        ),
+                                        None => alerts.judge.pass(),
+                                    }
+                                } else {
+                                    alerts.judge.pass();
+                                }
+                            }
+                        }
+                        Status::Failed(e) => written.problems.record(source(), item.number, e),
+                    }
+                }
                 (Frame::Line(input), Outcome::Plugin(status)) => {
                     let line = plugin_lines.next().unwrap_or_default();
                     if layout.verify && !keeps(input, line, key) {
@@ -734,6 +790,35 @@ impl<'a> Iterator for Lines<'a> {
         self.0 = rest;
         Some(line)
     }
+}
+
+/// Writes `line` with `"key": note` added as its top-level object's last member, as the plugin's
+/// `annotate-batch` does (before the closing brace, after a comma unless the object is empty).
+/// False, with nothing written, when `line` is not an object.
+fn splice_note(line: &[u8], key: &str, note: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = line.iter().position(|b| !b.is_ascii_whitespace());
+    let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
+    let (Some(start), Some(end)) = (start, end) else {
+        return false;
+    };
+    if line[start] != b'{' || line[end] != b'}' {
+        return false;
+    }
+    out.extend_from_slice(&line[..end]);
+    if !line[start + 1..end].iter().all(u8::is_ascii_whitespace) {
+        out.push(b',');
+    }
+    // A key is a string: serializing it cannot fail.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    out.extend_from_slice(note);
+    out.extend_from_slice(&line[end..]);
+    true
+}
+
+/// Whether `text` is exactly one JSON value (an untrusted plugin's note).
+fn is_one_json_value(text: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 /// Whether `output` (a plugin's output line, with its newline) is `input` unchanged, or

@@ -228,25 +228,25 @@ impl Plugin {
             .map_err(trap)
     }
 
-    /// Stage two of the staged fast path (`annotate-extracted`): what
-    /// [`Plugin::annotate_batch`] returns, for a batch whose observations a sibling read.
-    /// `Ok(None)` when the engine refused the observations (it learned nothing then).
-    pub fn annotate_extracted(
+    /// Stage two of the staged fast path (`judge-extracted`): for a batch of `lines` lines
+    /// whose observations a sibling read, one `\n`-terminated note per line (the JSON value
+    /// to add to the line under the output key; empty for a line that is not an object) and
+    /// what became of each. `Ok(None)` when the engine refused the observations (it learned
+    /// nothing then).
+    pub fn judge_extracted(
         &mut self,
-        batch: &[u8],
         extracted: &[u8],
         lines: usize,
-        key: &str,
     ) -> Result<Option<AnnotatedBatch>, PluginError> {
         self.refuel();
         let out = self
             .bindings
             .oddity_detector_detector()
             .engine()
-            .call_annotate_extracted(&mut self.store, self.resource, batch, extracted, key)
+            .call_judge_extracted(&mut self.store, self.resource, extracted)
             .map_err(trap)?;
         match out {
-            Ok(out) => annotated(out, lines).map(Some),
+            Ok(out) => checked(out.notes, out.status, lines).map(Some),
             Err(reason) => {
                 tracing::warn!("the plugin refused the batch's observations: {reason}");
                 Ok(None)
@@ -333,18 +333,24 @@ impl Plugin {
 /// Checks an `annotated` result against the batch it is for (one `\n`-terminated output line
 /// and one status per input line) and converts it.
 fn annotated(out: wit::Annotated, lines: usize) -> Result<AnnotatedBatch, PluginError> {
-    let newlines = memchr::memchr_iter(b'\n', &out.output).count();
-    if out.status.len() != lines
-        || newlines != lines
-        || out.output.last().is_some_and(|&b| b != b'\n')
-    {
+    checked(out.output, out.status, lines)
+}
+
+/// Checks `output` (`\n`-terminated lines, or notes) and `status` against a batch of `lines`
+/// lines: one of each per line.
+fn checked(
+    output: Vec<u8>,
+    status: Vec<wit::LineStatus>,
+    lines: usize,
+) -> Result<AnnotatedBatch, PluginError> {
+    let newlines = memchr::memchr_iter(b'\n', &output).count();
+    if status.len() != lines || newlines != lines || output.last().is_some_and(|&b| b != b'\n') {
         return Err(PluginError::Contract(format!(
             "{} statuses and {newlines} output lines for a batch of {lines} lines",
-            out.status.len()
+            status.len()
         )));
     }
-    let status = out
-        .status
+    let status = status
         .into_iter()
         .map(|s| match s {
             wit::LineStatus::Scored(l) => Status::Scored {
@@ -354,7 +360,7 @@ fn annotated(out: wit::Annotated, lines: usize) -> Result<AnnotatedBatch, Plugin
             wit::LineStatus::Failed(e) => Status::Failed(line_error(e)),
         })
         .collect();
-    Ok((out.output, status))
+    Ok((output, status))
 }
 
 fn create_engine(

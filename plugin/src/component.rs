@@ -19,8 +19,8 @@ wit_bindgen::generate!({
 
 use exports::oddity::detector::detector::{Engine, EngineStats, Guest, GuestEngine};
 use oddity::detector::types::{
-    Annotated, Campaign, ComponentNovelty, ConfigError, LineStatus, ScoreError, ScoreRecord,
-    ScoredLine, SnapshotError, ViewScore,
+    Annotated, Campaign, ComponentNovelty, ConfigError, Judged, LineStatus, ScoreError,
+    ScoreRecord, ScoredLine, SnapshotError, ViewScore,
 };
 
 struct Component;
@@ -107,17 +107,13 @@ fn results(
         .collect()
 }
 
-fn annotated((output, status): (Vec<u8>, Vec<EngineLineStatus>)) -> Annotated {
-    let status = status
-        .into_iter()
-        .map(|s| match s {
-            EngineLineStatus::Scored { score, campaign } => {
-                LineStatus::Scored(ScoredLine { score, campaign })
-            }
-            EngineLineStatus::Failed(e) => LineStatus::Failed(score_error(e)),
-        })
-        .collect();
-    Annotated { output, status }
+fn line_status(s: EngineLineStatus) -> LineStatus {
+    match s {
+        EngineLineStatus::Scored { score, campaign } => {
+            LineStatus::Scored(ScoredLine { score, campaign })
+        }
+        EngineLineStatus::Failed(e) => LineStatus::Failed(score_error(e)),
+    }
 }
 
 impl GuestEngine for Detector {
@@ -154,23 +150,23 @@ impl GuestEngine for Detector {
     }
 
     fn annotate_batch(&self, lines: Vec<u8>, key: String) -> Annotated {
-        annotated(self.0.borrow_mut().annotate_batch(&lines, &key))
+        let (output, status) = self.0.borrow_mut().annotate_batch(&lines, &key);
+        Annotated {
+            output,
+            status: status.into_iter().map(line_status).collect(),
+        }
     }
 
     fn extract_batch(&self, lines: Vec<u8>) -> Vec<u8> {
         self.0.borrow_mut().extract_batch(&lines)
     }
 
-    fn annotate_extracted(
-        &self,
-        lines: Vec<u8>,
-        extracted: Vec<u8>,
-        key: String,
-    ) -> Result<Annotated, String> {
-        self.0
-            .borrow_mut()
-            .annotate_extracted(&lines, &extracted, &key)
-            .map(annotated)
+    fn judge_extracted(&self, extracted: Vec<u8>) -> Result<Judged, String> {
+        let (notes, status) = self.0.borrow_mut().judge_extracted(&extracted)?;
+        Ok(Judged {
+            notes,
+            status: status.into_iter().map(line_status).collect(),
+        })
     }
 
     fn snapshot(&self) -> Vec<u8> {

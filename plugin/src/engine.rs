@@ -396,16 +396,7 @@ impl Engine {
         let status = match extracted {
             Ok(e) => {
                 let verdict = self.judge(&e);
-                let n = Note {
-                    verdict: &verdict,
-                    values: &e.values,
-                    names: &self.names,
-                    layout: &self.layout,
-                    entity: &self.settings.profile.entity,
-                    views: &self.view_names,
-                    id: e.id.as_deref(),
-                    time: e.time.as_deref(),
-                };
+                let n = self.note(&e, &verdict);
                 let status = LineStatus::Scored {
                     score: verdict.score,
                     campaign: verdict.campaign.as_ref().map(|c| c.score),
@@ -441,33 +432,56 @@ impl Engine {
         w.finish()
     }
 
-    /// Stage two of the staged fast path: [`Engine::annotate_batch`] for a batch whose
-    /// observations `extracted` were read by [`Engine::extract_batch`] of an engine with the
-    /// same configuration; the output is byte for byte the same. Refused, before anything is
-    /// learned, when `extracted` is not that (another configuration, another batch, corrupt).
-    pub fn annotate_extracted(
+    /// Stage two of the staged fast path: judges, then learns, the observations `extracted`
+    /// that [`Engine::extract_batch`] of an engine with the same configuration read, in order.
+    /// Returns, per line, the JSON value [`Engine::annotate_batch`] would add to it as its
+    /// last member (the score record, or the field-missing note), or nothing for a line that is
+    /// not an object: one `\n`-terminated note per line. The caller adds them to the lines
+    /// (see [`crate::render::splice`]), so the lines themselves never cross into this engine.
+    /// Refused, before anything is learned, when `extracted` is not that (another
+    /// configuration, corrupt bytes).
+    pub fn judge_extracted(
         &mut self,
-        batch: &[u8],
         extracted: &[u8],
-        key: &str,
     ) -> Result<(Vec<u8>, Vec<LineStatus>), String> {
         let fields = self.settings.profile.fields.len();
         let observations = crate::staged::decode(extracted, &self.fingerprint, fields)?;
-        let lines: Vec<&[u8]> = lines(batch).collect();
-        if observations.len() != lines.len() {
-            return Err(format!(
-                "{} observations for a batch of {} lines",
-                observations.len(),
-                lines.len()
-            ));
+        let mut notes = Vec::with_capacity(observations.len() * 640);
+        let mut statuses = Vec::with_capacity(observations.len());
+        for observation in observations {
+            statuses.push(match observation {
+                Ok(e) => {
+                    let verdict = self.judge(&e);
+                    note(&mut notes, &self.note(&e, &verdict));
+                    LineStatus::Scored {
+                        score: verdict.score,
+                        campaign: verdict.campaign.as_ref().map(|c| c.score),
+                    }
+                }
+                Err(e) => {
+                    if let ScoreError::FieldMissing(_) = e {
+                        error_note(&mut notes, "field-missing", &e.to_string());
+                    }
+                    LineStatus::Failed(e)
+                }
+            });
+            notes.push(b'\n');
         }
-        let mut out = Vec::with_capacity(batch.len() + batch.len() / 2);
-        let mut statuses = Vec::with_capacity(lines.len());
-        for (line, observation) in lines.into_iter().zip(observations) {
-            statuses.push(self.annotate_extracted_line(line, observation, key, &mut out));
-            out.push(b'\n');
+        Ok((notes, statuses))
+    }
+
+    /// What the annotation of a verdict is made of.
+    fn note<'n>(&'n self, e: &'n Extracted<'_>, verdict: &'n Verdict) -> Note<'n> {
+        Note {
+            verdict,
+            values: &e.values,
+            names: &self.names,
+            layout: &self.layout,
+            entity: &self.settings.profile.entity,
+            views: &self.view_names,
+            id: e.id.as_deref(),
+            time: e.time.as_deref(),
         }
-        Ok((out, statuses))
     }
 
     /// [`Engine::annotate_line`] over a batch of `\n`-terminated lines: the output lines, each
@@ -563,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn the_staged_path_writes_what_the_one_call_path_writes() {
+    fn the_staged_path_with_its_notes_spliced_writes_what_the_one_call_path_writes() {
         let mut batch = String::new();
         for i in 0..300 {
             let user = ["raul", "ana", "ops-bot"][i % 3];
@@ -594,14 +608,29 @@ mod tests {
         for chunk in [&bytes[..bytes.len() / 2], &bytes[bytes.len() / 2..]] {
             let expected = one.annotate_batch(chunk, "n");
             let extracted = reader.extract_batch(chunk);
-            let staged = judge
-                .annotate_extracted(chunk, &extracted, "n")
+            let (notes, statuses) = judge
+                .judge_extracted(&extracted)
                 .expect("observations of this batch");
+            // Each line with its note added, as a host does it.
+            let notes: Vec<&[u8]> = notes
+                .strip_suffix(b"\n")
+                .expect("newline")
+                .split(|&b| b == b'\n')
+                .collect();
+            assert_eq!(notes.len(), lines(chunk).count());
+            let mut staged = Vec::new();
+            for (line, note) in lines(chunk).zip(notes) {
+                if note.is_empty() || !splice(line, "n", |o| o.extend_from_slice(note), &mut staged)
+                {
+                    staged.extend_from_slice(line);
+                }
+                staged.push(b'\n');
+            }
             assert_eq!(
-                String::from_utf8_lossy(&staged.0),
+                String::from_utf8_lossy(&staged),
                 String::from_utf8_lossy(&expected.0)
             );
-            assert_eq!(staged.1, expected.1);
+            assert_eq!(statuses, expected.1);
         }
         assert_eq!(
             reader.stats().events,
@@ -623,25 +652,13 @@ mod tests {
             .expect("config")
             .extract_batch(batch.as_bytes());
         let err = judge
-            .annotate_extracted(batch.as_bytes(), &foreign, "n")
+            .judge_extracted(&foreign)
             .expect_err("another configuration");
         assert!(err.contains("configuration"), "{err}");
-        let two = (event("raul", "GetObject", "198.51.100.7") + "\n").repeat(2);
-        let err = judge
-            .annotate_extracted(two.as_bytes(), &extracted, "n")
-            .expect_err("another batch");
-        assert!(
-            err.contains("3 observations for a batch of 2 lines"),
-            "{err}"
-        );
         // Every truncation and every single-byte change is refused or read as some observation,
         // never a panic.
         for cut in 0..extracted.len() {
-            assert!(
-                judge
-                    .annotate_extracted(batch.as_bytes(), &extracted[..cut], "n")
-                    .is_err()
-            );
+            assert!(judge.judge_extracted(&extracted[..cut]).is_err());
         }
         assert_eq!(
             judge.stats().events,
@@ -651,8 +668,11 @@ mod tests {
         for i in 0..extracted.len() {
             let mut bad = extracted.clone();
             bad[i] ^= 0x5a;
-            let _ = judge.annotate_extracted(batch.as_bytes(), &bad, "n");
+            let _ = judge.judge_extracted(&bad);
         }
+        let (notes, statuses) = judge.judge_extracted(&extracted).expect("fits");
+        let lines = notes.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!((statuses.len(), lines), (3, 3));
     }
 
     #[test]

@@ -266,9 +266,14 @@ fn a_plugin_that_fails_on_every_batch_never_stops_the_stream() {
 
 #[test]
 fn an_untrusted_plugin_cannot_rewrite_an_event() {
+    // Through `annotate-batch`, where the plugin writes whole lines (staged, the plugin only
+    // returns notes and the host adds them: see the test below).
     let input = "{\"cmd\":\"ok\",\"n\":1}\n{\"cmd\":\"forge\",\"n\":2}\n{\"cmd\":\"ok\",\"n\":3}\n";
     let out = run_cmd(
-        oddity().args(["--plugin", HOSTILE]).args(LIMITS),
+        oddity()
+            .env("ODDITY_STAGED", "false")
+            .args(["--plugin", HOSTILE])
+            .args(LIMITS),
         Some(input.as_bytes()),
     );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
@@ -287,4 +292,29 @@ fn an_untrusted_plugin_cannot_rewrite_an_event() {
         "the next line is scored: {}",
         got[2]
     );
+}
+
+#[test]
+fn staged_an_untrusted_plugins_notes_cannot_rewrite_or_break_an_event() {
+    // `forge` rewrites whole lines in `annotate-batch`; staged, the plugin only gives a note per
+    // line, which the host adds. `bad-note` gives a note that is not JSON: that line is written
+    // as it came, with a note that the plugin failed on it.
+    let input =
+        "{\"cmd\":\"ok\",\"n\":1}\n{\"cmd\":\"forge\",\"n\":2}\n{\"cmd\":\"bad-note\",\"n\":3}\n";
+    let out = run_cmd(
+        oddity()
+            .env("ODDITY_STAGED", "true")
+            .args(["--plugin", HOSTILE])
+            .args(LIMITS),
+        Some(input.as_bytes()),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let got = out.json();
+    assert_eq!(got.len(), 3);
+    assert!(got[1].get("forged").is_none(), "{}", got[1]);
+    assert_eq!((&got[1]["cmd"], &got[1]["n"]), (&"forge".into(), &2.into()));
+    assert_eq!(sequence(&got[1]), Some(2), "{}", got[1]);
+    assert_eq!(got[2]["n"], 3);
+    assert_eq!(got[2]["novelty"]["error"], "plugin-failed", "{}", got[2]);
+    assert!(out.stderr.contains("rewrote 1 events"), "{}", out.stderr);
 }

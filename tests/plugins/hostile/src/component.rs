@@ -10,8 +10,8 @@ wit_bindgen::generate!({
 
 use exports::oddity::detector::detector::{Engine, EngineStats, Guest, GuestEngine};
 use oddity::detector::types::{
-    Annotated, ComponentNovelty, ConfigError, LineStatus, ScoreError, ScoreRecord, ScoredLine,
-    SnapshotError, ViewScore,
+    Annotated, ComponentNovelty, ConfigError, Judged, LineStatus, ScoreError, ScoreRecord,
+    ScoredLine, SnapshotError, ViewScore,
 };
 
 const MAGIC: &[u8] = b"HOSTILE1";
@@ -307,7 +307,8 @@ impl GuestEngine for Hostile {
     }
 
     /// The staged path: the "observations" are the lines themselves, and the misbehaviours
-    /// happen when they are judged, as in `annotate-batch`.
+    /// happen when they are judged, as in `annotate-batch` (but a note cannot forge an event:
+    /// the host adds it to the line).
     fn extract_batch(&self, lines: Vec<u8>) -> Vec<u8> {
         if String::from_utf8_lossy(&lines).contains(r#""cmd":"extract-panic""#) {
             panic!("hostile plugin: panic while reading observations");
@@ -315,19 +316,52 @@ impl GuestEngine for Hostile {
         lines
     }
 
-    fn annotate_extracted(
-        &self,
-        lines: Vec<u8>,
-        extracted: Vec<u8>,
-        key: String,
-    ) -> Result<Annotated, String> {
-        if extracted != lines {
-            return Err("these observations are not of this batch".into());
-        }
-        if String::from_utf8_lossy(&lines).contains(r#""cmd":"refuse-staged""#) {
+    fn judge_extracted(&self, extracted: Vec<u8>) -> Result<Judged, String> {
+        let text = String::from_utf8_lossy(&extracted);
+        if text.contains(r#""cmd":"refuse-staged""#) {
             return Err("refusing these observations on request".into());
         }
-        Ok(self.annotate_batch(lines, key))
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let mut notes = Vec::new();
+        let mut status = Vec::new();
+        let lines: Vec<&str> = text.split('\n').collect();
+        for (line, result) in lines.iter().zip(score_all(&self.0, lines.iter().copied())) {
+            match result {
+                Ok(_) if field(line, "cmd") == Some("bad-note") => {
+                    // Not JSON: the host must not write it into the event.
+                    notes.extend_from_slice(b"{\"score\":0.5,");
+                    status.push(LineStatus::Scored(ScoredLine {
+                        score: 0.5,
+                        campaign: None,
+                    }));
+                }
+                Ok(r) => {
+                    notes.extend_from_slice(
+                        format!(
+                            "{{\"score\":{},\"novelty\":{},\"sequence\":{},\"principal\":\"hostile\"}}",
+                            r.score, r.novelty, r.sequence
+                        )
+                        .as_bytes(),
+                    );
+                    status.push(LineStatus::Scored(ScoredLine {
+                        score: r.score,
+                        campaign: None,
+                    }));
+                }
+                Err(e) => {
+                    if let ScoreError::FieldMissing(m) = &e {
+                        let reason = json_string(&format!("field missing: {m}"));
+                        notes.extend_from_slice(
+                            format!("{{\"error\":\"field-missing\",\"reason\":{reason}}}")
+                                .as_bytes(),
+                        );
+                    }
+                    status.push(LineStatus::Failed(e));
+                }
+            }
+            notes.push(b'\n');
+        }
+        Ok(Judged { notes, status })
     }
 
     fn snapshot(&self) -> Vec<u8> {
