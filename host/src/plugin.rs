@@ -218,7 +218,7 @@ impl Plugin {
     }
 
     /// Stage one of the staged fast path (`extract-batch`): the observations of a batch of
-    /// `\n`-terminated lines, for [`Plugin::annotate_extracted`] of another engine.
+    /// `\n`-terminated lines, for [`Plugin::judge_extracted`] of another engine.
     pub fn extract_batch(&mut self, batch: &[u8]) -> Result<Vec<u8>, PluginError> {
         self.refuel();
         self.bindings

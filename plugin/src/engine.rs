@@ -422,7 +422,7 @@ impl Engine {
 
     /// Stage one of the staged fast path: reads the observation of each `\n`-terminated line
     /// of `batch` (as [`Engine::annotate_batch`] would) and learns nothing. Another engine with
-    /// the same configuration judges them with [`Engine::annotate_extracted`], so reading and
+    /// the same configuration judges them with [`Engine::judge_extracted`], so reading and
     /// judging can run on two cores.
     pub fn extract_batch(&mut self, batch: &[u8]) -> Vec<u8> {
         let mut w = crate::staged::Writer::new(&self.fingerprint, batch.len() / 4 + 64);

@@ -1,5 +1,5 @@
 //! The staged fast path's wire format: the observations [`crate::Engine::extract_batch`] reads
-//! from a batch, as bytes that [`crate::Engine::annotate_extracted`] of another engine (another
+//! from a batch, as bytes that [`crate::Engine::judge_extracted`] of another engine (another
 //! instance of the component, on another core) judges and renders.
 //!
 //! Layout, all integers little-endian:
