@@ -238,6 +238,16 @@ struct ErrorNote<'a> {
 /// Writes `line` with `"key": value` added as the object's last member. Returns false (and writes
 /// nothing) when the line is not an object that ends in `}`.
 pub fn splice(line: &[u8], key: &str, value: &impl Serialize, out: &mut Vec<u8>) -> bool {
+    match serde_json::to_vec(value) {
+        Ok(json) => splice_raw(line, key, &json, out),
+        Err(_) => false,
+    }
+}
+
+/// [`splice`] for a value that is JSON text already (a plugin's note), written as it is: before
+/// the closing brace, after a comma unless the object is empty, as the plugin's own
+/// `annotate-batch` does.
+pub fn splice_raw(line: &[u8], key: &str, json: &[u8], out: &mut Vec<u8>) -> bool {
     let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
     let start = line.iter().position(|b| !b.is_ascii_whitespace());
     let (Some(start), Some(end)) = (start, end) else {
@@ -257,10 +267,7 @@ pub fn splice(line: &[u8], key: &str, value: &impl Serialize, out: &mut Vec<u8>)
         return false;
     }
     out.push(b':');
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.truncate(before);
-        return false;
-    }
+    out.extend_from_slice(json);
     out.extend_from_slice(&line[end..]);
     true
 }

@@ -630,7 +630,7 @@ async fn write_batches(
                         written.problems.record(source(), item.number, &e);
                         continue;
                     }
-                    if note.is_empty() || !splice_note(input, key, note, &mut out) {
+                    if note.is_empty() || !annotation::splice_raw(input, key, note, &mut out) {
                         out.extend_from_slice(input);
                     }
                     out.push(b'\n');
@@ -790,30 +790,6 @@ impl<'a> Iterator for Lines<'a> {
         self.0 = rest;
         Some(line)
     }
-}
-
-/// Writes `line` with `"key": note` added as its top-level object's last member, as the plugin's
-/// `annotate-batch` does (before the closing brace, after a comma unless the object is empty).
-/// False, with nothing written, when `line` is not an object.
-fn splice_note(line: &[u8], key: &str, note: &[u8], out: &mut Vec<u8>) -> bool {
-    let start = line.iter().position(|b| !b.is_ascii_whitespace());
-    let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
-    let (Some(start), Some(end)) = (start, end) else {
-        return false;
-    };
-    if line[start] != b'{' || line[end] != b'}' {
-        return false;
-    }
-    out.extend_from_slice(&line[..end]);
-    if !line[start + 1..end].iter().all(u8::is_ascii_whitespace) {
-        out.push(b',');
-    }
-    // A key is a string: serializing it cannot fail.
-    let _ = serde_json::to_writer(&mut *out, key);
-    out.push(b':');
-    out.extend_from_slice(note);
-    out.extend_from_slice(&line[end..]);
-    true
 }
 
 /// Whether `text` is exactly one JSON value (an untrusted plugin's note).
