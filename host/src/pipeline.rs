@@ -614,72 +614,45 @@ async fn write_batches(
                 }
             }
             match (&item.frame, result) {
-                (Frame::Line(input), Outcome::Plugin(status)) if notes => {
-                    // The plugin's note, added to the line here: a note cannot change the event.
-                    let note = plugin_lines.next().unwrap_or_default();
-                    let note = note.strip_suffix(b"\n").unwrap_or(note);
-                    let input = input.strip_suffix(b"\r").unwrap_or(input);
-                    let start = out.len();
-                    let valid = !layout.verify || note.is_empty() || is_one_json_value(note);
-                    if !valid {
-                        let e = LineError::Plugin("its note is not one JSON value".into());
-                        render(input, key, &Err(e.clone()), &mut out);
-                        out.push(b'\n');
-                        written.events += 1;
-                        written.forged += 1;
-                        written.problems.record(source(), item.number, &e);
-                        continue;
-                    }
-                    if note.is_empty() || !annotation::splice_raw(input, key, note, &mut out) {
-                        out.extend_from_slice(input);
-                    }
-                    out.push(b'\n');
-                    let line = &out[start..];
-                    written.events += 1;
-                    match status {
-                        Status::Scored { score, campaign } => {
-                            written.scored += 1;
-                            written.highest = written.highest.max(*score);
-                            if let Some(alerts) = &mut alerts {
-                                if alerts.judge.wants(*score, campaign.is_some()) {
-                                    match annotation::read(line, key) {
-                                        Some(note) => alerts.judge.observe(
-                                            &note,
-                                            source(),
-                                            item.number,
-                                            &mut alert_lines,
-                                        ),
-                                        None => alerts.judge.pass(),
-                                    }
-                                } else {
-                                    alerts.judge.pass();
-                                }
-                            }
-                        }
-                        Status::Failed(e) => written.problems.record(source(), item.number, e),
-                    }
-                }
                 (Frame::Line(input), Outcome::Plugin(status)) => {
-                    let line = plugin_lines.next().unwrap_or_default();
-                    if layout.verify && !keeps(input, line, key) {
-                        // An untrusted plugin may not rewrite or forge events: its line is
-                        // replaced by the input line with a note.
-                        let e = LineError::Plugin(
-                            "its output line does not keep the input line".into(),
-                        );
-                        render(
-                            input.strip_suffix(b"\r").unwrap_or(input),
-                            key,
-                            &Err(e.clone()),
-                            &mut out,
-                        );
+                    let given = plugin_lines.next().unwrap_or_default();
+                    let bare = input.strip_suffix(b"\r").unwrap_or(input);
+                    let start = out.len();
+                    // What the plugin gave: a note the host adds to the line (staged; a note
+                    // cannot change the event), or the output line itself.
+                    let kept = if notes {
+                        let note = given.strip_suffix(b"\n").unwrap_or(given);
+                        let valid = !layout.verify || note.is_empty() || is_one_json_value(note);
+                        if valid {
+                            if note.is_empty() || !annotation::splice_raw(bare, key, note, &mut out)
+                            {
+                                out.extend_from_slice(bare);
+                            }
+                            out.push(b'\n');
+                        }
+                        valid
+                    } else if !layout.verify || keeps(input, given, key) {
+                        out.extend_from_slice(given);
+                        true
+                    } else {
+                        false
+                    };
+                    if !kept {
+                        // An untrusted plugin may not rewrite or forge events, nor break them
+                        // with a note that is not JSON: the input line is written with a note.
+                        let e = LineError::Plugin(if notes {
+                            "its note is not one JSON value".into()
+                        } else {
+                            "its output line does not keep the input line".into()
+                        });
+                        render(bare, key, &Err(e.clone()), &mut out);
                         out.push(b'\n');
                         written.events += 1;
                         written.forged += 1;
                         written.problems.record(source(), item.number, &e);
                         continue;
                     }
-                    out.extend_from_slice(line);
+                    let line = &out[start..];
                     written.events += 1;
                     match status {
                         Status::Scored { score, campaign } => {
