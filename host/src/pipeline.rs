@@ -1,15 +1,17 @@
 //! `oddity score`: reader → scorer → writer, in order, one output line per input line.
 //!
 //! - The reader task frames the sources into batches ([`crate::input`]).
-//! - With `staged` (the default on two cores or more), the extractor thread owns a second
-//!   instance of the plugin that reads each batch's observations (`extract-batch`), so the
-//!   scorer's instance only judges them: JSON parsing and normalising move to another core.
+//! - The extractor thread sorts each batch's lines (blank and over-long ones the host answers
+//!   itself). With `staged` (the default on two cores or more) it owns a second instance of the
+//!   plugin that reads the batch's observations (`extract-batch`), so the scorer's instance
+//!   only judges them (`judge-extracted`) and the writer adds its notes to the lines: JSON
+//!   parsing and normalising move to another core.
 //! - The scorer thread owns the plugin: it scores each batch with one call, saves the state when
 //!   due, and after a plugin failure restores the last good snapshot into a fresh instance.
 //! - The writer task renders annotations into the original lines and writes them, writes the
 //!   alerts ([`crate::alerts`]) and shows the progress ([`crate::progress`]).
 //!
-//! Bounded channels between the three keep memory flat and use a second core for parsing and
+//! Bounded channels between the stages keep memory flat and use a second core for parsing and
 //! rendering while the plugin scores. On shutdown (signal) the reader stops, batches in flight
 //! are finished and written, and the state is saved; when the downstream pipe closes, the state
 //! is saved and the run ends quietly.
@@ -190,42 +192,23 @@ pub async fn run(
     };
     let max_line = settings.max_line_bytes;
     // The extractor's instance is made from the scorer's (same compiled component and
-    // configuration); without one, a task sorts the batches on their way to the scorer, which
-    // then reads the observations itself (`annotate-batch`).
+    // configuration); without one, the thread only sorts the batches on their way to the
+    // scorer, which then reads the observations itself (`annotate-batch`).
     let extractor = if settings.staged {
-        match plugin.sibling() {
-            Ok(p) => Some(p),
-            Err(e) => {
+        plugin
+            .sibling()
+            .inspect_err(|e| {
                 tracing::warn!("no second plugin instance, reading on the scorer's thread: {e}");
-                None
-            }
-        }
+            })
+            .ok()
     } else {
         None
     };
     let (prepared_tx, prepared_rx) = mpsc::channel::<Prepared>(4);
-    let extract = match extractor {
-        Some(extractor) => Some(
-            std::thread::Builder::new()
-                .name("oddity-extractor".into())
-                .spawn(move || extract_loop(extractor, batch_rx, prepared_tx, max_line))
-                .context("starting the extractor thread")?,
-        ),
-        None => {
-            // Unstaged: preparing is cheap host work, done on the way to the scorer.
-            tokio::spawn(async move {
-                let mut long_len = 0;
-                let mut batch_rx = batch_rx;
-                while let Some(batch) = batch_rx.recv().await {
-                    let prepared = prepare(batch, max_line, &mut long_len);
-                    if prepared_tx.send(prepared).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            None
-        }
-    };
+    let extract = std::thread::Builder::new()
+        .name("oddity-extractor".into())
+        .spawn(move || extract_loop(extractor, batch_rx, prepared_tx, max_line))
+        .context("starting the extractor thread")?;
     let scorer = std::thread::Builder::new()
         .name("oddity-scorer".into())
         .spawn({
@@ -268,11 +251,9 @@ pub async fn run(
     let scorer = tokio::task::spawn_blocking(move || scorer.join())
         .await?
         .map_err(|_| anyhow!("the scorer thread panicked"))??;
-    if let Some(extract) = extract {
-        tokio::task::spawn_blocking(move || extract.join())
-            .await?
-            .map_err(|_| anyhow!("the extractor thread panicked"))?;
-    }
+    tokio::task::spawn_blocking(move || extract.join())
+        .await?
+        .map_err(|_| anyhow!("the extractor thread panicked"))?;
     cancel.cancel();
     let written = written?;
     Ok(Summary {
@@ -333,18 +314,9 @@ fn score_loop(
         Ok(())
     };
     while let Some(prepared) = rx.blocking_recv() {
-        let (batch, results, output, notes) =
-            score_batch(&mut plugin, prepared, key, &mut last_good, &mut report)?;
-        since_save += results.len() as u64;
-        if tx
-            .blocking_send(Scored {
-                batch,
-                results,
-                output,
-                notes,
-            })
-            .is_err()
-        {
+        let scored = score_batch(&mut plugin, prepared, key, &mut last_good, &mut report)?;
+        since_save += scored.results.len() as u64;
+        if tx.blocking_send(scored).is_err() {
             break;
         }
         let due = match &state {
@@ -427,29 +399,28 @@ fn prepare(batch: Batch, max_line: usize, long_len: &mut usize) -> Prepared {
     }
 }
 
-/// The extractor thread: prepares each batch and has the second instance read its
+/// The extractor thread: sorts each batch and, with a second instance, has it read the batch's
 /// observations. When that instance fails, the batch goes on without them (the scorer then
 /// reads it itself) and a fresh instance takes over.
 fn extract_loop(
-    mut extractor: Plugin,
+    mut extractor: Option<Plugin>,
     mut rx: mpsc::Receiver<Batch>,
     tx: mpsc::Sender<Prepared>,
     max_line: usize,
 ) {
     let mut long_len = 0;
-    let mut healthy = true;
     while let Some(batch) = rx.blocking_recv() {
         let mut prepared = prepare(batch, max_line, &mut long_len);
-        if healthy && !prepared.sent.is_empty() {
-            match extractor.extract_batch(&prepared.buf) {
+        if let Some(reader) = extractor.as_mut().filter(|_| !prepared.sent.is_empty()) {
+            match reader.extract_batch(&prepared.buf) {
                 Ok(extracted) => prepared.extracted = Some(extracted),
                 Err(e) => {
                     tracing::warn!(
                         "reading a batch's observations failed, the scorer reads them: {e}"
                     );
-                    if let Err(e) = extractor.recover(None) {
+                    if let Err(e) = reader.recover(None) {
                         tracing::warn!("no second plugin instance any more: {e}");
-                        healthy = false;
+                        extractor = None;
                     }
                 }
             }
@@ -460,16 +431,13 @@ fn extract_loop(
     }
 }
 
-/// A scored batch: its items, what became of each, the plugin's lines or notes, and which.
-type ScoredParts = (Batch, Vec<Outcome>, Vec<u8>, bool);
-
 fn score_batch(
     plugin: &mut Plugin,
     prepared: Prepared,
     key: &str,
     last_good: &mut Option<Vec<u8>>,
     report: &mut ScorerReport,
-) -> anyhow::Result<ScoredParts> {
+) -> anyhow::Result<Scored> {
     let Prepared {
         batch,
         mut results,
@@ -477,46 +445,47 @@ fn score_batch(
         buf,
         extracted,
     } = prepared;
-    if sent.is_empty() {
-        return Ok((batch, results, Vec::new(), false));
-    }
-    let staged = match &extracted {
-        Some(extracted) => plugin
-            .judge_extracted(extracted, sent.len())
-            .transpose()
-            .map(|r| r.map(|out| (out, true))),
-        None => None,
-    };
-    // Unstaged, or the observations were refused (nothing learned): the one-call path.
-    let scored = match staged {
-        Some(r) => r,
-        None => plugin
-            .annotate_batch(&buf, sent.len(), key)
-            .map(|out| (out, false)),
-    };
-    match scored {
-        Ok(((output, statuses), notes)) => {
-            for (i, status) in sent.into_iter().zip(statuses) {
-                results[i] = Outcome::Plugin(status);
+    let (output, notes) = if sent.is_empty() {
+        (Vec::new(), false)
+    } else {
+        let outcome = match extracted.map(|x| plugin.judge_extracted(&x, sent.len())) {
+            Some(Ok(Some(judged))) => Ok((judged, true)),
+            Some(Err(e)) => Err(e),
+            // Unstaged, or the observations were refused (nothing learned): the one-call path.
+            Some(Ok(None)) | None => plugin
+                .annotate_batch(&buf, sent.len(), key)
+                .map(|out| (out, false)),
+        };
+        match outcome {
+            Ok(((output, statuses), notes)) => {
+                for (i, status) in sent.into_iter().zip(statuses) {
+                    results[i] = Outcome::Plugin(status);
+                }
+                (output, notes)
             }
-            Ok((batch, results, output, notes))
-        }
-        Err(e) => {
-            report.plugin_failures += 1;
-            let reason = e.to_string();
-            tracing::error!(
-                "{reason}; the batch's {} lines pass through unscored, restoring the last good state",
-                sent.len()
-            );
-            for i in sent {
-                results[i] = Outcome::Host(LineError::Plugin(reason.clone()));
+            Err(e) => {
+                report.plugin_failures += 1;
+                let reason = e.to_string();
+                tracing::error!(
+                    "{reason}; the batch's {} lines pass through unscored, restoring the last good state",
+                    sent.len()
+                );
+                for i in sent {
+                    results[i] = Outcome::Host(LineError::Plugin(reason.clone()));
+                }
+                plugin
+                    .recover(last_good.as_deref())
+                    .context("restarting the plugin after a failure")?;
+                (Vec::new(), false)
             }
-            plugin
-                .recover(last_good.as_deref())
-                .context("restarting the plugin after a failure")?;
-            Ok((batch, results, Vec::new(), false))
         }
-    }
+    };
+    Ok(Scored {
+        batch,
+        results,
+        output,
+        notes,
+    })
 }
 
 #[derive(Debug, Default)]

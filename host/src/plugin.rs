@@ -96,7 +96,8 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
-/// The output of the fast path: the output lines, and what became of each input line.
+/// What the fast path gives for a batch: one `\n`-terminated output line (`annotate-batch`) or
+/// note (`judge-extracted`) per input line, and what became of each.
 pub type AnnotatedBatch = (Vec<u8>, Vec<Status>);
 
 /// A trap as one line: its cause (`wasm trap: all fuel consumed...`, a host function's refusal),
@@ -198,7 +199,7 @@ impl Plugin {
             .engine()
             .call_annotate_batch(&mut self.store, self.resource, batch, key)
             .map_err(trap)?;
-        annotated(out, lines)
+        checked(out.output, out.status, lines)
     }
 
     /// Another engine from the same component and configuration, in its own store, fresh (it
@@ -328,12 +329,6 @@ impl Plugin {
         )?;
         Ok(())
     }
-}
-
-/// Checks an `annotated` result against the batch it is for (one `\n`-terminated output line
-/// and one status per input line) and converts it.
-fn annotated(out: wit::Annotated, lines: usize) -> Result<AnnotatedBatch, PluginError> {
-    checked(out.output, out.status, lines)
 }
 
 /// Checks `output` (`\n`-terminated lines, or notes) and `status` against a batch of `lines`

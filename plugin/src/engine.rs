@@ -78,6 +78,8 @@ pub struct Engine {
     view_names: Vec<String>,
     /// Recent results of each field's normalisers (empty for fields without any).
     memo: Vec<Memo>,
+    /// The note of the line being annotated (reused: no allocation per line).
+    note_buf: Vec<u8>,
 }
 
 /// Entries of a [`Memo`]: a power of two.
@@ -252,6 +254,7 @@ impl Engine {
             layout,
             view_names,
             memo,
+            note_buf: Vec::new(),
         }
     }
 
@@ -381,43 +384,52 @@ impl Engine {
     /// the line with the annotation under `key` as its last member, an object that could not
     /// be scored with an error note, anything else unchanged.
     pub fn annotate_line(&mut self, line: &[u8], key: &str, out: &mut Vec<u8>) -> LineStatus {
+        let mut note = std::mem::take(&mut self.note_buf);
+        note.clear();
         let extracted = self.extract(line);
-        self.annotate_extracted_line(line, extracted, key, out)
+        let status = self.judge_note(extracted, &mut note);
+        if note.is_empty() || !splice(line, key, |o| o.extend_from_slice(&note), out) {
+            out.extend_from_slice(line);
+        }
+        self.note_buf = note;
+        status
     }
 
-    /// [`Engine::annotate_line`] for a line whose observation is already read.
-    fn annotate_extracted_line(
+    /// Scores, then learns, one observation and writes its note to `notes`: the score record,
+    /// the field-missing note of an object that could not be scored, or nothing.
+    fn judge_note(
         &mut self,
-        line: &[u8],
         extracted: Result<Extracted<'_>, ScoreError>,
-        key: &str,
-        out: &mut Vec<u8>,
+        notes: &mut Vec<u8>,
     ) -> LineStatus {
-        let status = match extracted {
+        match extracted {
             Ok(e) => {
                 let verdict = self.judge(&e);
-                let n = self.note(&e, &verdict);
-                let status = LineStatus::Scored {
+                note(
+                    notes,
+                    &Note {
+                        verdict: &verdict,
+                        values: &e.values,
+                        names: &self.names,
+                        layout: &self.layout,
+                        entity: &self.settings.profile.entity,
+                        views: &self.view_names,
+                        id: e.id.as_deref(),
+                        time: e.time.as_deref(),
+                    },
+                );
+                LineStatus::Scored {
                     score: verdict.score,
                     campaign: verdict.campaign.as_ref().map(|c| c.score),
-                };
-                if splice(line, key, |o| note(o, &n), out) {
-                    return status;
                 }
-                status
             }
             Err(e) => {
                 if let ScoreError::FieldMissing(_) = e {
-                    let reason = e.to_string();
-                    if splice(line, key, |o| error_note(o, "field-missing", &reason), out) {
-                        return LineStatus::Failed(e);
-                    }
+                    error_note(notes, "field-missing", &e.to_string());
                 }
                 LineStatus::Failed(e)
             }
-        };
-        out.extend_from_slice(line);
-        status
+        }
     }
 
     /// Stage one of the staged fast path: reads the observation of each `\n`-terminated line
@@ -449,39 +461,10 @@ impl Engine {
         let mut notes = Vec::with_capacity(observations.len() * 640);
         let mut statuses = Vec::with_capacity(observations.len());
         for observation in observations {
-            statuses.push(match observation {
-                Ok(e) => {
-                    let verdict = self.judge(&e);
-                    note(&mut notes, &self.note(&e, &verdict));
-                    LineStatus::Scored {
-                        score: verdict.score,
-                        campaign: verdict.campaign.as_ref().map(|c| c.score),
-                    }
-                }
-                Err(e) => {
-                    if let ScoreError::FieldMissing(_) = e {
-                        error_note(&mut notes, "field-missing", &e.to_string());
-                    }
-                    LineStatus::Failed(e)
-                }
-            });
+            statuses.push(self.judge_note(observation, &mut notes));
             notes.push(b'\n');
         }
         Ok((notes, statuses))
-    }
-
-    /// What the annotation of a verdict is made of.
-    fn note<'n>(&'n self, e: &'n Extracted<'_>, verdict: &'n Verdict) -> Note<'n> {
-        Note {
-            verdict,
-            values: &e.values,
-            names: &self.names,
-            layout: &self.layout,
-            entity: &self.settings.profile.entity,
-            views: &self.view_names,
-            id: e.id.as_deref(),
-            time: e.time.as_deref(),
-        }
     }
 
     /// [`Engine::annotate_line`] over a batch of `\n`-terminated lines: the output lines, each
