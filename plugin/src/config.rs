@@ -100,6 +100,14 @@ pub struct EngineSettings {
     /// Half-life, in seconds of event time, of the score distribution: `score` ranks an event
     /// against recent events, so the learning burst of a new deployment fades from it.
     pub calibration_half_life: u64,
+    /// A value seen fewer times than this in a context that has seen at least this many events
+    /// is still settling: see `settle_time`. 0 turns settling off.
+    pub settle_count: u64,
+    /// A settling value's sighting counts fully only if it comes at least this many seconds of
+    /// event time after the previous one; a sooner one counts by the fraction of this spacing
+    /// that passed (at least [`crate::model::MIN_SETTLING_WEIGHT`]). So a burst (a polling loop,
+    /// a script) does not make a new value routine within minutes.
+    pub settle_time: u64,
 }
 
 /// Campaign grouping (`[campaign]`).
@@ -129,6 +137,8 @@ impl Default for EngineSettings {
             escalation: 1.0,
             escalation_half_life: 900.0,
             calibration_half_life: 7 * 86_400,
+            settle_count: 16,
+            settle_time: 300,
         }
     }
 }
@@ -198,6 +208,8 @@ struct RawEngine {
     escalation: Option<f64>,
     escalation_half_life: Option<String>,
     calibration_half_life: Option<String>,
+    settle_count: Option<u64>,
+    settle_time: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,14 +281,16 @@ impl Settings {
         let e = &self.engine;
         let _ = writeln!(
             s,
-            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={}",
+            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={}",
             e.half_life.map(|d| d.as_secs()),
             e.max_nodes,
             e.warm_up,
             e.component_cap,
             e.escalation,
             e.escalation_half_life,
-            e.calibration_half_life
+            e.calibration_half_life,
+            e.settle_count,
+            e.settle_time
         );
         let c = &self.campaign;
         let _ = writeln!(
@@ -499,6 +513,21 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
         }
         e.calibration_half_life = d.as_secs();
     }
+    if let Some(k) = raw.settle_count {
+        if k > 1_000_000 {
+            return Err(invalid(format!(
+                "engine.settle-count: {k} is outside 0..=1000000"
+            )));
+        }
+        e.settle_count = k;
+    }
+    if let Some(t) = raw.settle_time {
+        let d = duration("engine.settle-time", &t)?;
+        if d.as_secs() == 0 {
+            return Err(invalid("engine.settle-time: must be at least one second"));
+        }
+        e.settle_time = d.as_secs();
+    }
     Ok(e)
 }
 
@@ -557,6 +586,10 @@ mod tests {
         );
         let e = Settings::parse("entity = [").expect_err("invalid");
         assert!(matches!(e, ConfigError::Syntax(_)), "{e:?}");
+        let e = Settings::parse("[engine]\nsettle-time = \"0s\"").expect_err("invalid");
+        assert!(e.to_string().contains("engine.settle-time"), "{e}");
+        let s = Settings::parse("[engine]\nsettle-count = 0\nsettle-time = \"2m\"").expect("valid");
+        assert_eq!((s.engine.settle_count, s.engine.settle_time), (0, 120));
     }
 
     #[test]

@@ -861,6 +861,58 @@ mod tests {
         );
     }
 
+    /// `event` at `secs` seconds after 2024-03-04T00:00:00Z (`None`: no eventTime at all).
+    fn event_at(user: &str, action: &str, ip: &str, secs: Option<u32>) -> String {
+        let line = event(user, action, ip);
+        match secs {
+            Some(t) => line.replace(
+                "2024-03-04T09:15:02Z",
+                &format!(
+                    "2024-03-04T{:02}:{:02}:{:02}Z",
+                    t / 3600,
+                    t / 60 % 60,
+                    t % 60
+                ),
+            ),
+            None => line.replace(r#""eventTime":"2024-03-04T09:15:02Z","#, ""),
+        }
+    }
+
+    #[test]
+    fn a_new_value_in_a_burst_settles_slowly_and_only_in_a_burst() {
+        // An established user (one call a minute for four hours from one network), then
+        // forty calls from a new network: `spacing` seconds apart. Returns the last one's
+        // novelty.
+        let run = |config: &str, spacing: u32, timed: bool| {
+            let mut e = Engine::new(config).expect("config");
+            let at = |t: u32| timed.then_some(t);
+            for i in 0..240 {
+                let action = ["DescribeInstances", "DescribeVolumes"][i as usize % 2];
+                novelty(&mut e, &event_at("ana", action, "198.51.100.7", at(i * 60)));
+            }
+            let mut last = 0.0;
+            for i in 0..40 {
+                let t = 240 * 60 + i * spacing;
+                last = novelty(
+                    &mut e,
+                    &event_at("ana", "DescribeInstances", "203.0.113.9", at(t)),
+                );
+            }
+            last
+        };
+        let off = "[engine]\nsettle-count = 0\n";
+        let (settling, plain) = (run("", 5, true), run(off, 5, true));
+        assert!(
+            settling > plain + 1.0,
+            "a polling loop from a new network, 40th call: {settling} vs {plain} bits without settling"
+        );
+        // Calls spaced by the settle time, or a stream without event times: no difference.
+        let spaced = (run("", 300, true), run(off, 300, true));
+        assert!((spaced.0 - spaced.1).abs() < 1e-9, "{spaced:?}");
+        let untimed = (run("", 5, false), run(off, 5, false));
+        assert!((untimed.0 - untimed.1).abs() < 1e-9, "{untimed:?}");
+    }
+
     #[test]
     fn the_normaliser_memo_gives_what_the_normalisers_give() {
         let settings = Settings::parse("").expect("config");

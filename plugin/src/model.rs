@@ -132,6 +132,42 @@ struct Judged {
     backoff_bits: f64,
     /// The value was never seen in this context (a first sighting).
     first: bool,
+    /// Seconds since the value's node (under the principal / in the population) was last
+    /// seen, before this event; the context's count.
+    age: u32,
+    pop_age: u32,
+    pop_n_v: f64,
+    ctx_n: f64,
+    pop_ctx_n: f64,
+}
+
+/// The least a settling value's sighting counts for (see [`EngineSettings::settle_time`]).
+///
+/// [`EngineSettings::settle_time`]: crate::config::EngineSettings::settle_time
+pub const MIN_SETTLING_WEIGHT: f64 = 0.05;
+
+/// How much one sighting of a value adds to its count in a context: 1, unless the value is
+/// still settling (seen fewer than `settle-count` times, in a context that has seen at least as
+/// many events) and was last seen less than `settle-time` ago, when it adds the fraction of
+/// `settle-time` that passed. A first sighting always counts 1.
+///
+/// A context's count still grows by 1 per event, so its settling values are under-counted
+/// (their probabilities sum to less than one) only while they settle: a principal whose key is
+/// used from a new network by a polling loop keeps finding that network new for the loop's
+/// minutes, instead of its 50th call looking routine. Contexts of their own youth (a new
+/// principal, a new view) learn every event fully, so a new workload learns its habits at once.
+fn sighting_weight(e: &crate::config::EngineSettings, j: &Judged, pop: bool) -> f64 {
+    let (first, n_v, age, ctx_n) = if pop {
+        (j.pop_child.is_none(), j.pop_n_v, j.pop_age, j.pop_ctx_n)
+    } else {
+        (j.first, j.n_v, j.age, j.ctx_n)
+    };
+    let k = e.settle_count as f64;
+    if first || n_v >= k || ctx_n < k {
+        1.0
+    } else {
+        (f64::from(age) / e.settle_time as f64).clamp(MIN_SETTLING_WEIGHT, 1.0)
+    }
 }
 
 fn bits(p: f64) -> f64 {
@@ -208,6 +244,11 @@ impl Model {
             n_v: 0.0,
             backoff_bits,
             first: true,
+            age: 0,
+            pop_age: 0,
+            pop_n_v: 0.0,
+            ctx_n: 0.0,
+            pop_ctx_n: 0.0,
         };
         let Some(c) = ctx else { return judged };
         self.tree.decay(c, now);
@@ -215,10 +256,12 @@ impl Model {
         // The child is learned in this same event, so bringing it forward now costs nothing
         // extra (learning finds it current) and spares computing its decay twice.
         let n_v = child.map_or(0.0, |id| {
+            judged.age = now.saturating_sub(self.tree.node(id).t);
             self.tree.decay(id, now);
             self.tree.node(id).n
         });
         let node = self.tree.node(c);
+        judged.ctx_n = node.n;
         judged.bits = bits(node.probability(n_v, backoff));
         if excess {
             judged.excess = node.excess(n_v, backoff_bits).unwrap_or(backoff_excess);
@@ -278,6 +321,9 @@ impl Model {
                 let mut j = self.judge(ent, key, now, exp2(-pj.bits), pj.excess, true);
                 j.pop_child = pj.child;
                 j.pop_backoff_bits = pj.backoff_bits;
+                j.pop_age = pj.age;
+                j.pop_ctx_n = pj.ctx_n;
+                j.pop_n_v = pj.n_v;
                 leaf = j.n_v;
                 ent = j.child;
                 pop = pj.child;
@@ -286,24 +332,35 @@ impl Model {
             min_leaf = min_leaf.min(leaf);
         }
 
-        // Learn the same paths.
+        // Learn the same paths. Without an event time there is no telling a burst from a
+        // habit, so every sighting counts fully.
+        let settling = time.is_some() && settings.engine.settle_count > 0;
         self.tree.learn_root(ENTITY_ROOT, now);
         let mut at = ENTITY_ROOT;
         for j in &judged[..profile.entity.len()] {
-            at = self.tree.learn(at, j.key, j.child, now, j.backoff_bits);
+            at = self
+                .tree
+                .learn(at, j.key, j.child, now, j.backoff_bits, 1.0);
         }
         let principal = at;
         self.tree.learn_root(POPULATION_ROOT, now);
         let mut k = profile.entity.len();
         for (view, &vkey) in profile.views.iter().zip(view_keys) {
-            let mut ent = self.tree.learn(principal, vkey, None, now, 0.0);
-            let mut pop = self.tree.learn(POPULATION_ROOT, vkey, None, now, 0.0);
+            let mut ent = self.tree.learn(principal, vkey, None, now, 0.0, 1.0);
+            let mut pop = self.tree.learn(POPULATION_ROOT, vkey, None, now, 0.0, 1.0);
+            // A node below a settling one learns no more than it (a context never counts fewer
+            // events than its children).
+            let (mut w, mut pw) = (1.0f64, 1.0f64);
             for _ in &view.components {
                 let j = judged[k];
-                ent = self.tree.learn(ent, j.key, j.child, now, j.backoff_bits);
+                if settling {
+                    w = w.min(sighting_weight(&settings.engine, &j, false));
+                    pw = pw.min(sighting_weight(&settings.engine, &j, true));
+                }
+                ent = self.tree.learn(ent, j.key, j.child, now, j.backoff_bits, w);
                 pop = self
                     .tree
-                    .learn(pop, j.key, j.pop_child, now, j.pop_backoff_bits);
+                    .learn(pop, j.key, j.pop_child, now, j.pop_backoff_bits, pw);
                 k += 1;
             }
         }

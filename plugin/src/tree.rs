@@ -217,6 +217,7 @@ impl Tree {
         known: Option<NodeId>,
         now: u32,
         backoff_bits: f64,
+        weight: f64,
     ) -> NodeId {
         self.decay(parent, now);
         let child = match known.or_else(|| self.child(parent, key)) {
@@ -234,7 +235,7 @@ impl Tree {
             }
         };
         let old = self.nodes[child as usize].n;
-        let new = old + 1.0;
+        let new = old + weight;
         self.nodes[child as usize].n = new;
         let delta = new * log2(new) - if old > 0.0 { old * log2(old) } else { 0.0 };
         self.nodes[parent as usize].s += delta;
@@ -414,7 +415,7 @@ mod tests {
         let root = ENTITY_ROOT;
         for k in [1u64, 1, 1, 2] {
             t.learn_root(root, 0);
-            t.learn(root, k, None, 0, 3.0);
+            t.learn(root, k, None, 0, 3.0, 1.0);
         }
         let r = t.node(root);
         assert_eq!((r.n, r.d, r.b), (4.0, 2.0, 6.0));
@@ -434,7 +435,7 @@ mod tests {
         for (k, when) in [(1u64, 0u32), (2, 10), (1, 3 * 86_400), (3, 5 * 86_400)] {
             t.decay(ENTITY_ROOT, when);
             t.learn_root(ENTITY_ROOT, when);
-            t.learn(ENTITY_ROOT, k, None, when, 1.0);
+            t.learn(ENTITY_ROOT, k, None, when, 1.0, 1.0);
         }
         let now = 9 * 86_400;
         t.decay(ENTITY_ROOT, now);
@@ -457,12 +458,12 @@ mod tests {
     #[test]
     fn prune_removes_rare_subtrees_and_keeps_ids_stable() {
         let mut t = Tree::new(None);
-        let a = t.learn(ENTITY_ROOT, 10, None, 0, 0.0);
+        let a = t.learn(ENTITY_ROOT, 10, None, 0, 0.0, 1.0);
         for _ in 0..5 {
-            t.learn(ENTITY_ROOT, 10, None, 0, 0.0);
+            t.learn(ENTITY_ROOT, 10, None, 0, 0.0, 1.0);
         }
-        let b = t.learn(ENTITY_ROOT, 20, None, 0, 0.0);
-        let b1 = t.learn(b, 21, None, 0, 0.0);
+        let b = t.learn(ENTITY_ROOT, 20, None, 0, 0.0, 1.0);
+        let b1 = t.learn(b, 21, None, 0, 0.0, 1.0);
         assert_eq!(t.len(), 5);
         let removed = t.prune(3, 0);
         assert_eq!(removed, vec![b, b1]);
@@ -471,7 +472,7 @@ mod tests {
         assert_eq!(t.child(ENTITY_ROOT, 10), Some(a));
         // The pruned value is unseen again, while the parent keeps its totals.
         assert_eq!(t.node(ENTITY_ROOT).d, 2.0);
-        let c = t.learn(ENTITY_ROOT, 30, None, 0, 0.0);
+        let c = t.learn(ENTITY_ROOT, 30, None, 0, 0.0, 1.0);
         assert_eq!(c, b, "lowest free id is reused first");
         let (nodes, free) = t.raw_parts();
         let back = Tree::from_raw_parts(None, nodes.to_vec(), free.to_vec()).expect("valid");
