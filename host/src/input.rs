@@ -119,6 +119,7 @@ enum Layout {
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const BOM: &[u8] = b"\xef\xbb\xbf";
 const SNIFF: usize = 256;
 
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
@@ -140,9 +141,7 @@ async fn peek(mut r: Reader) -> std::io::Result<(Vec<u8>, Reader)> {
 }
 
 fn layout_of(head: &[u8]) -> Layout {
-    let text = head
-        .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(head);
+    let text = head.strip_prefix(BOM).unwrap_or(head);
     let mut rest = text.iter().copied().skip_while(u8::is_ascii_whitespace);
     match rest.next() {
         Some(b'[') => Layout::Array,
@@ -200,6 +199,15 @@ pub async fn read_source(
     } else {
         (raw, head)
     };
+    // A UTF-8 byte-order mark (files written on Windows) is not part of the first event.
+    let mut reader = reader;
+    if head.starts_with(BOM) {
+        let mut bom = [0u8; BOM.len()];
+        reader
+            .read_exact(&mut bom)
+            .await
+            .map_err(|e| fail(0, format!("cannot read: {e}")))?;
+    }
     match layout_of(&head) {
         Layout::Lines => read_lines(reader, index, opts, tx, cancel)
             .await

@@ -145,3 +145,21 @@ fn the_summary_counts_events() {
         quiet.stderr
     );
 }
+
+#[test]
+fn a_byte_order_mark_before_the_first_event_is_not_part_of_it() {
+    // Files written on Windows begin with a UTF-8 byte-order mark; the first event is scored.
+    let input = format!(
+        "\u{feff}{EVENT}\n{}\n",
+        EVENT.replace("DescribeInstances", "DescribeVolumes")
+    );
+    let out = run(&[], Some(input.as_bytes()));
+    out.assert_ok();
+    let lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 3, "{}", String::from_utf8_lossy(&out.stdout));
+    for line in &lines[..2] {
+        let event: Value = serde_json::from_slice(line).expect("json");
+        score_record(&event);
+    }
+    assert!(!out.stderr.contains("not-json"), "{}", out.stderr);
+}
