@@ -97,6 +97,9 @@ struct Scratch {
     sightings: Vec<(usize, u64, f64)>,
     /// The key of each view's node, in profile order (hashed once, not twice per event).
     view_keys: Vec<u64>,
+    /// Each view's node under the principal and in the population, when they exist already
+    /// (found while scoring, so learning needs no second lookup).
+    view_nodes: Vec<(Option<NodeId>, Option<NodeId>)>,
 }
 
 /// Everything learned; what a snapshot holds.
@@ -309,9 +312,12 @@ impl Model {
         }
         let principal_node = ctx;
         let mut min_leaf = f64::INFINITY;
+        let view_nodes = &mut scratch.view_nodes;
+        view_nodes.clear();
         for (view, &vkey) in profile.views.iter().zip(view_keys) {
             let mut ent = principal_node.and_then(|p| self.tree.child(p, vkey));
             let mut pop = self.tree.child(POPULATION_ROOT, vkey);
+            view_nodes.push((ent, pop));
             let mut leaf = 0.0;
             for &f in &view.components {
                 let key = value_key(values[f]);
@@ -345,9 +351,11 @@ impl Model {
         let principal = at;
         self.tree.learn_root(POPULATION_ROOT, now);
         let mut k = profile.entity.len();
-        for (view, &vkey) in profile.views.iter().zip(view_keys) {
-            let mut ent = self.tree.learn(principal, vkey, None, now, 0.0, 1.0);
-            let mut pop = self.tree.learn(POPULATION_ROOT, vkey, None, now, 0.0, 1.0);
+        for ((view, &vkey), &(ent_view, pop_view)) in
+            profile.views.iter().zip(view_keys).zip(view_nodes.iter())
+        {
+            let mut ent = self.tree.learn(principal, vkey, ent_view, now, 0.0, 1.0);
+            let mut pop = self.tree.learn(POPULATION_ROOT, vkey, pop_view, now, 0.0, 1.0);
             // A node below a settling one learns no more than it (a context never counts fewer
             // events than its children).
             let (mut w, mut pw) = (1.0f64, 1.0f64);

@@ -181,6 +181,7 @@ impl Tree {
     }
 
     /// Brings a node's counts forward to `now` (never backwards).
+    #[inline]
     pub fn decay(&mut self, id: NodeId, now: u32) {
         let node = &mut self.nodes[id as usize];
         if now <= node.t {
