@@ -76,10 +76,11 @@ pub struct Profile {
     pub views: Vec<View>,
     /// Field whose value is listed as the "action" of campaign steps.
     pub action: Option<usize>,
-    /// Path of the event time (RFC 3339 text, or epoch seconds / milliseconds as a number).
-    pub time: Option<JsonPath>,
-    /// Path of the event id.
-    pub id: Option<JsonPath>,
+    /// Paths of the event time, the first present wins (RFC 3339 text, or epoch seconds /
+    /// milliseconds as a number). Empty: the events have no time.
+    pub time: Vec<JsonPath>,
+    /// Paths of the event id, the first present wins.
+    pub id: Vec<JsonPath>,
 }
 
 /// Model settings (`[engine]`).
@@ -165,8 +166,8 @@ struct RawConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawProfile {
-    time: Option<RawPath>,
-    id: Option<RawPath>,
+    time: Option<RawPaths>,
+    id: Option<RawPaths>,
     entity: Option<Vec<String>>,
     action: Option<String>,
     fields: Option<BTreeMap<String, RawField>>,
@@ -178,6 +179,31 @@ struct RawProfile {
 enum RawPath {
     Dotted(String),
     Keys(Vec<String>),
+}
+
+/// One path, or `{ paths = [...] }`: alternatives, the first present wins.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPaths {
+    One(RawPath),
+    Many(RawPathList),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPathList {
+    paths: Vec<RawPath>,
+}
+
+fn to_paths(key: &str, raw: Option<RawPaths>) -> Result<Vec<JsonPath>, ConfigError> {
+    match raw {
+        None => Ok(Vec::new()),
+        Some(RawPaths::One(p)) => Ok(vec![to_path(key, p)?]),
+        Some(RawPaths::Many(list)) if list.paths.is_empty() => {
+            Err(invalid(format!("{key}: `paths` needs at least one path")))
+        }
+        Some(RawPaths::Many(list)) => list.paths.into_iter().map(|p| to_path(key, p)).collect(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -436,8 +462,8 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
         Some(a) => Some(index_of("action", &a)?),
         None => views[0].components.last().copied(),
     };
-    let time = raw.time.map(|p| to_path("time", p)).transpose()?;
-    let id = raw.id.map(|p| to_path("id", p)).transpose()?;
+    let time = to_paths("time", raw.time)?;
+    let id = to_paths("id", raw.id)?;
     Ok(Profile {
         name,
         fields,
@@ -590,6 +616,21 @@ mod tests {
         assert!(e.to_string().contains("engine.settle-time"), "{e}");
         let s = Settings::parse("[engine]\nsettle-count = 0\nsettle-time = \"2m\"").expect("valid");
         assert_eq!((s.engine.settle_count, s.engine.settle_time), (0, 120));
+    }
+
+    #[test]
+    fn time_and_id_take_one_path_or_alternatives() {
+        let base = "entity = [\"u\"]\n[fields.u]\npath = \"u\"\n[fields.p]\npath = \"p\"\n[[views]]\nname = \"v\"\ncomponents = [\"p\"]\n";
+        let one =
+            Settings::parse(&format!("time = \"a.b\"\nid = [\"x.y\"]\n{base}")).expect("valid");
+        assert_eq!(one.profile.time, vec![vec!["a".to_owned(), "b".to_owned()]]);
+        assert_eq!(one.profile.id, vec![vec!["x.y".to_owned()]]);
+        let many = Settings::parse(&format!("time = {{ paths = [\"t\", \"d.t\"] }}\n{base}"))
+            .expect("valid");
+        assert_eq!(many.profile.time.len(), 2);
+        assert!(many.profile.id.is_empty());
+        let e = Settings::parse(&format!("time = {{ paths = [] }}\n{base}")).expect_err("invalid");
+        assert!(e.to_string().contains("time"), "{e}");
     }
 
     #[test]

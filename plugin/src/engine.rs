@@ -69,8 +69,9 @@ pub struct Engine {
     extractor: Extractor,
     /// For each profile field, its range of extractor slots (one per path, in order).
     field_slots: Vec<Range<usize>>,
-    time_slot: Option<usize>,
-    id_slot: Option<usize>,
+    /// The extractor slots of the time's and the id's paths.
+    time_slots: std::ops::Range<usize>,
+    id_slots: std::ops::Range<usize>,
     model: Model,
     /// Field names, and where each component of the observation comes from.
     names: Vec<String>,
@@ -211,14 +212,13 @@ impl Engine {
             paths.extend(f.paths.iter().cloned());
             field_slots.push(start..paths.len());
         }
-        let mut extra = |p: &Option<Vec<String>>| {
-            p.as_ref().map(|p| {
-                paths.push(p.clone());
-                paths.len() - 1
-            })
+        let mut extra = |p: &[Vec<String>]| {
+            let start = paths.len();
+            paths.extend(p.iter().cloned());
+            start..paths.len()
         };
-        let time_slot = extra(&profile.time);
-        let id_slot = extra(&profile.id);
+        let time_slots = extra(&profile.time);
+        let id_slots = extra(&profile.id);
         let extractor = Extractor::new(&paths);
         let fingerprint = settings.fingerprint();
         let names = profile.fields.iter().map(|f| f.name.clone()).collect();
@@ -247,8 +247,8 @@ impl Engine {
             fingerprint,
             extractor,
             field_slots,
-            time_slot,
-            id_slot,
+            time_slots,
+            id_slots,
             model,
             names,
             layout,
@@ -303,8 +303,8 @@ impl Engine {
             };
             values.push(truncate(value, field.max_len));
         }
-        let time = self.time_slot.and_then(|i| slots[i].take());
-        let id = self.id_slot.and_then(|i| slots[i].take());
+        let time = self.time_slots.clone().find_map(|i| slots[i].take());
+        let id = self.id_slots.clone().find_map(|i| slots[i].take());
         Ok(Extracted { values, time, id })
     }
 
@@ -911,6 +911,28 @@ mod tests {
         assert!((spaced.0 - spaced.1).abs() < 1e-9, "{spaced:?}");
         let untimed = (run("", 5, false), run(off, 5, false));
         assert!((untimed.0 - untimed.1).abs() < 1e-9, "{untimed:?}");
+    }
+
+    #[test]
+    fn cloudtrail_records_delivered_by_eventbridge_read_as_the_records_themselves() {
+        // EventBridge's "AWS API Call via CloudTrail" carries the record under `detail`, with
+        // an envelope of its own (its own id and time, which are not the event's).
+        let plain = event("raul", "CreateSnapshot", "198.51.100.7");
+        let wrapped = format!(
+            r#"{{"version":"0","id":"6a7e8feb-b491-4cf7-a9f1-bf3703467718","detail-type":"AWS API Call via CloudTrail","source":"aws.ec2","account":"1","time":"2024-03-04T09:15:09Z","region":"eu-west-1","resources":[],"detail":{plain}}}"#
+        );
+        let a = Engine::new("")
+            .expect("config")
+            .score_line(plain.as_bytes())
+            .expect("scored");
+        let b = Engine::new("")
+            .expect("config")
+            .score_line(wrapped.as_bytes())
+            .expect("scored");
+        assert_eq!(a.observation, b.observation);
+        assert_eq!(b.event_id.as_deref(), Some("id-raul-CreateSnapshot"));
+        assert_eq!(b.event_time.as_deref(), Some("2024-03-04T09:15:02Z"));
+        assert_eq!((a.score, a.novelty), (b.score, b.novelty));
     }
 
     #[test]

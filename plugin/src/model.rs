@@ -355,7 +355,9 @@ impl Model {
             profile.views.iter().zip(view_keys).zip(view_nodes.iter())
         {
             let mut ent = self.tree.learn(principal, vkey, ent_view, now, 0.0, 1.0);
-            let mut pop = self.tree.learn(POPULATION_ROOT, vkey, pop_view, now, 0.0, 1.0);
+            let mut pop = self
+                .tree
+                .learn(POPULATION_ROOT, vkey, pop_view, now, 0.0, 1.0);
             // A node below a settling one learns no more than it (a context never counts fewer
             // events than its children).
             let (mut w, mut pw) = (1.0f64, 1.0f64);
