@@ -70,8 +70,8 @@ pub struct Engine {
     /// For each profile field, its range of extractor slots (one per path, in order).
     field_slots: Vec<Range<usize>>,
     /// The extractor slots of the time's and the id's paths.
-    time_slots: std::ops::Range<usize>,
-    id_slots: std::ops::Range<usize>,
+    time_slots: Range<usize>,
+    id_slots: Range<usize>,
     model: Model,
     /// Field names, and where each component of the observation comes from.
     names: Vec<String>,
