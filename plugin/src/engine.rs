@@ -890,6 +890,14 @@ mod tests {
                 let action = ["DescribeInstances", "DescribeVolumes"][i as usize % 2];
                 novelty(&mut e, &event_at("ana", action, "198.51.100.7", at(i * 60)));
             }
+            if spacing == 0 {
+                // Out of order: the stream has already shown an event an hour later.
+                let later = at(300 * 60);
+                novelty(
+                    &mut e,
+                    &event_at("bo", "ListBuckets", "198.51.100.7", later),
+                );
+            }
             let mut last = 0.0;
             for i in 0..40 {
                 let t = 240 * 60 + i * spacing;
@@ -911,6 +919,10 @@ mod tests {
         assert!((spaced.0 - spaced.1).abs() < 1e-9, "{spaced:?}");
         let untimed = (run("", 5, false), run(off, 5, false));
         assert!((untimed.0 - untimed.1).abs() < 1e-9, "{untimed:?}");
+        // Events from before the latest one seen (by more than the settle time): the order
+        // says nothing about bursts, so no difference either.
+        let late = (run("", 0, true), run(off, 0, true));
+        assert!((late.0 - late.1).abs() < 1e-9, "{late:?}");
     }
 
     #[test]

@@ -286,6 +286,7 @@ impl Model {
     ) -> Verdict {
         let profile = &settings.profile;
         let now = time.unwrap_or(self.now);
+        let latest = self.now;
         self.now = self.now.max(now);
         let mut scratch = std::mem::take(&mut self.scratch);
         let judged = &mut scratch.judged;
@@ -339,8 +340,12 @@ impl Model {
         }
 
         // Learn the same paths. Without an event time there is no telling a burst from a
-        // habit, so every sighting counts fully.
-        let settling = time.is_some() && settings.engine.settle_count > 0;
+        // habit, nor in an event more than `settle-time` older than the latest seen (a stream
+        // replayed out of order, such as a directory of delivery files sorted by region, then
+        // time), so every such sighting counts fully.
+        let settling = settings.engine.settle_count > 0
+            && time
+                .is_some_and(|t| u64::from(t) + settings.engine.settle_time >= u64::from(latest));
         self.tree.learn_root(ENTITY_ROOT, now);
         let mut at = ENTITY_ROOT;
         for j in &judged[..profile.entity.len()] {
