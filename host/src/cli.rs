@@ -73,6 +73,10 @@ pub struct ReportArgs {
     /// Title of the report.
     #[arg(long, default_value = "oddity report")]
     pub title: String,
+    /// Only events at or after this event time (RFC 3339, such as `2024-03-05` or
+    /// `2024-03-05T08:00:00Z`): leave out a learning period, or look at today.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
     /// No summary line on standard error.
     #[arg(short, long)]
     pub quiet: bool,

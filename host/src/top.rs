@@ -49,16 +49,7 @@ pub fn run(
     since: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let since = match since {
-        None => None,
-        Some(text) => {
-            let day = format!("{text}T00:00:00Z");
-            let t = crate::report::collect::parse_time(text)
-                .or_else(|| crate::report::collect::parse_time(&day))
-                .ok_or_else(|| anyhow::anyhow!("--since: \"{text}\" is not a time such as 2024-03-05 or 2024-03-05T08:00:00Z"))?;
-            Some(t)
-        }
-    };
+    let since = since.map(crate::report::collect::parse_since).transpose()?;
     let mut heap: BinaryHeap<std::cmp::Reverse<Row>> = BinaryHeap::with_capacity(count + 1);
     let mut position = 0u64;
     let mut scan = |reader: &mut dyn BufRead| -> anyhow::Result<()> {

@@ -570,6 +570,82 @@ fn the_report_reads_standard_input_and_gzip() {
 }
 
 #[test]
+fn the_report_leaves_out_events_before_since() {
+    let dir = tempdir();
+    let scored = dir.path().join("scored.jsonl");
+    let profile = example("process-launch/profile.toml");
+    let events = example("process-launch/events.jsonl");
+    run(
+        &[
+            "-q",
+            "--profile",
+            path_str(&profile),
+            path_str(&events),
+            "-o",
+            path_str(&scored),
+        ],
+        None,
+    )
+    .assert_ok();
+    let times: Vec<String> = json_lines(&std::fs::read(&scored).expect("scored"))
+        .iter()
+        .map(|e| e["timestamp"].as_str().expect("timestamp").to_owned())
+        .collect();
+    // The second day (the stream runs from 2024-05-06 to 2024-05-07).
+    let after = times.iter().filter(|t| t.as_str() >= "2024-05-07").count();
+    assert!(
+        after > 0 && after < times.len(),
+        "{after} of {}",
+        times.len()
+    );
+    let out = run(
+        &[
+            "report",
+            path_str(&scored),
+            "-o",
+            "-",
+            "--since",
+            "2024-05-07",
+        ],
+        None,
+    );
+    out.assert_ok();
+    let html = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let count = |n: usize| {
+        let digits = n.to_string();
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        grouped
+    };
+    assert!(
+        html.contains(&format!("{} scored events", count(after))),
+        "the header counts the {after} events since the second day"
+    );
+    assert!(
+        html.contains(&format!(
+            "{} scored events before --since 2024-05-07",
+            count(times.len() - after)
+        )),
+        "the report says what it left out"
+    );
+    assert!(
+        !html.contains("2024-05-06T"),
+        "no event of the first day is shown"
+    );
+    let bad = run(
+        &["report", path_str(&scored), "-o", "-", "--since", "soon"],
+        None,
+    );
+    assert_eq!(bad.code, Some(1), "{}", bad.stderr);
+    assert!(bad.stderr.contains("--since"), "{}", bad.stderr);
+}
+
+#[test]
 fn without_a_terminal_there_is_only_the_summary() {
     let events = example("cloudtrail/events.jsonl.gz");
     let dir = tempdir();

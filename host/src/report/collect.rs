@@ -45,6 +45,18 @@ pub fn score_y(score: f64) -> f64 {
     -(1.0 - score).clamp(1e-7, 1.0).log10()
 }
 
+/// The time of a `--since` flag: an event time as [`parse_time`] reads it, or a date (its
+/// midnight, UTC).
+pub fn parse_since(text: &str) -> anyhow::Result<f64> {
+    parse_time(text)
+        .or_else(|| parse_time(&format!("{text}T00:00:00Z")))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--since: \"{text}\" is not a time such as 2024-03-05 or 2024-03-05T08:00:00Z"
+            )
+        })
+}
+
 /// Seconds since the epoch from an event time: RFC 3339, a date-time without offset (taken as
 /// UTC), or epoch seconds or milliseconds.
 pub fn parse_time(text: &str) -> Option<f64> {
@@ -260,6 +272,8 @@ pub struct Collected {
     pub cold: u64,
     /// Lines longer than the reader's limit, skipped.
     pub too_long: u64,
+    /// Scored events before `--since` (or without a readable time when it is given), left out.
+    pub before_since: u64,
     pub timed: u64,
     pub first_time: Option<(f64, String)>,
     pub last_time: Option<(f64, String)>,
@@ -278,6 +292,8 @@ pub struct Collected {
 #[derive(Debug)]
 pub struct Collector {
     keep: usize,
+    /// Events before this time (seconds since the epoch) are left out.
+    since: Option<f64>,
     heap: BinaryHeap<std::cmp::Reverse<ByNovelty>>,
     out: Collected,
 }
@@ -311,17 +327,19 @@ fn console_link(line: &[u8], id: Option<&str>) -> Option<String> {
 }
 
 impl Collector {
-    /// A collector keeping at least `top` events whole.
-    pub fn new(top: usize) -> Collector {
+    /// A collector keeping at least `top` events whole, of the events at or after `since`.
+    pub fn new(top: usize, since: Option<f64>) -> Collector {
         let keep = top.max(FOREGROUND);
         Collector {
             keep,
+            since,
             heap: BinaryHeap::with_capacity(keep + 1),
             out: Collected {
                 lines: 0,
                 scored: 0,
                 cold: 0,
                 too_long: 0,
+                before_since: 0,
                 timed: 0,
                 first_time: None,
                 last_time: None,
@@ -350,13 +368,19 @@ impl Collector {
     /// Takes one scored line (`line` is its text, for the console link).
     pub fn add(&mut self, line: &[u8], note: Annotation) {
         let out = &mut self.out;
+        let time = note.event_time.as_deref().and_then(parse_time);
+        if let Some(since) = self.since
+            && time.is_none_or(|t| t < since)
+        {
+            out.before_since += 1;
+            return;
+        }
         out.lines += 1;
         out.scored += 1;
         let position = out.lines;
         if note.cold {
             out.cold += 1;
         }
-        let time = note.event_time.as_deref().and_then(parse_time);
         if let (Some(t), Some(text)) = (time, &note.event_time) {
             out.timed += 1;
             out.by_time.add(t, note.score, note.novelty);

@@ -59,7 +59,12 @@ impl std::fmt::Display for Done {
 /// Reads the scored streams named in `args` and writes the report.
 pub fn run(args: &ReportArgs) -> anyhow::Result<Done> {
     let start = Instant::now();
-    let mut collector = Collector::new(args.top);
+    let since = args
+        .since
+        .as_deref()
+        .map(collect::parse_since)
+        .transpose()?;
+    let mut collector = Collector::new(args.top, since);
     let mut sources: Vec<String> = Vec::new();
     let stdin_only = [PathBuf::from("-")];
     let paths = if args.paths.is_empty() {

@@ -457,6 +457,13 @@ pub fn build(c: &Collected, args: &ReportArgs, sources: &[String]) -> anyhow::Re
             group_digits(c.scored - c.timed)
         ));
     }
+    if c.before_since > 0 {
+        notes.push(format!(
+            "{} scored events before --since {} (or without a readable time) are left out.",
+            group_digits(c.before_since),
+            args.since.as_deref().unwrap_or_default()
+        ));
+    }
     if c.too_long > 0 {
         notes.push(format!(
             "{} lines longer than {} MiB were skipped.",
@@ -586,7 +593,7 @@ mod tests {
 
     #[test]
     fn renders_a_page_with_every_section() {
-        let mut c = Collector::new(5);
+        let mut c = Collector::new(5, None);
         for i in 0..300u64 {
             let campaign = (i >= 290).then(|| Campaign {
                 id: "abcdef0123456789".into(),
@@ -615,6 +622,7 @@ mod tests {
             campaigns: 10,
             principals: 10,
             title: "t".into(),
+            since: None,
             quiet: true,
         };
         let page = build(&collected, &args, &["s.jsonl".to_owned()]).expect("page");
