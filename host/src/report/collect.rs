@@ -298,9 +298,19 @@ pub struct Collector {
     out: Collected,
 }
 
-/// The two CloudTrail fields that make a console link.
+/// The two CloudTrail fields that make a console link (of the record itself, or of the record
+/// under `detail` when EventBridge delivered it).
 #[derive(Deserialize)]
 struct CloudTrailKeys {
+    #[serde(rename = "awsRegion")]
+    region: Option<String>,
+    #[serde(rename = "eventSource")]
+    source: Option<serde::de::IgnoredAny>,
+    detail: Option<CloudTrailRecordKeys>,
+}
+
+#[derive(Deserialize)]
+struct CloudTrailRecordKeys {
     #[serde(rename = "awsRegion")]
     region: Option<String>,
     #[serde(rename = "eventSource")]
@@ -311,6 +321,14 @@ struct CloudTrailKeys {
 fn console_link(line: &[u8], id: Option<&str>) -> Option<String> {
     let id = id?;
     let keys: CloudTrailKeys = serde_json::from_slice(line).ok()?;
+    let keys = match (keys.source, keys.detail) {
+        (Some(source), _) => CloudTrailRecordKeys {
+            region: keys.region,
+            source: Some(source),
+        },
+        (None, Some(detail)) => detail,
+        (None, None) => return None,
+    };
     keys.source?;
     let safe = |s: &str| {
         !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -486,5 +504,23 @@ impl Collector {
         top.sort_by(|a, b| by_novelty(b.rank(), a.rank()));
         self.out.top = top;
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_links_for_records_and_eventbridge_deliveries_only() {
+        let record =
+            br#"{"eventSource":"ec2.amazonaws.com","awsRegion":"eu-west-1","eventID":"a-1"}"#;
+        let wrapped = br#"{"source":"aws.ec2","region":"eu-west-1","detail":{"eventSource":"ec2.amazonaws.com","awsRegion":"eu-west-1","eventID":"a-1"}}"#;
+        let want = "https://console.aws.amazon.com/cloudtrail/home?region=eu-west-1#/events/a-1";
+        assert_eq!(console_link(record, Some("a-1")).as_deref(), Some(want));
+        assert_eq!(console_link(wrapped, Some("a-1")).as_deref(), Some(want));
+        let other = br#"{"host":"web-1","detail":{"x":1}}"#;
+        assert_eq!(console_link(other, Some("a-1")), None);
+        assert_eq!(console_link(record, Some("../../x")), None);
     }
 }
