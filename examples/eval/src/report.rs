@@ -56,6 +56,9 @@ pub struct DetectorMetrics {
     /// mid-rank within `k`).
     pub groups_detected_small: usize,
     pub groups_detected_large: usize,
+    /// Groups whose best event would be in the top 0.1 % among the non-attack events alone
+    /// (each attack as if it were the stream's only one).
+    pub groups_detected_alone: usize,
     pub groups: usize,
 }
 
@@ -81,6 +84,10 @@ pub struct GroupDetector {
     pub in_top_small: f64,
     pub in_top_large: f64,
     pub detected: bool,
+    /// The best event's mid-rank among it and the stream's non-attack events only: where it
+    /// would rank were it the stream's only attack (streams with many injected attacks crowd
+    /// each other out of the top).
+    pub best_rank_alone: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,12 +255,25 @@ pub fn evaluate(s: &Scored) -> StreamReport {
             .detectors
             .iter()
             .zip(&rankings)
-            .map(|(d, r)| {
+            .enumerate()
+            .map(|(di, (d, r))| {
                 let best = members
                     .iter()
                     .copied()
                     .min_by(|&a, &b| r.mid_rank(a).total_cmp(&r.mid_rank(b)).then(a.cmp(&b)));
                 let best_rank = best.map_or(f64::NAN, |i| r.mid_rank(i));
+                let best_rank_alone = best.map_or(f64::NAN, |i| {
+                    let key = keys[di][i];
+                    let (above, ties) = (0..n).filter(|&j| !labels[j]).fold(
+                        (0usize, 0usize),
+                        |(a, t), j| match keys[di][j].total_cmp(&key) {
+                            std::cmp::Ordering::Greater => (a + 1, t),
+                            std::cmp::Ordering::Equal => (a, t + 1),
+                            std::cmp::Ordering::Less => (a, t),
+                        },
+                    );
+                    1.0 + above as f64 + ties as f64 / 2.0
+                });
                 GroupDetector {
                     detector: (*d).to_owned(),
                     best_rank,
@@ -262,6 +282,7 @@ pub fn evaluate(s: &Scored) -> StreamReport {
                     in_top_small: members.iter().map(|&i| r.p_in_top(i, k_small)).sum(),
                     in_top_large: members.iter().map(|&i| r.p_in_top(i, k_large)).sum(),
                     detected: best_rank <= k_small as f64,
+                    best_rank_alone,
                 }
             })
             .collect();
@@ -314,6 +335,10 @@ pub fn evaluate(s: &Scored) -> StreamReport {
                 groups_detected_large: groups
                     .iter()
                     .filter(|g| g.detectors[d].best_rank <= k_large as f64)
+                    .count(),
+                groups_detected_alone: groups
+                    .iter()
+                    .filter(|g| g.detectors[d].best_rank_alone <= k_small as f64)
                     .count(),
                 groups: groups.len(),
             }
@@ -549,6 +574,7 @@ pub fn summarize(reports: &[StreamReport]) -> Vec<SummaryRow> {
                     recall_top_large: m(&|x| x.recall_top_large),
                     groups_detected_small: sum(&|x| x.groups_detected_small),
                     groups_detected_large: sum(&|x| x.groups_detected_large),
+                    groups_detected_alone: sum(&|x| x.groups_detected_alone),
                     groups: sum(&|x| x.groups),
                 },
             });
@@ -682,9 +708,18 @@ fn detection_table(title: &str, rows: &[DetectorMetrics]) -> Table {
     let mut t = Table::new(
         title,
         &[
-            "detector", "ROC-AUC", "AP", "P@10", "P@100", "R@0.1%", "R@1%", "det@0.1%", "det@1%",
+            "detector",
+            "ROC-AUC",
+            "AP",
+            "P@10",
+            "P@100",
+            "R@0.1%",
+            "R@1%",
+            "det@0.1%",
+            "det@1%",
+            "alone@0.1%",
         ],
-        &[false, true, true, true, true, true, true, true, true],
+        &[false, true, true, true, true, true, true, true, true, true],
     );
     t.rows.extend(rows.iter().map(metric_cells));
     t
@@ -702,6 +737,7 @@ fn metric_cells(m: &DetectorMetrics) -> Vec<String> {
         pct(m.recall_top_large),
         format!("{}/{}", m.groups_detected_small, m.groups),
         format!("{}/{}", m.groups_detected_large, m.groups),
+        format!("{}/{}", m.groups_detected_alone, m.groups),
     ]
 }
 
@@ -777,7 +813,7 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
         let hdr: Vec<&str> = header.iter().map(String::as_str).collect();
         let mut t = Table::new(
             format!(
-                "Attacks, {}: best rank (1 = most novel of {}), events in the top 0.1 % / 1 % ('*' = detected: best rank <= {})",
+                "Attacks, {}: best rank (1 = most novel of {}; in parentheses, among the non-attack events only, as if it were the only attack), events in the top 0.1 % / 1 % ('*' = detected: best rank <= {})",
                 r.name,
                 thousands(r.evaluated),
                 r.k_top_small
@@ -789,9 +825,10 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
             let mut row = vec![g.name.clone(), g.events.to_string()];
             for d in &g.detectors {
                 row.push(format!(
-                    "{}{}",
+                    "{}{} ({})",
                     num(d.best_rank),
-                    if d.detected { "*" } else { "" }
+                    if d.detected { "*" } else { "" },
+                    num(d.best_rank_alone)
                 ));
                 row.push(format!("{}/{}", num(d.in_top_small), num(d.in_top_large)));
             }
@@ -961,10 +998,21 @@ pub fn render_summary(rows: &[SummaryRow], markdown: bool) -> String {
     let mut t = Table::new(
         "Summary (generated: mean over seeds, detected summed)",
         &[
-            "stream", "detector", "ROC-AUC", "AP", "P@10", "P@100", "R@0.1%", "R@1%", "det@0.1%",
+            "stream",
+            "detector",
+            "ROC-AUC",
+            "AP",
+            "P@10",
+            "P@100",
+            "R@0.1%",
+            "R@1%",
+            "det@0.1%",
             "det@1%",
+            "alone@0.1%",
         ],
-        &[false, false, true, true, true, true, true, true, true, true],
+        &[
+            false, false, true, true, true, true, true, true, true, true, true,
+        ],
     );
     let mut last = String::new();
     for r in rows {

@@ -205,6 +205,26 @@ fn harness_runs_end_to_end_with_finite_metrics() {
         assert!((0.0..=1.0).contains(&d.precision_at_10));
     }
     assert!(r.best_baseline.is_some());
+    // Ranked among the non-attack events only, an attack can only move up, and by no more
+    // than the other attacks' events.
+    for g in &r.groups {
+        for d in &g.detectors {
+            let others = (r.positives - g.events) as f64;
+            assert!(
+                d.best_rank_alone >= 1.0
+                    && d.best_rank_alone <= d.best_rank
+                    && d.best_rank_alone >= d.best_rank - others - 0.5,
+                "{} {}: {} alone vs {} of all",
+                g.name,
+                d.detector,
+                d.best_rank_alone,
+                d.best_rank
+            );
+        }
+    }
+    for d in &r.detectors {
+        assert!(d.groups_detected_alone >= d.groups_detected_small);
+    }
     assert!(!r.steps.is_empty());
     // Rendering and JSON work on it.
     let text = report::render_stream(&r, false, report::Steps::All);
