@@ -520,10 +520,9 @@ fn the_report_renders_in_headless_chromium() {
     eprintln!("report screenshot: {}", shot.display());
 }
 
-#[test]
-fn the_report_reads_standard_input_and_gzip() {
-    let dir = tempdir();
-    let scored = dir.path().join("scored.jsonl");
+/// The process-launch example scored into `dir`/scored.jsonl.
+fn scored_process_launch(dir: &Path) -> PathBuf {
+    let scored = dir.join("scored.jsonl");
     let events = example("process-launch/events.jsonl");
     let profile = example("process-launch/profile.toml");
     run(
@@ -538,6 +537,13 @@ fn the_report_reads_standard_input_and_gzip() {
         None,
     )
     .assert_ok();
+    scored
+}
+
+#[test]
+fn the_report_reads_standard_input_and_gzip() {
+    let dir = tempdir();
+    let scored = scored_process_launch(dir.path());
     let text = std::fs::read(&scored).expect("scored");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &text).expect("gzip");
@@ -572,31 +578,21 @@ fn the_report_reads_standard_input_and_gzip() {
 #[test]
 fn the_report_leaves_out_events_before_since() {
     let dir = tempdir();
-    let scored = dir.path().join("scored.jsonl");
-    let profile = example("process-launch/profile.toml");
-    let events = example("process-launch/events.jsonl");
-    run(
-        &[
-            "-q",
-            "--profile",
-            path_str(&profile),
-            path_str(&events),
-            "-o",
-            path_str(&scored),
-        ],
-        None,
-    )
-    .assert_ok();
+    let scored = scored_process_launch(dir.path());
     let times: Vec<String> = json_lines(&std::fs::read(&scored).expect("scored"))
         .iter()
         .map(|e| e["timestamp"].as_str().expect("timestamp").to_owned())
         .collect();
-    // The second day (the stream runs from 2024-05-06 to 2024-05-07).
-    let after = times.iter().filter(|t| t.as_str() >= "2024-05-07").count();
+    // The last hours (the stream runs from 2024-05-06 to 2024-05-07): fewer than 1,000 events
+    // after, between 1,000 and 999,999 before (the page groups digits).
+    let after = times
+        .iter()
+        .filter(|t| t.as_str() >= "2024-05-07T12:00:00Z")
+        .count();
+    let before = times.len() - after;
     assert!(
-        after > 0 && after < times.len(),
-        "{after} of {}",
-        times.len()
+        after > 0 && after < 1000 && (1000..1_000_000).contains(&before),
+        "{after} after, {before} before"
     );
     let out = run(
         &[
@@ -605,31 +601,21 @@ fn the_report_leaves_out_events_before_since() {
             "-o",
             "-",
             "--since",
-            "2024-05-07",
+            "2024-05-07T12:00:00Z",
         ],
         None,
     );
     out.assert_ok();
     let html = String::from_utf8(out.stdout.clone()).expect("utf-8");
-    let count = |n: usize| {
-        let digits = n.to_string();
-        let mut grouped = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                grouped.push(',');
-            }
-            grouped.push(c);
-        }
-        grouped
-    };
     assert!(
-        html.contains(&format!("{} scored events", count(after))),
-        "the header counts the {after} events since the second day"
+        html.contains(&format!("{after} scored events")),
+        "the header counts the {after} events since"
     );
     assert!(
         html.contains(&format!(
-            "{} scored events before --since 2024-05-07",
-            count(times.len() - after)
+            "{},{:03} scored events before --since 2024-05-07T12:00:00Z",
+            before / 1000,
+            before % 1000
         )),
         "the report says what it left out"
     );
@@ -637,6 +623,8 @@ fn the_report_leaves_out_events_before_since() {
         !html.contains("2024-05-06T"),
         "no event of the first day is shown"
     );
+    let shown = html.matches("2024-05-07T").count();
+    assert!(shown > 0, "events of the last hours are shown");
     let bad = run(
         &["report", path_str(&scored), "-o", "-", "--since", "soon"],
         None,

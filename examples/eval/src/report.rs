@@ -704,23 +704,27 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// The columns of [`metric_cells`].
+const METRICS: [&str; 10] = [
+    "detector",
+    "ROC-AUC",
+    "AP",
+    "P@10",
+    "P@100",
+    "R@0.1%",
+    "R@1%",
+    "det@0.1%",
+    "det@1%",
+    "alone@0.1%",
+];
+
+/// Right-aligned: every column but the first `text` ones.
+fn numeric(columns: usize, text: usize) -> Vec<bool> {
+    (0..columns).map(|i| i >= text).collect()
+}
+
 fn detection_table(title: &str, rows: &[DetectorMetrics]) -> Table {
-    let mut t = Table::new(
-        title,
-        &[
-            "detector",
-            "ROC-AUC",
-            "AP",
-            "P@10",
-            "P@100",
-            "R@0.1%",
-            "R@1%",
-            "det@0.1%",
-            "det@1%",
-            "alone@0.1%",
-        ],
-        &[false, true, true, true, true, true, true, true, true, true],
-    );
+    let mut t = Table::new(title, &METRICS, &numeric(METRICS.len(), 1));
     t.rows.extend(rows.iter().map(metric_cells));
     t
 }
@@ -995,24 +999,11 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
 
 /// Renders the summary table.
 pub fn render_summary(rows: &[SummaryRow], markdown: bool) -> String {
+    let header: Vec<&str> = std::iter::once("stream").chain(METRICS).collect();
     let mut t = Table::new(
         "Summary (generated: mean over seeds, detected summed)",
-        &[
-            "stream",
-            "detector",
-            "ROC-AUC",
-            "AP",
-            "P@10",
-            "P@100",
-            "R@0.1%",
-            "R@1%",
-            "det@0.1%",
-            "det@1%",
-            "alone@0.1%",
-        ],
-        &[
-            false, false, true, true, true, true, true, true, true, true, true,
-        ],
+        &header,
+        &numeric(header.len(), 2),
     );
     let mut last = String::new();
     for r in rows {
