@@ -22,7 +22,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::calibrate::Calibration;
 use crate::campaign::{Campaign, EntityState};
-use crate::config::Settings;
+use crate::config::{EngineSettings, Settings};
 use crate::fastmath::{exp2, log2};
 use crate::tree::{ENTITY_ROOT, NodeId, POPULATION_ROOT, Tree};
 
@@ -135,18 +135,13 @@ struct Judged {
     backoff_bits: f64,
     /// The value was never seen in this context (a first sighting).
     first: bool,
-    /// Seconds since the value's node (under the principal / in the population) was last
-    /// seen, before this event; the context's count.
-    age: u32,
-    pop_age: u32,
-    pop_n_v: f64,
-    ctx_n: f64,
-    pop_ctx_n: f64,
+    /// What learning this sighting adds to the value's count, under the principal and in the
+    /// population (see [`sighting_weight`]).
+    weight: f64,
+    pop_weight: f64,
 }
 
 /// The least a settling value's sighting counts for (see [`EngineSettings::settle_time`]).
-///
-/// [`EngineSettings::settle_time`]: crate::config::EngineSettings::settle_time
 pub const MIN_SETTLING_WEIGHT: f64 = 0.05;
 
 /// How much one sighting of a value adds to its count in a context: 1, unless the value is
@@ -159,12 +154,8 @@ pub const MIN_SETTLING_WEIGHT: f64 = 0.05;
 /// used from a new network by a polling loop keeps finding that network new for the loop's
 /// minutes, instead of its 50th call looking routine. Contexts of their own youth (a new
 /// principal, a new view) learn every event fully, so a new workload learns its habits at once.
-fn sighting_weight(e: &crate::config::EngineSettings, j: &Judged, pop: bool) -> f64 {
-    let (first, n_v, age, ctx_n) = if pop {
-        (j.pop_child.is_none(), j.pop_n_v, j.pop_age, j.pop_ctx_n)
-    } else {
-        (j.first, j.n_v, j.age, j.ctx_n)
-    };
+/// `age`: seconds since the value was last seen in the context, whose count is `ctx_n`.
+fn sighting_weight(e: &EngineSettings, first: bool, n_v: f64, age: u32, ctx_n: f64) -> f64 {
     let k = e.settle_count as f64;
     if first || n_v >= k || ctx_n < k {
         1.0
@@ -226,7 +217,9 @@ impl Model {
     }
 
     /// Judges a component in context `ctx` (if it exists), given its probability in the
-    /// backoff context and its excess there (computed only when `excess` is wanted).
+    /// backoff context and its excess there (computed only when `excess` is wanted); `settle`:
+    /// the settings when this event's sightings may be settling (else they count fully).
+    #[allow(clippy::too_many_arguments)] // one call site per kind of context, all in `observe`
     fn judge(
         &mut self,
         ctx: Option<NodeId>,
@@ -235,6 +228,7 @@ impl Model {
         backoff: f64,
         backoff_excess: f64,
         excess: bool,
+        settle: Option<&EngineSettings>,
     ) -> Judged {
         let backoff_bits = bits(backoff);
         let mut judged = Judged {
@@ -247,24 +241,24 @@ impl Model {
             n_v: 0.0,
             backoff_bits,
             first: true,
-            age: 0,
-            pop_age: 0,
-            pop_n_v: 0.0,
-            ctx_n: 0.0,
-            pop_ctx_n: 0.0,
+            weight: 1.0,
+            pop_weight: 1.0,
         };
         let Some(c) = ctx else { return judged };
         self.tree.decay(c, now);
         let child = self.tree.child(c, key);
         // The child is learned in this same event, so bringing it forward now costs nothing
         // extra (learning finds it current) and spares computing its decay twice.
+        let mut age = 0;
         let n_v = child.map_or(0.0, |id| {
-            judged.age = now.saturating_sub(self.tree.node(id).t);
+            age = now.saturating_sub(self.tree.node(id).t);
             self.tree.decay(id, now);
             self.tree.node(id).n
         });
         let node = self.tree.node(c);
-        judged.ctx_n = node.n;
+        if let Some(e) = settle {
+            judged.weight = sighting_weight(e, child.is_none(), n_v, age, node.n);
+        }
         judged.bits = bits(node.probability(n_v, backoff));
         if excess {
             judged.excess = node.excess(n_v, backoff_bits).unwrap_or(backoff_excess);
@@ -295,13 +289,21 @@ impl Model {
             scratch.view_keys = profile.views.iter().map(|v| view_key(&v.name)).collect();
         }
         let view_keys = &scratch.view_keys;
+        // View values may be settling (see `sighting_weight`), except without an event time
+        // (no telling a burst from a habit) and in an event more than `settle-time` older than
+        // the latest seen (a stream replayed out of order, such as a directory of delivery files
+        // sorted by region, then time): then every sighting counts fully.
+        let e = &settings.engine;
+        let settle = (e.settle_count > 0
+            && time.is_some_and(|t| u64::from(t) + e.settle_time >= u64::from(latest)))
+        .then_some(e);
 
         // Score: entity components, then each view against the principal and the population.
         let mut ctx = Some(ENTITY_ROOT);
         for &f in &profile.entity {
             let key = value_key(values[f]);
             let base = ctx.map_or(1.0, |c| self.tree.node(c).base_probability());
-            let mut j = self.judge(ctx, key, now, base, 0.0, true);
+            let mut j = self.judge(ctx, key, now, base, 0.0, true, None);
             // Who the principal is carries no novelty once it is known: only a first sighting
             // (a new principal, a new identity type) does. Otherwise the mix of identity types
             // (fewer people than roles) would add a constant to every event of some types.
@@ -324,13 +326,11 @@ impl Model {
                 let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
                 // The population's excess only matters where the principal has no context.
-                let pj = self.judge(pop, key, now, base, 0.0, ent.is_none());
-                let mut j = self.judge(ent, key, now, exp2(-pj.bits), pj.excess, true);
+                let pj = self.judge(pop, key, now, base, 0.0, ent.is_none(), settle);
+                let mut j = self.judge(ent, key, now, exp2(-pj.bits), pj.excess, true, settle);
                 j.pop_child = pj.child;
                 j.pop_backoff_bits = pj.backoff_bits;
-                j.pop_age = pj.age;
-                j.pop_ctx_n = pj.ctx_n;
-                j.pop_n_v = pj.n_v;
+                j.pop_weight = pj.weight;
                 leaf = j.n_v;
                 ent = j.child;
                 pop = pj.child;
@@ -339,13 +339,7 @@ impl Model {
             min_leaf = min_leaf.min(leaf);
         }
 
-        // Learn the same paths. Without an event time there is no telling a burst from a
-        // habit, nor in an event more than `settle-time` older than the latest seen (a stream
-        // replayed out of order, such as a directory of delivery files sorted by region, then
-        // time), so every such sighting counts fully.
-        let settling = settings.engine.settle_count > 0
-            && time
-                .is_some_and(|t| u64::from(t) + settings.engine.settle_time >= u64::from(latest));
+        // Learn the same paths.
         self.tree.learn_root(ENTITY_ROOT, now);
         let mut at = ENTITY_ROOT;
         for j in &judged[..profile.entity.len()] {
@@ -368,10 +362,8 @@ impl Model {
             let (mut w, mut pw) = (1.0f64, 1.0f64);
             for _ in &view.components {
                 let j = judged[k];
-                if settling {
-                    w = w.min(sighting_weight(&settings.engine, &j, false));
-                    pw = pw.min(sighting_weight(&settings.engine, &j, true));
-                }
+                w = w.min(j.weight);
+                pw = pw.min(j.pop_weight);
                 ent = self.tree.learn(ent, j.key, j.child, now, j.backoff_bits, w);
                 pop = self
                     .tree
