@@ -189,7 +189,7 @@ pub async fn read_source(
     let (head, raw) = peek(raw)
         .await
         .map_err(|e| fail(0, format!("cannot read: {e}")))?;
-    let (reader, head) = if head.starts_with(&GZIP_MAGIC) {
+    let (mut reader, head) = if head.starts_with(&GZIP_MAGIC) {
         let mut gz = async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(raw));
         gz.multiple_members(true);
         let (head, r) = peek(Box::new(gz))
@@ -200,7 +200,6 @@ pub async fn read_source(
         (raw, head)
     };
     // A UTF-8 byte-order mark (files written on Windows) is not part of the first event.
-    let mut reader = reader;
     if head.starts_with(BOM) {
         let mut bom = [0u8; BOM.len()];
         reader

@@ -306,28 +306,16 @@ struct CloudTrailKeys {
     region: Option<String>,
     #[serde(rename = "eventSource")]
     source: Option<serde::de::IgnoredAny>,
-    detail: Option<CloudTrailRecordKeys>,
-}
-
-#[derive(Deserialize)]
-struct CloudTrailRecordKeys {
-    #[serde(rename = "awsRegion")]
-    region: Option<String>,
-    #[serde(rename = "eventSource")]
-    source: Option<serde::de::IgnoredAny>,
+    detail: Option<Box<CloudTrailKeys>>,
 }
 
 /// The CloudTrail console's page for an event, when `line` is a CloudTrail event with an id.
 fn console_link(line: &[u8], id: Option<&str>) -> Option<String> {
     let id = id?;
     let keys: CloudTrailKeys = serde_json::from_slice(line).ok()?;
-    let keys = match (keys.source, keys.detail) {
-        (Some(source), _) => CloudTrailRecordKeys {
-            region: keys.region,
-            source: Some(source),
-        },
-        (None, Some(detail)) => detail,
-        (None, None) => return None,
+    let keys = match keys.source {
+        Some(_) => keys,
+        None => *keys.detail?,
     };
     keys.source?;
     let safe = |s: &str| {
