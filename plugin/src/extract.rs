@@ -76,10 +76,39 @@ impl Extractor {
     }
 
     /// Reads `line` and fills `out` (cleared first) with one value per path.
+    ///
+    /// A `\u` escape of a lone UTF-16 surrogate (`"\ud800"`, which JavaScript writers produce
+    /// from a string cut in the middle of a character) is read as U+FFFD, the replacement
+    /// character, as browsers and most JSON readers do: strict readers refuse the whole line,
+    /// and an attacker who controls one field (a user agent) must not be able to make the
+    /// event unscorable with it. The line itself is not changed.
     pub fn extract<'a>(&self, line: &'a [u8], out: &mut Slots<'a>) -> Result<(), ExtractError> {
+        let text = std::str::from_utf8(line).map_err(|_| ExtractError::NotUtf8)?;
+        match self.extract_str(text, out) {
+            Err(ExtractError::NotJson(why)) => {
+                let Some(mended) = mend_lone_surrogates(text) else {
+                    return Err(ExtractError::NotJson(why));
+                };
+                let mut owned = Vec::new();
+                // Still not JSON: report the first error, which names the place in the line
+                // as it is.
+                self.extract_str(&mended, &mut owned)
+                    .map_err(|_| ExtractError::NotJson(why))?;
+                out.clear();
+                out.extend(
+                    owned
+                        .into_iter()
+                        .map(|v| v.map(|v| Cow::Owned(v.into_owned()))),
+                );
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn extract_str<'a>(&self, text: &'a str, out: &mut Slots<'a>) -> Result<(), ExtractError> {
         out.clear();
         out.resize(self.slots, None);
-        let text = std::str::from_utf8(line).map_err(|_| ExtractError::NotUtf8)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let mut not_object = false;
         let seed = NodeSeed {
@@ -98,6 +127,47 @@ impl Extractor {
         }
         Ok(())
     }
+}
+
+/// `text` with every `\u` escape of a lone surrogate replaced by `\ufffd` (the same length, so
+/// positions in errors stay the same), or `None` when it has none. Backslashes outside strings
+/// make the text invalid JSON either way, so the scan need not track strings.
+fn mend_lone_surrogates(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        let h = b.get(at..at + 6)?;
+        if h[0] != b'\\' || h[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&h[2..]).ok()?, 16).ok()
+    };
+    let mut lone = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match unit(i) {
+            Some(0xD800..=0xDBFF) if matches!(unit(i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
+            Some(0xD800..=0xDFFF) => {
+                lone.push(i);
+                i += 6;
+            }
+            Some(_) => i += 6,
+            // Any other escape: the backslash and the escaped byte.
+            None => i += 2,
+        }
+    }
+    if lone.is_empty() {
+        return None;
+    }
+    let mut fixed = b.to_vec();
+    for at in lone {
+        fixed[at..at + 6].copy_from_slice(b"\\ufffd");
+    }
+    // Only ASCII bytes were replaced by ASCII bytes.
+    String::from_utf8(fixed).ok()
 }
 
 struct NodeSeed<'x, 'o, 'a> {
@@ -288,6 +358,31 @@ mod tests {
             ex.extract(b"{\"a\":\"\xff\"}", &mut out),
             Err(ExtractError::NotUtf8)
         );
+    }
+
+    #[test]
+    fn a_lone_surrogate_escape_reads_as_the_replacement_character() {
+        let ex = Extractor::new(&paths(&["a", "b"]));
+        assert_eq!(
+            run(&ex, r#"{"a":"ev\ud800il","b":"x\uDC01"}"#).expect("ok"),
+            vec![Some("ev\u{fffd}il".into()), Some("x\u{fffd}".into())]
+        );
+        // A pair is one character; a pair after a lone one is still a pair.
+        assert_eq!(
+            run(&ex, r#"{"a":"\ud83d\ude00","b":"\ud800\ud83d\ude00"}"#).expect("ok"),
+            vec![Some("\u{1f600}".into()), Some("\u{fffd}\u{1f600}".into())]
+        );
+        // An escaped backslash before `u` is not an escape; off-path values are mended too.
+        assert_eq!(
+            run(&ex, r#"{"z":"\udfff","a":"\\ud800"}"#).expect("ok"),
+            vec![Some("\\ud800".into()), None]
+        );
+        // Still broken after mending: the original error, which names the place.
+        match run(&ex, r#"{"a":"\ud800",}"#) {
+            Err(ExtractError::NotJson(m)) => assert!(m.contains("column"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(mend_lone_surrogates(r#"{"a":"\u00e9\n"}"#), None);
     }
 
     #[test]

@@ -163,3 +163,27 @@ fn a_byte_order_mark_before_the_first_event_is_not_part_of_it() {
     }
     assert!(!out.stderr.contains("not-json"), "{}", out.stderr);
 }
+
+#[test]
+fn a_lone_surrogate_in_a_field_does_not_make_the_event_unscorable() {
+    // `\ud800` alone is not a character: strict JSON readers refuse the line. An attacker who
+    // sets their user agent must not be able to hide the call from scoring that way.
+    let evil = EVENT.replace("aws-cli/2.15.1", r"aws-cli/2.15.1 \ud800");
+    let out = run(&[], Some(format!("{evil}\n").as_bytes()));
+    out.assert_ok();
+    let line = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let prefix = &evil[..evil.len() - 1];
+    assert!(
+        line.starts_with(prefix),
+        "the line is kept as it was:\n{line}"
+    );
+    let note: Value =
+        serde_json::from_str(&line[prefix.len() + ",\"novelty\":".len()..line.len() - 2])
+            .expect("the annotation is JSON");
+    score_record(&serde_json::json!({ "novelty": note }));
+    assert_eq!(
+        note["observation"]["agent"], "aws-cli linux",
+        "the agent's family is read past the broken character: {note}"
+    );
+    assert!(!out.stderr.contains("not-json"), "{}", out.stderr);
+}
