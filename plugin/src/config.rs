@@ -109,6 +109,10 @@ pub struct EngineSettings {
     /// that passed (at least [`crate::model::MIN_SETTLING_WEIGHT`]). So a burst (a polling loop,
     /// a script) does not make a new value routine within minutes.
     pub settle_time: u64,
+    /// An event time more than this many seconds ahead of the latest one seen is not believed
+    /// until the next event confirms it (see [`crate::model::Model::observe`]); `None` believes
+    /// every time.
+    pub max_time_jump: Option<u64>,
 }
 
 /// Campaign grouping (`[campaign]`).
@@ -140,6 +144,7 @@ impl Default for EngineSettings {
             calibration_half_life: 7 * 86_400,
             settle_count: 16,
             settle_time: 300,
+            max_time_jump: Some(86_400),
         }
     }
 }
@@ -236,6 +241,7 @@ struct RawEngine {
     calibration_half_life: Option<String>,
     settle_count: Option<u64>,
     settle_time: Option<String>,
+    max_time_jump: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,7 +313,7 @@ impl Settings {
         let e = &self.engine;
         let _ = writeln!(
             s,
-            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={}",
+            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={} max-time-jump={:?}",
             e.half_life.map(|d| d.as_secs()),
             e.max_nodes,
             e.warm_up,
@@ -316,7 +322,8 @@ impl Settings {
             e.escalation_half_life,
             e.calibration_half_life,
             e.settle_count,
-            e.settle_time
+            e.settle_time,
+            e.max_time_jump,
         );
         let c = &self.campaign;
         let _ = writeln!(
@@ -554,6 +561,20 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
         }
         e.settle_time = d.as_secs();
     }
+    if let Some(j) = raw.max_time_jump {
+        e.max_time_jump = match j.as_str() {
+            "off" | "none" | "never" => None,
+            text => {
+                let d = duration("engine.max-time-jump", text)?;
+                if d.as_secs() == 0 {
+                    return Err(invalid(
+                        "engine.max-time-jump: must be at least one second, or \"off\"",
+                    ));
+                }
+                Some(d.as_secs())
+            }
+        };
+    }
     Ok(e)
 }
 
@@ -616,6 +637,12 @@ mod tests {
         assert!(e.to_string().contains("engine.settle-time"), "{e}");
         let s = Settings::parse("[engine]\nsettle-count = 0\nsettle-time = \"2m\"").expect("valid");
         assert_eq!((s.engine.settle_count, s.engine.settle_time), (0, 120));
+        let e = Settings::parse("[engine]\nmax-time-jump = \"0h\"").expect_err("invalid");
+        assert!(e.to_string().contains("engine.max-time-jump"), "{e}");
+        let s = Settings::parse("[engine]\nmax-time-jump = \"off\"").expect("valid");
+        assert_eq!(s.engine.max_time_jump, None);
+        let s = Settings::parse("[engine]\nmax-time-jump = \"3d\"").expect("valid");
+        assert_eq!(s.engine.max_time_jump, Some(3 * 86_400));
     }
 
     #[test]

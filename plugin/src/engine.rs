@@ -926,6 +926,81 @@ mod tests {
     }
 
     #[test]
+    fn one_event_stamped_far_ahead_does_not_move_the_clock() {
+        // A user's routine for twenty hours, with one event in the middle stamped a century
+        // ahead (forged, or a source with a broken clock). The novelty of every event after
+        // it is the same, to the bit, as when that event has no time at all.
+        let run = |config: &str, stamp: Option<&str>| -> Vec<f64> {
+            let mut e = Engine::new(config).expect("config");
+            let mut after = Vec::new();
+            for i in 0..400u32 {
+                let action =
+                    ["DescribeInstances", "DescribeVolumes", "ListBuckets"][i as usize % 3];
+                let ip = if i % 7 == 0 {
+                    "203.0.113.9"
+                } else {
+                    "198.51.100.7"
+                };
+                if i == 200 {
+                    let line = match stamp {
+                        Some(s) => event("ana", action, ip).replace("2024-03-04T09:15:02Z", s),
+                        None => event_at("ana", action, ip, None),
+                    };
+                    novelty(&mut e, &line);
+                    continue;
+                }
+                let n = novelty(&mut e, &event_at("ana", action, ip, Some(i * 180)));
+                if i > 200 {
+                    after.push(n);
+                }
+            }
+            after
+        };
+        let forged = "2124-03-04T09:15:02Z";
+        assert_eq!(run("", Some(forged)), run("", None));
+        // Believing it (the guard off) changes what follows: the test can tell.
+        let off = "[engine]\nmax-time-jump = \"off\"\n";
+        assert_ne!(run(off, Some(forged)), run(off, None));
+    }
+
+    #[test]
+    fn a_stream_that_resumes_after_a_gap_is_believed_from_its_second_event() {
+        let mut e = Engine::new("").expect("config");
+        let at = |day: u32, secs: u32| {
+            event("ana", "DescribeInstances", "198.51.100.7").replace(
+                "2024-03-04T09:15:02Z",
+                &format!(
+                    "2024-03-{:02}T09:{:02}:{:02}Z",
+                    4 + day,
+                    secs / 60,
+                    secs % 60
+                ),
+            )
+        };
+        let time = |day: u32, secs: u32| {
+            parse_time(&format!(
+                "2024-03-{:02}T09:{:02}:{:02}Z",
+                4 + day,
+                secs / 60,
+                secs % 60
+            ))
+        };
+        novelty(&mut e, &at(0, 0));
+        novelty(&mut e, &at(0, 60));
+        assert_eq!(Some(e.model.now), time(0, 60));
+        // Three days later (a long weekend): the first event alone is not believed...
+        novelty(&mut e, &at(3, 0));
+        assert_eq!(Some(e.model.now), time(0, 60));
+        // ...the next one confirms it, and the snapshot carries the state in between.
+        let mut e = Engine::restore("", &e.snapshot()).expect("restore");
+        novelty(&mut e, &at(3, 30));
+        assert_eq!(Some(e.model.now), time(3, 30));
+        // Going back in time is always believed (a stream replayed out of order).
+        novelty(&mut e, &at(1, 0));
+        assert_eq!(Some(e.model.now), time(3, 30));
+    }
+
+    #[test]
     fn cloudtrail_records_delivered_by_eventbridge_read_as_the_records_themselves() {
         // EventBridge's "AWS API Call via CloudTrail" carries the record under `detail`, with
         // an envelope of its own (its own id and time, which are not the event's).

@@ -112,8 +112,11 @@ pub struct Model {
     pub events: u64,
     /// Times pruning ran.
     pub prunes: u64,
-    /// Latest event time seen.
+    /// Latest event time seen (believed).
     pub now: u32,
+    /// The time of the last event, if it was more than `max-time-jump` ahead of `now` and so
+    /// not believed yet; 0 when the last event was not such.
+    pub ahead: u32,
     scratch: Scratch,
 }
 
@@ -192,6 +195,7 @@ impl Model {
             events: 0,
             prunes: 0,
             now: 0,
+            ahead: 0,
             scratch: Scratch::default(),
         }
     }
@@ -204,6 +208,7 @@ impl Model {
         events: u64,
         prunes: u64,
         now: u32,
+        ahead: u32,
     ) -> Model {
         Model {
             tree,
@@ -212,6 +217,7 @@ impl Model {
             events,
             prunes,
             now,
+            ahead,
             scratch: Scratch::default(),
         }
     }
@@ -269,8 +275,33 @@ impl Model {
         judged
     }
 
+    /// The event's time, if it is believable: not more than `max-time-jump` ahead of the
+    /// latest time seen, or confirmed by the event before it (also that far ahead, and not
+    /// later than this one by more than the jump). One event stamped years ahead (a forged
+    /// or corrupt time, a source with a broken clock) would otherwise move the model's clock:
+    /// the nodes it touches would stay stamped in the future, neither forgetting nor settling
+    /// while the real events catch up, and every later event would look out of order. A
+    /// stream that really resumes after a gap (a weekend) is believed from its second event;
+    /// an event not believed is judged as one without a time (at the latest time seen).
+    fn believe(&mut self, time: Option<u32>, jump: Option<u64>) -> Option<u32> {
+        let t = time?;
+        let Some(jump) = jump else { return Some(t) };
+        let ahead = std::mem::take(&mut self.ahead);
+        let far = |from: u32| u64::from(t) > u64::from(from) + jump;
+        if self.now == 0
+            || !far(self.now)
+            || (ahead != 0 && u64::from(t) + jump >= u64::from(ahead))
+        {
+            Some(t)
+        } else {
+            self.ahead = t;
+            None
+        }
+    }
+
     /// Scores the observation, then learns it. `values` holds one value per profile field;
-    /// `time_text` is the event's own time text (for campaigns).
+    /// `time` is the event's time, if it has one (see [`Model::believe`]), and `time_text` its
+    /// own text (for campaigns).
     pub fn observe(
         &mut self,
         settings: &Settings,
@@ -279,6 +310,7 @@ impl Model {
         time_text: &str,
     ) -> Verdict {
         let profile = &settings.profile;
+        let time = self.believe(time, settings.engine.max_time_jump);
         let now = time.unwrap_or(self.now);
         let latest = self.now;
         self.now = self.now.max(now);

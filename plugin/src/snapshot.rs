@@ -26,7 +26,7 @@ use crate::model::Model;
 use crate::tree::{Node, Tree};
 
 pub const MAGIC: &[u8; 8] = b"ODDITYSN";
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
@@ -129,6 +129,7 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
     w.u64(model.events);
     w.u64(model.prunes);
     w.u32(model.now);
+    w.u32(model.ahead);
     let (nodes, free) = model.tree.raw_parts();
     w.u32(nodes.len() as u32);
     for n in nodes {
@@ -246,6 +247,7 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
     let events = r.u64("the event count")?;
     let prunes = r.u64("the prune count")?;
     let now = r.u32("the clock")?;
+    let ahead = r.u32("the clock")?;
     let n_nodes = r.count(NODE_BYTES, "the nodes")?;
     let mut nodes = Vec::with_capacity(n_nodes);
     for _ in 0..n_nodes {
@@ -361,5 +363,6 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
         events,
         prunes,
         now,
+        ahead,
     ))
 }

@@ -516,3 +516,43 @@ fn values_of_the_wrong_type() {
     assert_eq!(n["observation"]["action"], "Y");
     assert_eq!(n["observation"]["agent"], "none");
 }
+
+#[test]
+fn one_event_stamped_a_century_ahead_does_not_move_the_clock() {
+    // A day of one user's calls, with one event in the middle stamped in 2124: the scores of
+    // the events after it are those of the same stream with that event's time left out.
+    let stream = |stamp: Option<&str>| {
+        let mut input = String::new();
+        for i in 0..300u32 {
+            let action = ["DescribeInstances", "DescribeVolumes", "ListBuckets"][i as usize % 3];
+            let time = format!(
+                "2024-03-04T{:02}:{:02}:{:02}Z",
+                i * 240 / 3600,
+                i * 240 / 60 % 60,
+                i * 240 % 60
+            );
+            let line = event("raul", action, "").replace("2024-03-04T09:15:02Z", &time);
+            let line = match (i, stamp) {
+                (150, Some(s)) => line.replace(&time, s),
+                (150, None) => line.replace(&format!(r#""eventTime":"{time}","#), ""),
+                _ => line,
+            };
+            input.push_str(&line);
+            input.push('\n');
+        }
+        let out = run(&["--quiet"], Some(input.as_bytes()));
+        out.assert_ok();
+        out.stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .skip(151)
+            .map(|l| {
+                let v: Value = serde_json::from_slice(l).expect("json");
+                score_record(&v)["novelty"].as_f64().expect("novelty")
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (forged, untimed) = (stream(Some("2124-03-04T09:15:02Z")), stream(None));
+    assert_eq!(forged.len(), 149);
+    assert_eq!(forged, untimed);
+}
