@@ -214,6 +214,8 @@ pub struct Survey {
     /// IAM users with at least [`MIN_VICTIM_EVENTS`] events before the window (if there are
     /// none, those with any), by ARN.
     pub victims: Vec<Victim>,
+    /// The background's most common `awsRegion` (its home region), if any.
+    pub region: Option<String>,
 }
 
 /// History a victim needs before the injection window.
@@ -225,6 +227,8 @@ pub const INJECT_AFTER: f64 = 0.3;
 struct IdentityOnly<'a> {
     #[serde(borrow, rename = "userIdentity")]
     user_identity: Option<&'a RawValue>,
+    #[serde(borrow, rename = "awsRegion")]
+    aws_region: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Reads the background once: size, time window and IAM users.
@@ -236,11 +240,15 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
     }
     let mut times = Vec::new();
     let mut users: std::collections::BTreeMap<String, Seen> = Default::default();
+    let mut regions: std::collections::BTreeMap<String, usize> = Default::default();
     for (i, (t, json)) in background.enumerate() {
         times.push(t);
         let Ok(r) = serde_json::from_str::<IdentityOnly<'_>>(&json) else {
             continue;
         };
+        if let Some(region) = r.aws_region {
+            *regions.entry(region.into_owned()).or_default() += 1;
+        }
         let Some(raw) = r.user_identity else { continue };
         if !raw.get().contains("IAMUser") {
             continue;
@@ -291,10 +299,16 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
     } else {
         mature
     };
+    // Ties: the first in name order (deterministic).
+    let region = regions
+        .iter()
+        .max_by_key(|(name, n)| (**n, std::cmp::Reverse(*name)))
+        .map(|(name, _)| name.clone());
     Survey {
         events: n,
         window,
         victims,
+        region,
     }
 }
 
@@ -311,9 +325,11 @@ pub struct Injected {
 /// Places the techniques in the background: technique `i` of `n` (name order) is detonated by
 /// victim `i mod m` (so consecutive techniques use different victims) starting at
 /// `start + (i + ½) · (end − start) / n` of the injection window, keeping its records' relative
-/// timing. Every record's `userIdentity` becomes the victim's and its `eventTime` is shifted;
-/// everything else (source address, user agent, event, error, parameters) stays the
-/// attacker's. Returns the records sorted by time (file order within a second), labelled with
+/// timing. Every record's `userIdentity` becomes the victim's, its `eventTime` is shifted and
+/// its `awsRegion` becomes the background's home region (the published detonation logs carry
+/// anonymised, made-up region names, which no background shows: a detector reading the region
+/// would find every attack event in a never-seen region, a label leak); everything else
+/// (source address, user agent, event, error, parameters) stays the attacker's. Returns the records sorted by time (file order within a second), labelled with
 /// the technique and their 1-based position in the file.
 pub fn plan_injection(techniques: &[Technique], survey: &Survey) -> Result<Vec<Injected>> {
     if survey.victims.is_empty() {
@@ -340,6 +356,11 @@ pub fn plan_injection(techniques: &[Technique], survey: &Survey) -> Result<Vec<I
             let time = at + t.map_or(0, |t| t - base);
             obj.insert("userIdentity".into(), victim.identity.clone());
             obj.insert("eventTime".into(), Value::String(rfc3339(time)));
+            if let Some(region) = &survey.region
+                && obj.contains_key("awsRegion")
+            {
+                obj.insert("awsRegion".into(), Value::String(region.clone()));
+            }
             out.push(Injected {
                 time,
                 json: serde_json::to_string(&rec)?,
@@ -410,7 +431,7 @@ fn stratus(background: &GenConfig, dir: &Path) -> Result<Stream> {
         ),
     ];
     about.push(
-        "every record's userIdentity is the victim's (AKIA key), eventTime shifted; source IP, user agent, event, error and parameters are the attacker's".into(),
+        "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region; source IP, user agent, event, error and parameters are the attacker's".into(),
     );
     let bg = generate(&cfg).map(|e| {
         (

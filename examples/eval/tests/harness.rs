@@ -28,6 +28,7 @@ fn record(name: &str, time: &str, ip: &str) -> Value {
         "eventTime": time,
         "eventSource": "ec2.amazonaws.com",
         "eventName": name,
+        "awsRegion": "apiso-northsouth-3r",
         "sourceIPAddress": ip,
         "userAgent": "stratus-red-team_7fcd50f2-f1da-4c82-bb7d-38b82021b080",
         "errorCode": "AccessDenied",
@@ -96,6 +97,13 @@ fn stratus_injection_rewrites_identity_shifts_time_and_keeps_every_record() {
         );
         assert_eq!(v["errorCode"], "AccessDenied");
         assert_eq!(v["requestParameters"]["snapshotId"], "snap-1");
+        // The logs' made-up region names become the background's own region.
+        assert_eq!(
+            v["awsRegion"].as_str(),
+            s.region.as_deref(),
+            "the region is the background's"
+        );
+        assert!(s.region.as_deref().is_some_and(|r| r.contains('-')));
         let t = parse_unix(v["eventTime"].as_str().expect("time")).expect("RFC 3339");
         assert_eq!(t, r.time);
         assert!(r.truth.positive);
