@@ -68,10 +68,13 @@ pub fn plan(quick: bool, seeds: &[u64], data: &Path) -> (Vec<StreamSpec>, Vec<St
     if stratus.is_dir() {
         let mut background = gen_config(quick, STRATUS_BACKGROUND_SEED);
         background.attacks = false;
-        specs.push(StreamSpec::Stratus {
-            background,
-            dir: stratus,
-        });
+        for own_client in [false, true] {
+            specs.push(StreamSpec::Stratus {
+                background: background.clone(),
+                dir: stratus.clone(),
+                own_client,
+            });
+        }
     } else {
         skipped.push(format!("stratus: {} not found", stratus.display()));
     }

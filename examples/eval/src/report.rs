@@ -167,6 +167,8 @@ pub fn warm_up_of(n: usize) -> usize {
 fn family_of(name: &str) -> &'static str {
     if name.starts_with("generated") {
         "generated"
+    } else if name.starts_with("stratus-own-client") {
+        "stratus own-ua"
     } else if name.starts_with("stratus") {
         "stratus"
     } else if name.starts_with("invictus") {

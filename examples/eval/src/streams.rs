@@ -55,8 +55,14 @@ impl std::fmt::Debug for Stream {
 pub enum StreamSpec {
     /// The generator with its own attack scenarios.
     Generated(GenConfig),
-    /// Stratus Red Team detonation logs (directory) injected into attack-free background.
-    Stratus { background: GenConfig, dir: PathBuf },
+    /// Stratus Red Team detonation logs (directory) injected into attack-free background;
+    /// `own_client`: with each victim's own user agent instead of Stratus' (an attacker
+    /// using the same tool as the victim, so the client gives nothing away).
+    Stratus {
+        background: GenConfig,
+        dir: PathBuf,
+        own_client: bool,
+    },
     /// The invictus-ir capture (its directory, holding `CloudTrail/` and `labels_derived.csv`).
     Invictus { dir: PathBuf },
     /// The OTRF `ec2_proxy_s3_exfiltration` JSON-lines file.
@@ -67,9 +73,19 @@ impl StreamSpec {
     pub fn name(&self) -> String {
         match self {
             StreamSpec::Generated(cfg) => format!("generated seed {}", cfg.seed),
-            StreamSpec::Stratus { background, .. } => {
-                format!("stratus-injected (background seed {})", background.seed)
-            }
+            StreamSpec::Stratus {
+                background,
+                own_client: false,
+                ..
+            } => format!("stratus-injected (background seed {})", background.seed),
+            StreamSpec::Stratus {
+                background,
+                own_client: true,
+                ..
+            } => format!(
+                "stratus-own-client-injected (background seed {})",
+                background.seed
+            ),
             StreamSpec::Invictus { .. } => "invictus-ir".into(),
             StreamSpec::Otrf { .. } => "otrf ec2-proxy-s3-exfiltration".into(),
         }
@@ -78,7 +94,11 @@ impl StreamSpec {
     pub fn open(&self) -> Result<Stream> {
         match self {
             StreamSpec::Generated(cfg) => Ok(generated(cfg)),
-            StreamSpec::Stratus { background, dir } => stratus(background, dir),
+            StreamSpec::Stratus {
+                background,
+                dir,
+                own_client,
+            } => stratus(background, dir, *own_client),
             StreamSpec::Invictus { dir } => invictus(dir),
             StreamSpec::Otrf { file } => otrf(file),
         }
@@ -203,6 +223,8 @@ pub struct Victim {
     pub identity: Value,
     /// Its events before the injection window opens.
     pub events_before: usize,
+    /// Its most common user agent in the background, if any.
+    pub user_agent: Option<String>,
 }
 
 /// What the injection needs to know about the background.
@@ -229,6 +251,8 @@ struct IdentityOnly<'a> {
     user_identity: Option<&'a RawValue>,
     #[serde(borrow, rename = "awsRegion")]
     aws_region: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, rename = "userAgent")]
+    user_agent: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Reads the background once: size, time window and IAM users.
@@ -237,6 +261,7 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
         identity: Value,
         long_term: bool,
         at: Vec<usize>,
+        agents: std::collections::BTreeMap<String, usize>,
     }
     let mut times = Vec::new();
     let mut users: std::collections::BTreeMap<String, Seen> = Default::default();
@@ -267,7 +292,11 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
             identity: id.clone(),
             long_term,
             at: Vec::new(),
+            agents: Default::default(),
         });
+        if let Some(ua) = &r.user_agent {
+            *seen.agents.entry(ua.clone().into_owned()).or_default() += 1;
+        }
         if long_term && !seen.long_term {
             seen.identity = id;
             seen.long_term = true;
@@ -286,6 +315,7 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
             arn,
             identity: s.identity,
             events_before: s.at.iter().filter(|&&i| i < cut).count(),
+            user_agent: most_common(&s.agents),
         })
         .collect();
     // Users with a history; on a tiny background, whoever has any.
@@ -299,17 +329,21 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
     } else {
         mature
     };
-    // Ties: the first in name order (deterministic).
-    let region = regions
-        .iter()
-        .max_by_key(|(name, n)| (**n, std::cmp::Reverse(*name)))
-        .map(|(name, _)| name.clone());
+    let region = most_common(&regions);
     Survey {
         events: n,
         window,
         victims,
         region,
     }
+}
+
+/// The key counted most often (ties: the first in order, so the choice is deterministic).
+fn most_common(counts: &std::collections::BTreeMap<String, usize>) -> Option<String> {
+    counts
+        .iter()
+        .max_by_key(|(name, n)| (**n, std::cmp::Reverse(*name)))
+        .map(|(name, _)| name.clone())
 }
 
 /// One record ready to merge into the background.
@@ -329,9 +363,14 @@ pub struct Injected {
 /// its `awsRegion` becomes the background's home region (the published detonation logs carry
 /// anonymised, made-up region names, which no background shows: a detector reading the region
 /// would find every attack event in a never-seen region, a label leak); everything else
-/// (source address, user agent, event, error, parameters) stays the attacker's. Returns the records sorted by time (file order within a second), labelled with
+/// (source address, user agent, event, error, parameters) stays the attacker's, except the
+/// user agent with `own_client`, which becomes the victim's most common one. Returns the records sorted by time (file order within a second), labelled with
 /// the technique and their 1-based position in the file.
-pub fn plan_injection(techniques: &[Technique], survey: &Survey) -> Result<Vec<Injected>> {
+pub fn plan_injection(
+    techniques: &[Technique],
+    survey: &Survey,
+    own_client: bool,
+) -> Result<Vec<Injected>> {
     if survey.victims.is_empty() {
         bail!("the background has no IAM user active before the injection window");
     }
@@ -360,6 +399,9 @@ pub fn plan_injection(techniques: &[Technique], survey: &Survey) -> Result<Vec<I
                 && obj.contains_key("awsRegion")
             {
                 obj.insert("awsRegion".into(), Value::String(region.clone()));
+            }
+            if own_client && let Some(ua) = &victim.user_agent {
+                obj.insert("userAgent".into(), Value::String(ua.clone()));
             }
             out.push(Injected {
                 time,
@@ -404,12 +446,12 @@ where
     })
 }
 
-fn stratus(background: &GenConfig, dir: &Path) -> Result<Stream> {
+fn stratus(background: &GenConfig, dir: &Path, own_client: bool) -> Result<Stream> {
     let techniques = load_techniques(dir)?;
     let mut cfg = background.clone();
     cfg.attacks = false;
     let survey = survey(generate(&cfg).map(|e| (e.unix_time(), e.json)));
-    let injected = plan_injection(&techniques, &survey)?;
+    let injected = plan_injection(&techniques, &survey, own_client)?;
     let mut about = vec![
         format!("background: {} (attacks off)", gen_params(&cfg)),
         format!(
@@ -431,7 +473,12 @@ fn stratus(background: &GenConfig, dir: &Path) -> Result<Stream> {
         ),
     ];
     about.push(
-        "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region; source IP, user agent, event, error and parameters are the attacker's".into(),
+        if own_client {
+            "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region, userAgent the victim's most common; source IP, event, error and parameters are the attacker's"
+        } else {
+            "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region; source IP, user agent, event, error and parameters are the attacker's"
+        }
+        .into(),
     );
     let bg = generate(&cfg).map(|e| {
         (
@@ -449,6 +496,7 @@ fn stratus(background: &GenConfig, dir: &Path) -> Result<Stream> {
         name: StreamSpec::Stratus {
             background: background.clone(),
             dir: dir.to_owned(),
+            own_client,
         }
         .name(),
         about,

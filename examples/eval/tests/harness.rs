@@ -63,7 +63,23 @@ fn stratus_injection_rewrites_identity_shifts_time_and_keeps_every_record() {
             )],
         },
     ];
-    let injected = plan_injection(&techniques, &s).expect("victims exist");
+    let injected = plan_injection(&techniques, &s, false).expect("victims exist");
+    // With the victims' own client, only the user agent differs.
+    let own = plan_injection(&techniques, &s, true).expect("victims exist");
+    for (a, b) in injected.iter().zip(&own) {
+        let (mut a, b): (Value, Value) = (
+            serde_json::from_str(&a.json).expect("JSON"),
+            serde_json::from_str(&b.json).expect("JSON"),
+        );
+        let victim = s
+            .victims
+            .iter()
+            .find(|v| v.identity == b["userIdentity"])
+            .expect("a victim");
+        assert_eq!(b["userAgent"].as_str(), victim.user_agent.as_deref());
+        a["userAgent"] = b["userAgent"].clone();
+        assert_eq!(a, b);
+    }
     assert_eq!(injected.len(), 3, "every record injected once");
     // Sorted by time, within the window after 30 % of the stream.
     assert!(injected.windows(2).all(|w| w[0].time <= w[1].time));
@@ -164,6 +180,7 @@ fn stratus_stream_from_the_shared_data_when_present() {
     let spec = StreamSpec::Stratus {
         background: tiny(4, false),
         dir,
+        own_client: false,
     };
     let stream = spec.open().expect("opens");
     let events: Vec<LabeledEvent> = stream.events.collect();
