@@ -926,6 +926,88 @@ mod tests {
     }
 
     #[test]
+    fn the_explanation_names_the_action_for_a_new_call_and_the_origin_for_stolen_keys() {
+        // Two weeks of routine, a call every half hour each: three people describing
+        // instances and volumes, each from their own network with their own client, and a
+        // backup role that also creates snapshots.
+        let mut e = Engine::new("").expect("config");
+        let at = |user: &str, action: &str, ip: &str, agent: &str, secs: u32| {
+            let (day, t) = (secs / 86_400, secs % 86_400);
+            event(user, action, ip)
+                .replace(
+                    "2024-03-04T09:15:02Z",
+                    &format!(
+                        "2024-03-{:02}T{:02}:{:02}:{:02}Z",
+                        4 + day,
+                        t / 3600,
+                        t / 60 % 60,
+                        t % 60
+                    ),
+                )
+                .replace("aws-cli/2.15.1 Python/3.11 Linux/6.1", agent)
+        };
+        let people = [
+            (
+                "ana",
+                "198.51.100.7",
+                "aws-cli/2.15.1 Python/3.11 Linux/6.1",
+            ),
+            ("bo", "192.0.2.33", "Boto3/1.34.2 Python/3.12 Darwin/23.1"),
+            ("cy", "100.20.30.40", "aws-sdk-go-v2/1.24.0 os/linux"),
+        ];
+        let mut t = 0;
+        for i in 0..600u32 {
+            t = i * 1_800;
+            let action = ["DescribeInstances", "DescribeVolumes"][i as usize % 2];
+            for (k, (user, ip, agent)) in people.iter().enumerate() {
+                let line = at(user, action, ip, agent, t + k as u32 * 10);
+                e.score_line(line.as_bytes()).expect("scored");
+            }
+            let backup = ["CreateSnapshot", "DescribeSnapshots"][i as usize % 2];
+            let line = at("backup", backup, "192.0.2.10", people[0].2, t + 60);
+            e.score_line(line.as_bytes()).expect("scored");
+        }
+        let mut judge = |user: &str, action: &str, ip: &str, agent: &str, dt: u32| {
+            let r = e
+                .score_line(at(user, action, ip, agent, t + dt).as_bytes())
+                .expect("scored");
+            assert!(!r.cold);
+            (r.most_novel.view, r.most_novel.field)
+        };
+        let view = |v: &str, f: &str| (v.to_owned(), f.to_owned());
+        // A known user's never-seen call (the backup role's), from her usual place and client:
+        // the action.
+        assert_eq!(
+            judge("ana", "CreateSnapshot", people[0].1, people[0].2, 600),
+            view("action", "action")
+        );
+        // Her usual call with her key from elsewhere, her client's next version: the origin.
+        assert_eq!(
+            judge(
+                "bo",
+                "DescribeInstances",
+                "203.0.113.50",
+                "Boto3/1.34.9 Python/3.12 Darwin/23.1",
+                1_200
+            ),
+            view("origin", "network")
+        );
+        // From elsewhere and with a client nobody uses: the origin or the client, not the
+        // (usual) call.
+        let both = judge(
+            "cy",
+            "DescribeVolumes",
+            "203.0.113.77",
+            "python-requests/2.31.0",
+            1_800,
+        );
+        assert!(
+            both == view("origin", "network") || both == view("client", "agent"),
+            "{both:?}"
+        );
+    }
+
+    #[test]
     fn one_event_stamped_far_ahead_does_not_move_the_clock() {
         // A user's routine for twenty hours, with one event in the middle stamped a century
         // ahead (forged, or a source with a broken clock). The novelty of every event after
