@@ -2,9 +2,10 @@
 //!
 //! After its first novel call, an attack's later steps can look ordinary one by one; grouping
 //! the principal's novel events turns four unrelated alerts into one story. The campaign score
-//! accumulates each step's novelty *beyond the principal's own usual novelty* (an exponentially
-//! weighted mean), so principals that are always a little novel (CI, new hires) do not climb
-//! just by being busy.
+//! combines each step's novelty *beyond the principal's own usual novelty* (an exponentially
+//! weighted mean), once per action, as a Euclidean norm: n equally novel stages weigh √n times
+//! one, so principals that are always a little novel (CI, new hires) do not climb just by being
+//! busy, and a few strongly novel stages outweigh many faint ones.
 
 use std::collections::VecDeque;
 
@@ -206,8 +207,16 @@ impl EntityState {
         // A stage is a new action: the tenth identical call of a polling loop, or a workload's
         // rare but regular call repeated all afternoon, adds nothing (measured on the bundled
         // example: a task role's hourly GetParameter made a 65-event, 454-bit campaign).
+        // Stages combine as a Euclidean norm, not a sum: a deployment's or a new hire's twenty
+        // new actions of a few bits each must not outweigh a stolen key's three strongly novel
+        // ones. Measured with `oddity-eval` (campaign AP: campaigns of two events or more
+        // ranked by score, those holding attack events positive): generated 0.842 / 0.673 /
+        // 0.688 -> 0.865 / 0.776 / 0.766, Stratus 0.282 -> 0.803; a cube norm scored higher
+        // still (0.883 / 0.816 / 0.865, 0.926) but ranks the breadth of a multi-stage chain
+        // lower (the exfiltration chain's campaign 15th of 1,949 on seed 8, against 10th with
+        // the sum and 9th with the norm).
         if !c.actions.iter().any(|a| a == action) {
-            c.score += step;
+            c.score = c.score.hypot(step);
         }
         if c.actions.len() == MAX_ACTIONS {
             c.actions.pop_front();
@@ -307,7 +316,11 @@ mod tests {
         }
         let c = last.expect("novel");
         assert_eq!(c.events, 4, "every novel event is in the campaign");
-        assert_eq!(c.score, 16.0, "two stages: GetParameter once, SendMessage");
+        assert_eq!(
+            c.score,
+            8.0f64.hypot(8.0),
+            "two stages: GetParameter once, SendMessage"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::util::{Run, example, isolated, oddity, run, run_cmd, tempdir};
 
 /// Default alert thresholds (README, "Alerts").
 const EVENT_THRESHOLD: f64 = 0.999;
-const CAMPAIGN_THRESHOLD: f64 = 40.0;
+const CAMPAIGN_THRESHOLD: f64 = 20.0;
 const CAMPAIGN_MIN_EVENTS: u64 = 2;
 
 fn path_str(p: &Path) -> &str {

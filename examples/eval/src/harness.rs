@@ -20,7 +20,7 @@ pub struct CampaignTag {
     pub id: u64,
     /// Events in the campaign so far (this one included).
     pub events: u32,
-    /// The campaign's cumulative score so far.
+    /// The campaign's score so far.
     pub score: f64,
 }
 

@@ -69,6 +69,9 @@ pub struct GroupReport {
     pub events: usize,
     /// Of those, events whose principal oddity still judged cold.
     pub oddity_cold: usize,
+    /// oddity's explanation of the group's events: how many name each profile field as the
+    /// most novel component, most named first.
+    pub explained_by: Vec<(String, usize)>,
     pub detectors: Vec<GroupDetector>,
     pub campaign: GroupCampaign,
 }
@@ -145,6 +148,10 @@ pub struct CampaignReport {
     pub attack_events: usize,
     pub attack_events_with_campaign: usize,
     pub other_events_with_campaign: usize,
+    /// Average precision of the campaigns of two events or more ranked by final score, the
+    /// positives being those that hold attack events (how well the campaign list puts attacks
+    /// first).
+    pub ap: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -296,10 +303,19 @@ pub fn evaluate(s: &Scored) -> StreamReport {
             .keys()
             .filter_map(|id| campaign_final.get(id).map(|v| (v.1, v.0)))
             .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut explained: BTreeMap<String, usize> = BTreeMap::new();
+        for i in members.iter().copied() {
+            let f = s
+                .novel_fields
+                .get(rows[i].novel_field as usize)
+                .map_or("(error)", String::as_str);
+            *explained.entry(f.to_owned()).or_insert(0) += 1;
+        }
         groups.push(GroupReport {
             name: name.clone(),
             events: members.len(),
             oddity_cold: members.iter().filter(|&&i| rows[i].cold).count(),
+            explained_by: counted(explained, usize::MAX),
             detectors,
             campaign: GroupCampaign {
                 events_with_campaign: members
@@ -455,7 +471,24 @@ pub fn evaluate(s: &Scored) -> StreamReport {
         })
         .collect();
 
+    // As the report's "at a glance" and the campaign alerts see them: campaigns of two events
+    // or more (a campaign of one event is that event, which the event ranking already judges).
+    let hits: Vec<usize> = by_score
+        .iter()
+        .filter(|(id, _)| campaign_final[id].1 >= 2)
+        .enumerate()
+        .filter(|(_, (id, _))| campaign_final[id].2)
+        .map(|(i, _)| i + 1)
+        .collect();
+    let campaign_ap = (!hits.is_empty()).then(|| {
+        hits.iter()
+            .enumerate()
+            .map(|(k, &rank)| (k + 1) as f64 / rank as f64)
+            .sum::<f64>()
+            / hits.len() as f64
+    });
     let campaigns = CampaignReport {
+        ap: campaign_ap,
         campaigns: campaign_final.len(),
         campaigns_with_attack: campaign_final.values().filter(|v| v.2).count(),
         attack_events: positives,
@@ -851,12 +884,15 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
             .count();
         let mut t = Table::new(
             format!(
-                "oddity campaigns, {}: {} attack events of {} carry a campaign; {} campaigns in the stream, {} holding attack events; {} other events carry one{}",
+                "oddity campaigns, {}: {} attack events of {} carry a campaign; {} campaigns in the stream, {} holding attack events (campaign AP {}); {} other events carry one{}",
                 r.name,
                 r.campaigns.attack_events_with_campaign,
                 r.campaigns.attack_events,
                 r.campaigns.campaigns,
                 r.campaigns.campaigns_with_attack,
+                r.campaigns
+                    .ap
+                    .map_or_else(|| "-".into(), |ap| format!("{ap:.3}")),
                 r.campaigns.other_events_with_campaign,
                 if long && without > 0 {
                     format!(" ({without} attacks without a campaign not listed)")
@@ -874,8 +910,11 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
                 "largest: events",
                 "score",
                 "campaign rank",
+                "most novel component (events)",
             ],
-            &[false, true, true, true, true, false, true, true, true],
+            &[
+                false, true, true, true, true, false, true, true, true, false,
+            ],
         );
         for g in r
             .groups
@@ -898,6 +937,12 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
                 format!("{:.1}", c.largest_score),
                 c.best_campaign_rank
                     .map_or_else(|| "-".into(), |k| format!("{k}/{}", r.campaigns.campaigns)),
+                g.explained_by
+                    .iter()
+                    .take(3)
+                    .map(|(f, n)| format!("{f} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]);
         }
         let _ = writeln!(out, "{}", t.render(markdown));
