@@ -92,15 +92,17 @@ impl Calibration {
     /// Adds raw novelty `x` observed at event time `now`, counted `w` times (`0 < w <= 1`).
     pub fn learn_weighted(&mut self, x: f64, now: u32, w: f64) {
         let mut weight = w;
-        if self.inv_half_life > 0.0 && now > self.epoch {
-            weight = exp2(f64::from(now - self.epoch) * self.inv_half_life);
-            if weight > 1e12 || self.total == 0.0 {
-                // Renormalise: old mass shrinks by the same factor, new events weigh 1 again.
-                let shrink = 1.0 / weight;
+        if self.inv_half_life > 0.0 {
+            // An event later than the epoch weighs more, an earlier one (out of order) less.
+            let factor = exp2((f64::from(now) - f64::from(self.epoch)) * self.inv_half_life);
+            if factor > 1e12 || self.total == 0.0 {
+                // Renormalise: old mass shrinks by the same factor, new events weigh `w` again.
+                let shrink = 1.0 / factor;
                 self.bins.iter_mut().for_each(|b| *b *= shrink);
                 self.total = self.bins.iter().sum();
                 self.epoch = now;
-                weight = w;
+            } else {
+                weight = w * factor;
             }
         }
         let (bin, _) = bin_of(x);
@@ -127,6 +129,32 @@ mod tests {
         assert!((mid - 0.5).abs() < 0.02, "{mid}");
         assert!(c.score(1e9) > 0.999 && c.score(1e9) < 1.0);
         assert!(c.score(20.0) < c.score(20.5), "monotone within a bin");
+    }
+
+    #[test]
+    fn a_weighted_event_counts_its_weight_at_any_time() {
+        // With forgetting on, a cold event (weight 1/20) counts 1/20 of a warm one of the same
+        // time, however far from the epoch (it counted fully once time had moved on).
+        let mut c = Calibration::new(Some(3_600));
+        c.learn(1.0, 0);
+        for now in [10, 7_200, 86_400] {
+            let before = c.total;
+            c.learn_weighted(100.0, now, 0.05);
+            let cold = c.total - before;
+            c.learn(100.0, now);
+            let warm = c.total - before - cold;
+            assert!(
+                (cold / warm - 0.05).abs() < 1e-12,
+                "at {now}: {cold} vs {warm}"
+            );
+        }
+        // An event a day older than the latest weighs 2^-24 of one at the latest time, also
+        // when it is older than the epoch (renormalised just before it).
+        let mut c = Calibration::new(Some(3_600));
+        c.learn(1.0, 86_400);
+        let epoch = c.total;
+        c.learn(1.0, 0);
+        assert!(((c.total - epoch) * 2f64.powi(24) - 1.0).abs() < 1e-9);
     }
 
     #[test]
