@@ -159,12 +159,27 @@ impl Column {
 
 /// Counts of events over (x, score) and (x, bits), with at most [`COLUMNS`] columns of a width
 /// that doubles as the span grows.
+///
+/// An event far outside the span of the rest (more than [`FAR`] times its width away, once
+/// [`SETTLED`] events are in) is held apart instead of widening the columns: one event stamped
+/// a century ahead (a forged time, a broken clock) would otherwise squeeze the whole stream
+/// into one column. Held events join the plot when they turn out not to be outliers (they reach
+/// 1 % of the events, or the span grows to reach them); the rest are counted and named.
 #[derive(Debug, Clone)]
 pub struct Density {
     pub width: f64,
     origin: Option<f64>,
     pub columns: BTreeMap<i64, Box<Column>>,
+    /// Events held apart: (x, score, bits).
+    held: Vec<(f64, f64, f64)>,
+    /// Events in the columns.
+    counted: u64,
 }
+
+/// How far, in widths of the span drawn so far, an event must lie to be held apart.
+pub const FAR: f64 = 16.0;
+/// Events drawn before any is held apart (a young stream's span grows fast).
+pub const SETTLED: u64 = 1_000;
 
 impl Density {
     pub fn new(width: f64) -> Density {
@@ -172,10 +187,60 @@ impl Density {
             width,
             origin: None,
             columns: BTreeMap::new(),
+            held: Vec::new(),
+            counted: 0,
         }
     }
 
+    /// The x range the columns cover.
+    fn range(&self) -> Option<(f64, f64)> {
+        let lo = *self.columns.keys().next()?;
+        let hi = *self.columns.keys().next_back()?;
+        Some((self.span(lo).0, self.span(hi).1))
+    }
+
+    fn is_far(&self, x: f64) -> bool {
+        self.counted >= SETTLED
+            && self.range().is_some_and(|(a, b)| {
+                let reach = FAR * (b - a);
+                x < a - reach || x > b + reach
+            })
+    }
+
     pub fn add(&mut self, x: f64, score: f64, bits: f64) {
+        if self.is_far(x) {
+            self.held.push((x, score, bits));
+            if self.held.len() as u64 * 100 > self.counted {
+                // Too many to be outliers: a stream that really moved on.
+                for (x, score, bits) in std::mem::take(&mut self.held) {
+                    self.draw(x, score, bits);
+                }
+            }
+            return;
+        }
+        self.draw(x, score, bits);
+    }
+
+    /// Draws the held events the span has grown to reach; returns the x of those still held
+    /// apart (in the order they came).
+    pub fn finish(&mut self) -> Vec<f64> {
+        for (x, score, bits) in std::mem::take(&mut self.held) {
+            if self.is_far(x) {
+                self.held.push((x, score, bits));
+            } else {
+                self.draw(x, score, bits);
+            }
+        }
+        self.held.iter().map(|h| h.0).collect()
+    }
+
+    /// Whether `x` is within the span drawn (the columns' range).
+    pub fn covers(&self, x: f64) -> bool {
+        self.range().is_some_and(|(a, b)| x >= a && x <= b)
+    }
+
+    fn draw(&mut self, x: f64, score: f64, bits: f64) {
+        self.counted += 1;
         let origin = *self.origin.get_or_insert(x.floor());
         let key = loop {
             let key = ((x - origin) / self.width).floor() as i64;
@@ -212,6 +277,7 @@ impl Density {
         (start, start + self.width)
     }
 
+    /// Events drawn in the columns (not those held apart).
     pub fn events(&self) -> u64 {
         self.columns.values().map(|c| u64::from(c.events)).sum()
     }
@@ -278,6 +344,9 @@ pub struct Collected {
     pub first_time: Option<(f64, String)>,
     pub last_time: Option<(f64, String)>,
     pub by_time: Density,
+    /// Event times (seconds) of the events held apart from the time plots, being far from
+    /// the rest (see [`Density`]).
+    pub far_times: Vec<f64>,
     pub by_position: Density,
     pub learning: Learning,
     /// Most novel first.
@@ -350,6 +419,7 @@ impl Collector {
                 first_time: None,
                 last_time: None,
                 by_time: Density::new(1.0),
+                far_times: Vec::new(),
                 by_position: Density::new(1.0),
                 learning: Learning::default(),
                 top: Vec::new(),
@@ -491,6 +561,7 @@ impl Collector {
         let mut top: Vec<Kept> = self.heap.into_iter().map(|r| r.0.0).collect();
         top.sort_by(|a, b| by_novelty(b.rank(), a.rank()));
         self.out.top = top;
+        self.out.far_times = self.out.by_time.finish();
         self.out
     }
 }
@@ -498,6 +569,40 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_far_from_the_rest_does_not_squeeze_the_time_axis() {
+        // Ten days of events, one a minute, and one stamped a century ahead in the middle.
+        let mut d = Density::new(1.0);
+        let day = 86_400.0;
+        for i in 0..14_400 {
+            d.add(1.7e9 + f64::from(i) * 60.0, 0.5, 1.0);
+            if i == 7_000 {
+                d.add(1.7e9 + 36_500.0 * day, 0.999, 40.0);
+            }
+        }
+        assert_eq!(d.finish(), vec![1.7e9 + 36_500.0 * day]);
+        assert_eq!(d.events(), 14_400);
+        assert!(d.width * COLUMNS as f64 <= 20.0 * day, "width {}", d.width);
+        assert!(d.covers(1.7e9) && !d.covers(1.7e9 + 36_500.0 * day));
+        // A stream that really moves on (2 % of its events a year later) is drawn whole.
+        let mut d = Density::new(1.0);
+        for i in 0..10_000 {
+            d.add(1.7e9 + f64::from(i) * 60.0, 0.5, 1.0);
+        }
+        for i in 0..200 {
+            d.add(1.7e9 + 365.0 * day + f64::from(i) * 60.0, 0.5, 1.0);
+        }
+        assert!(d.finish().is_empty());
+        assert_eq!(d.events(), 10_200);
+        // A young stream's span may grow fast: nothing is held before it has settled.
+        let mut d = Density::new(1.0);
+        for i in 0..100 {
+            d.add(f64::from(i), 0.5, 1.0);
+        }
+        d.add(1e6, 0.5, 1.0);
+        assert!(d.finish().is_empty());
+    }
 
     #[test]
     fn console_links_for_records_and_eventbridge_deliveries_only() {

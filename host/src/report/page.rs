@@ -295,7 +295,8 @@ pub fn build(c: &Collected, args: &ReportArgs, sources: &[String]) -> anyhow::Re
             rank,
             in_campaign,
         };
-        if let Some(x) = x_of(k) {
+        // Events held apart from the time plots (far from the rest) are not drawn there.
+        if let Some(x) = x_of(k).filter(|&x| axis != XAxis::Time || density.covers(x)) {
             score_markers.push(marker(x, k.note.score));
             bits_markers.push(marker(x, k.note.novelty));
         }
@@ -455,6 +456,29 @@ pub fn build(c: &Collected, args: &ReportArgs, sources: &[String]) -> anyhow::Re
         notes.push(format!(
             "{} scored events without a readable time are left out of the plots.",
             group_digits(c.scored - c.timed)
+        ));
+    }
+    if by_time && !c.far_times.is_empty() {
+        let when = |x: f64| {
+            jiff::Timestamp::from_millisecond((x * 1000.0) as i64).map_or_else(
+                |_| format!("{x} s"),
+                |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            )
+        };
+        let lo = c.far_times.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = c
+            .far_times
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        notes.push(format!(
+            "{} scored events with times far from all the others ({}) are left out of the time plots (they are in the tables): a forged time or a source with a broken clock?",
+            group_digits(c.far_times.len() as u64),
+            if lo == hi {
+                when(lo)
+            } else {
+                format!("{} to {}", when(lo), when(hi))
+            }
         ));
     }
     if c.before_since > 0 {
