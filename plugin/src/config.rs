@@ -490,22 +490,26 @@ fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
     })
 }
 
+/// A duration of at least one second, or none: `off`, `never` or `none` (`word` is the one the
+/// error message suggests).
+fn duration_or_off(key: &str, text: &str, word: &str) -> Result<Option<Duration>, ConfigError> {
+    if matches!(text, "off" | "never" | "none") {
+        return Ok(None);
+    }
+    let d = duration(key, text)?;
+    if d.as_secs() == 0 {
+        return Err(invalid(format!(
+            "{key}: must be at least one second, or \"{word}\""
+        )));
+    }
+    Ok(Some(d))
+}
+
 fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError> {
     let mut e = EngineSettings::default();
     let Some(raw) = raw else { return Ok(e) };
     if let Some(h) = raw.half_life {
-        e.half_life = match h.as_str() {
-            "never" | "off" | "none" => None,
-            text => {
-                let d = duration("engine.half-life", text)?;
-                if d.as_secs() == 0 {
-                    return Err(invalid(
-                        "engine.half-life: must be at least one second, or \"never\"",
-                    ));
-                }
-                Some(d)
-            }
-        };
+        e.half_life = duration_or_off("engine.half-life", &h, "never")?;
     }
     if let Some(m) = raw.max_nodes {
         if !(1_000..=1_000_000_000).contains(&m) {
@@ -562,18 +566,7 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
         e.settle_time = d.as_secs();
     }
     if let Some(j) = raw.max_time_jump {
-        e.max_time_jump = match j.as_str() {
-            "off" | "none" | "never" => None,
-            text => {
-                let d = duration("engine.max-time-jump", text)?;
-                if d.as_secs() == 0 {
-                    return Err(invalid(
-                        "engine.max-time-jump: must be at least one second, or \"off\"",
-                    ));
-                }
-                Some(d.as_secs())
-            }
-        };
+        e.max_time_jump = duration_or_off("engine.max-time-jump", &j, "off")?.map(|d| d.as_secs());
     }
     Ok(e)
 }
