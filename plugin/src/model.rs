@@ -284,9 +284,10 @@ impl Model {
     /// stream that really resumes after a gap (a weekend) is believed from its second event;
     /// an event not believed is judged as one without a time (at the latest time seen).
     fn believe(&mut self, time: Option<u32>, jump: Option<u64>) -> Option<u32> {
+        // Only the event right before can confirm: any other event clears what was pending.
+        let ahead = std::mem::take(&mut self.ahead);
         let t = time?;
         let Some(jump) = jump else { return Some(t) };
-        let ahead = std::mem::take(&mut self.ahead);
         let far = |from: u32| u64::from(t) > u64::from(from) + jump;
         if self.now == 0
             || !far(self.now)
