@@ -77,16 +77,17 @@ impl Extractor {
 
     /// Reads `line` and fills `out` (cleared first) with one value per path.
     ///
-    /// A `\u` escape of a lone UTF-16 surrogate (`"\ud800"`, which JavaScript writers produce
-    /// from a string cut in the middle of a character) is read as U+FFFD, the replacement
-    /// character, as browsers and most JSON readers do: strict readers refuse the whole line,
-    /// and an attacker who controls one field (a user agent) must not be able to make the
-    /// event unscorable with it. The line itself is not changed.
+    /// Two things strict readers refuse in otherwise well-formed JSON are read anyway: a `\u`
+    /// escape of a lone UTF-16 surrogate (`"\ud800"`, which JavaScript writers produce from a
+    /// string cut in the middle of a character) as U+FFFD, the replacement character, as
+    /// browsers and most JSON readers do; and a number beyond the range of a 64-bit float
+    /// (`1e999`) as its text. An attacker who controls one field (a user agent, a port) must
+    /// not be able to make the event unscorable with it. The line itself is not changed.
     pub fn extract<'a>(&self, line: &'a [u8], out: &mut Slots<'a>) -> Result<(), ExtractError> {
         let text = std::str::from_utf8(line).map_err(|_| ExtractError::NotUtf8)?;
         match self.extract_str(text, out) {
             Err(ExtractError::NotJson(why)) => {
-                let Some(mended) = mend_lone_surrogates(text) else {
+                let Some(mended) = mend(text) else {
                     return Err(ExtractError::NotJson(why));
                 };
                 let mut owned = Vec::new();
@@ -129,10 +130,14 @@ impl Extractor {
     }
 }
 
-/// `text` with every `\u` escape of a lone surrogate replaced by `\ufffd` (the same length, so
-/// positions in errors stay the same), or `None` when it has none. Backslashes outside strings
-/// make the text invalid JSON either way, so the scan need not track strings.
-fn mend_lone_surrogates(text: &str) -> Option<String> {
+/// `text` mended where strict JSON readers refuse what is otherwise well-formed JSON, or `None`
+/// when there is nothing to mend:
+/// - a `\u` escape of a lone UTF-16 surrogate becomes `\ufffd`;
+/// - a number beyond the range of a 64-bit float (`1e999`, a 400-digit integer) becomes a
+///   string of its own text, which is how the extractor reads numbers anyway.
+///
+/// One pass that knows strings from the rest; anything else it leaves for the parser to judge.
+fn mend(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let unit = |at: usize| -> Option<u16> {
         let h = b.get(at..at + 6)?;
@@ -141,33 +146,61 @@ fn mend_lone_surrogates(text: &str) -> Option<String> {
         }
         u16::from_str_radix(std::str::from_utf8(&h[2..]).ok()?, 16).ok()
     };
-    let mut lone = Vec::new();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut mended = false;
     let mut i = 0;
     while i < b.len() {
-        if b[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        match unit(i) {
-            Some(0xD800..=0xDBFF) if matches!(unit(i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
-            Some(0xD800..=0xDFFF) => {
-                lone.push(i);
-                i += 6;
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] != b'\\' {
+                        i += 1;
+                        continue;
+                    }
+                    match unit(i) {
+                        Some(0xD800..=0xDBFF) if matches!(unit(i + 6), Some(0xDC00..=0xDFFF)) => {
+                            i += 12;
+                        }
+                        Some(0xD800..=0xDFFF) => {
+                            out.push_str(&text[copied..i]);
+                            out.push_str("\\ufffd");
+                            i += 6;
+                            copied = i;
+                            mended = true;
+                        }
+                        Some(_) => i += 6,
+                        // Any other escape: the backslash and the escaped byte.
+                        None => i += 2,
+                    }
+                }
+                i += 1;
             }
-            Some(_) => i += 6,
-            // Any other escape: the backslash and the escaped byte.
-            None => i += 2,
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                if token.parse::<f64>().is_ok_and(f64::is_infinite) {
+                    out.push_str(&text[copied..start]);
+                    out.push('"');
+                    out.push_str(token);
+                    out.push('"');
+                    copied = i;
+                    mended = true;
+                }
+            }
+            _ => i += 1,
         }
     }
-    if lone.is_empty() {
+    if !mended {
         return None;
     }
-    let mut fixed = b.to_vec();
-    for at in lone {
-        fixed[at..at + 6].copy_from_slice(b"\\ufffd");
-    }
-    // Only ASCII bytes were replaced by ASCII bytes.
-    String::from_utf8(fixed).ok()
+    out.push_str(&text[copied.min(text.len())..]);
+    Some(out)
 }
 
 struct NodeSeed<'x, 'o, 'a> {
@@ -382,7 +415,25 @@ mod tests {
             Err(ExtractError::NotJson(m)) => assert!(m.contains("column"), "{m}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(mend_lone_surrogates(r#"{"a":"\u00e9\n"}"#), None);
+        assert_eq!(mend(r#"{"a":"\u00e9\n","b":1e308}"#), None);
+    }
+
+    #[test]
+    fn a_number_beyond_a_float_reads_as_its_text() {
+        let ex = Extractor::new(&paths(&["a", "b", "c"]));
+        assert_eq!(
+            run(&ex, r#"{"a":12.5e308,"z":[-1e999],"b":"1e999","c":1.5}"#).expect("ok"),
+            vec![
+                Some("12.5e308".into()),
+                Some("1e999".into()),
+                Some("1.5".into())
+            ]
+        );
+        let digits = "9".repeat(400);
+        assert_eq!(
+            run(&ex, &format!(r#"{{"a":{digits}}}"#)).expect("ok"),
+            vec![Some(digits), None, None]
+        );
     }
 
     #[test]

@@ -187,3 +187,25 @@ fn a_lone_surrogate_in_a_field_does_not_make_the_event_unscorable() {
     );
     assert!(!out.stderr.contains("not-json"), "{}", out.stderr);
 }
+
+#[test]
+fn a_number_beyond_a_float_in_a_field_does_not_make_the_event_unscorable() {
+    // `1e999` is well-formed JSON that strict readers refuse (out of range for a float).
+    let evil = EVENT.replace(
+        r#""awsRegion":"eu-west-1""#,
+        r#""awsRegion":"eu-west-1","errorCode":1e999"#,
+    );
+    let out = run(&["--quiet"], Some(format!("{evil}\n").as_bytes()));
+    out.assert_ok();
+    let line = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let prefix = &evil[..evil.len() - 1];
+    assert!(
+        line.starts_with(prefix),
+        "the line is kept as it was:\n{line}"
+    );
+    let note: Value =
+        serde_json::from_str(&line[prefix.len() + ",\"novelty\":".len()..line.len() - 2])
+            .expect("the annotation is JSON");
+    score_record(&serde_json::json!({ "novelty": note }));
+    assert_eq!(note["observation"]["outcome"], "error", "{note}");
+}
