@@ -113,6 +113,9 @@ struct CampaignView {
     steps: Vec<StepRow>,
     /// Events of the campaign that the report did not keep.
     missing: u32,
+    /// Every kept event of the campaign is from its principal's warm-up: a new principal
+    /// learning (or a new principal's burst), not a known one changing.
+    warm_up: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -232,6 +235,7 @@ fn campaign_view(t: &Track, shown: bool) -> anyhow::Result<CampaignView> {
         last: r.last.clone(),
         duration: duration_text(&r.first, &r.last),
         actions: r.actions.clone(),
+        warm_up: !t.stages.is_empty() && t.stages.iter().all(|k| k.note.cold),
         timeline,
         steps,
         missing: t.dropped,
@@ -612,6 +616,55 @@ mod tests {
         assert_eq!(
             display_principal("AssumedRole arn:aws:iam::1:role/orders"),
             "orders"
+        );
+    }
+
+    #[test]
+    fn a_campaign_of_warm_up_events_is_marked_so() {
+        let mut c = Collector::new(5, None);
+        for (id, cold) in [("aaaaaaaaaaaaaaaa", true), ("bbbbbbbbbbbbbbbb", false)] {
+            for i in 0..3u64 {
+                let mut n = note(i, 0.999, None);
+                n.cold = cold;
+                n.principal = format!("IAMUser arn:aws:iam::1:user/{id}");
+                n.campaign = Some(Campaign {
+                    id: id.into(),
+                    principal: n.principal.clone(),
+                    events: i as u32 + 1,
+                    first: "2024-03-04T12:00:00Z".into(),
+                    last: format!("2024-03-04T12:{i:02}:00Z"),
+                    score: 20.0 + i as f64,
+                    actions: vec![format!("Action{i}")],
+                });
+                c.add(b"{}", n);
+            }
+        }
+        let args = ReportArgs {
+            paths: Vec::new(),
+            output: "r.html".into(),
+            key: "novelty".into(),
+            top: 5,
+            campaigns: 10,
+            principals: 10,
+            title: "t".into(),
+            since: None,
+            quiet: true,
+        };
+        let page = build(&c.finish(), &args, &["s.jsonl".to_owned()]).expect("page");
+        let html = render(&page).expect("html");
+        let tag = "every event of this campaign is from the principal's warm-up";
+        // At a glance and in the campaign's own section, for the new principal's only.
+        assert_eq!(html.matches(tag).count(), 2, "{html}");
+        let warm = html
+            .find("id=\"campaign-bbbbbbbbbbbbbbbb\"")
+            .expect("section");
+        let cold = html
+            .find("id=\"campaign-aaaaaaaaaaaaaaaa\"")
+            .expect("section");
+        let tagged = html.rfind(tag).expect("tag");
+        assert!(
+            tagged > cold && (tagged < warm || warm < cold),
+            "the tag is the new principal's"
         );
     }
 
