@@ -77,21 +77,33 @@ fn reading_observations_in_a_second_instance_changes_no_byte() {
     assert!(two == one, "staged and unstaged runs differ");
 }
 
+/// Filters one event with `args`; checks that the output line is the event byte for byte with
+/// the annotation added as its last member, and returns the output line, the annotation and
+/// standard error.
+fn kept_with_annotation(args: &[&str], event: &str) -> (String, Value, String) {
+    let out = run(args, Some(format!("{event}\n").as_bytes()));
+    out.assert_ok();
+    let line = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let prefix = &event[..event.len() - 1];
+    assert!(
+        line.starts_with(prefix),
+        "annotation is appended, the rest untouched:\n{line}"
+    );
+    let rest = &line[prefix.len()..];
+    assert!(rest.starts_with(",\"novelty\":{"), "{line}");
+    let note: Value = serde_json::from_str(&rest[",\"novelty\":".len()..rest.len() - 2])
+        .expect("the annotation is JSON");
+    score_record(&serde_json::json!({ "novelty": note }));
+    (line, note, out.stderr)
+}
+
 #[test]
 fn the_original_event_is_kept_byte_for_byte() {
     let spaced = EVENT.replace(
         r#""awsRegion":"eu-west-1""#,
         r#""awsRegion" : "eu-west-1", "n": 1.50"#,
     );
-    let out = run(&["--quiet"], Some(format!("{spaced}\n").as_bytes()));
-    out.assert_ok();
-    let line = String::from_utf8(out.stdout.clone()).expect("utf-8");
-    let prefix = &spaced[..spaced.len() - 1];
-    assert!(
-        line.starts_with(prefix),
-        "annotation is appended, the rest untouched:\n{line}"
-    );
-    assert!(line[prefix.len()..].starts_with(",\"novelty\":{"), "{line}");
+    let (line, _, _) = kept_with_annotation(&["--quiet"], &spaced);
     let v: Value = serde_json::from_str(&line).expect("json");
     assert_eq!(
         v["eventID"], "0b4a7c2e-0000-4000-8000-000000000001",
@@ -169,23 +181,12 @@ fn a_lone_surrogate_in_a_field_does_not_make_the_event_unscorable() {
     // `\ud800` alone is not a character: strict JSON readers refuse the line. An attacker who
     // sets their user agent must not be able to hide the call from scoring that way.
     let evil = EVENT.replace("aws-cli/2.15.1", r"aws-cli/2.15.1 \ud800");
-    let out = run(&[], Some(format!("{evil}\n").as_bytes()));
-    out.assert_ok();
-    let line = String::from_utf8(out.stdout.clone()).expect("utf-8");
-    let prefix = &evil[..evil.len() - 1];
-    assert!(
-        line.starts_with(prefix),
-        "the line is kept as it was:\n{line}"
-    );
-    let note: Value =
-        serde_json::from_str(&line[prefix.len() + ",\"novelty\":".len()..line.len() - 2])
-            .expect("the annotation is JSON");
-    score_record(&serde_json::json!({ "novelty": note }));
+    let (_, note, stderr) = kept_with_annotation(&[], &evil);
     assert_eq!(
         note["observation"]["agent"], "aws-cli linux",
         "the agent's family is read past the broken character: {note}"
     );
-    assert!(!out.stderr.contains("not-json"), "{}", out.stderr);
+    assert!(!stderr.contains("not-json"), "{stderr}");
 }
 
 #[test]
@@ -195,17 +196,6 @@ fn a_number_beyond_a_float_in_a_field_does_not_make_the_event_unscorable() {
         r#""awsRegion":"eu-west-1""#,
         r#""awsRegion":"eu-west-1","errorCode":1e999"#,
     );
-    let out = run(&["--quiet"], Some(format!("{evil}\n").as_bytes()));
-    out.assert_ok();
-    let line = String::from_utf8(out.stdout.clone()).expect("utf-8");
-    let prefix = &evil[..evil.len() - 1];
-    assert!(
-        line.starts_with(prefix),
-        "the line is kept as it was:\n{line}"
-    );
-    let note: Value =
-        serde_json::from_str(&line[prefix.len() + ",\"novelty\":".len()..line.len() - 2])
-            .expect("the annotation is JSON");
-    score_record(&serde_json::json!({ "novelty": note }));
+    let (_, note, _) = kept_with_annotation(&["--quiet"], &evil);
     assert_eq!(note["observation"]["outcome"], "error", "{note}");
 }

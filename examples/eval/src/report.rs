@@ -171,6 +171,14 @@ pub fn warm_up_of(n: usize) -> usize {
     (n as f64 * WARM_UP) as usize
 }
 
+/// The name of the profile field oddity named most novel for an event (its index in
+/// `novel_fields`), or `(error)` for an event it could not score.
+fn novel_field(s: &Scored, index: u16) -> &str {
+    s.novel_fields
+        .get(index as usize)
+        .map_or("(error)", String::as_str)
+}
+
 fn family_of(name: &str) -> &'static str {
     if name.starts_with("generated") {
         "generated"
@@ -305,11 +313,9 @@ pub fn evaluate(s: &Scored) -> StreamReport {
             .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         let mut explained: BTreeMap<String, usize> = BTreeMap::new();
         for i in members.iter().copied() {
-            let f = s
-                .novel_fields
-                .get(rows[i].novel_field as usize)
-                .map_or("(error)", String::as_str);
-            *explained.entry(f.to_owned()).or_insert(0) += 1;
+            *explained
+                .entry(novel_field(s, rows[i].novel_field).to_owned())
+                .or_insert(0) += 1;
         }
         groups.push(GroupReport {
             name: name.clone(),
@@ -473,20 +479,12 @@ pub fn evaluate(s: &Scored) -> StreamReport {
 
     // As the report's "at a glance" and the campaign alerts see them: campaigns of two events
     // or more (a campaign of one event is that event, which the event ranking already judges).
-    let hits: Vec<usize> = by_score
-        .iter()
-        .filter(|(id, _)| campaign_final[id].1 >= 2)
-        .enumerate()
-        .filter(|(_, (id, _))| campaign_final[id].2)
-        .map(|(i, _)| i + 1)
-        .collect();
-    let campaign_ap = (!hits.is_empty()).then(|| {
-        hits.iter()
-            .enumerate()
-            .map(|(k, &rank)| (k + 1) as f64 / rank as f64)
-            .sum::<f64>()
-            / hits.len() as f64
-    });
+    let (campaign_scores, holds_attack): (Vec<f64>, Vec<bool>) = campaign_final
+        .values()
+        .filter(|v| v.1 >= 2)
+        .map(|v| (v.0, v.2))
+        .unzip();
+    let campaign_ap = average_precision(&campaign_scores, &holds_attack);
     let campaigns = CampaignReport {
         ap: campaign_ap,
         campaigns: campaign_final.len(),
@@ -520,12 +518,9 @@ pub fn evaluate(s: &Scored) -> StreamReport {
             s.interner.name(PRINCIPAL, r.principal).to_owned()
         };
         *principals_top.entry(p).or_insert(0) += 1;
-        let f = s
-            .novel_fields
-            .get(r.novel_field as usize)
-            .cloned()
-            .unwrap_or_else(|| "(error)".into());
-        *fields_top.entry(f).or_insert(0) += 1;
+        *fields_top
+            .entry(novel_field(s, r.novel_field).to_owned())
+            .or_insert(0) += 1;
     }
     let oddity_top = TopComposition {
         k: top.len(),

@@ -279,7 +279,7 @@ impl Density {
 
     /// Events drawn in the columns (not those held apart).
     pub fn events(&self) -> u64 {
-        self.columns.values().map(|c| u64::from(c.events)).sum()
+        self.counted
     }
 }
 

@@ -593,6 +593,23 @@ mod tests {
         }
     }
 
+    /// The HTML page of collected data, with small limits.
+    fn page_of(collected: Collected) -> String {
+        let args = ReportArgs {
+            paths: Vec::new(),
+            output: "r.html".into(),
+            key: "novelty".into(),
+            top: 5,
+            campaigns: 10,
+            principals: 10,
+            title: "t".into(),
+            since: None,
+            quiet: true,
+        };
+        let page = build(&collected, &args, &["s.jsonl".to_owned()]).expect("page");
+        render(&page).expect("html")
+    }
+
     #[test]
     fn scores_keep_their_last_nine() {
         assert_eq!(score_text(0.5), "0.5000");
@@ -639,19 +656,7 @@ mod tests {
                 c.add(b"{}", n);
             }
         }
-        let args = ReportArgs {
-            paths: Vec::new(),
-            output: "r.html".into(),
-            key: "novelty".into(),
-            top: 5,
-            campaigns: 10,
-            principals: 10,
-            title: "t".into(),
-            since: None,
-            quiet: true,
-        };
-        let page = build(&c.finish(), &args, &["s.jsonl".to_owned()]).expect("page");
-        let html = render(&page).expect("html");
+        let html = page_of(c.finish());
         let tag = "every event of this campaign is from the principal's warm-up";
         // At a glance and in the campaign's own section, for the new principal's only.
         assert_eq!(html.matches(tag).count(), 2, "{html}");
@@ -691,19 +696,7 @@ mod tests {
         }
         c.unscored();
         let collected = c.finish();
-        let args = ReportArgs {
-            paths: Vec::new(),
-            output: "r.html".into(),
-            key: "novelty".into(),
-            top: 5,
-            campaigns: 10,
-            principals: 10,
-            title: "t".into(),
-            since: None,
-            quiet: true,
-        };
-        let page = build(&collected, &args, &["s.jsonl".to_owned()]).expect("page");
-        let html = render(&page).expect("html");
+        let html = page_of(collected);
         for want in [
             "id=\"top-events\"",
             "id=\"campaign-abcdef0123456789\"",
