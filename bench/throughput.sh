@@ -9,9 +9,12 @@
 #   - parse-reference: serde_json::Value per line, the same fields, a constant annotation;
 #   - oddity: the real binary and embedded plugin, default settings, output to /dev/null
 #     (on two cores or more it stages: a second plugin instance reads the observations);
-#   - oddity-1-core: the same pinned to one core with taskset (one plugin instance).
-# It prints events/s, MB/s, peak RSS, and oddity's ratio to the reference; for oddity also the
-# model's nodes and the state file's size and save/restore time. Numbers, not a pass/fail test.
+#   - parse-reference-1-core and oddity-1-core: the same pinned to one core with taskset
+#     (oddity then runs one plugin instance).
+# Each is run ROUNDS times (default 3), alternating, and the median round is printed: events/s,
+# MB/s, peak RSS, and oddity's ratio to the reference (oddity-1-core's to the pinned reference);
+# then the state file's size and save/restore time of a model at its node cap. Numbers, not a
+# pass/fail test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +31,7 @@ mkdir -p "$dir"
 echo '{"eventName":"warm-up"}' | $bin/oddity -q > /dev/null 2>&1 || true
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB"
 echo "oddity $($bin/oddity --version | cut -d' ' -f2), $(rustc --version)"
-printf '%-10s %-8s %-16s %10s %9s %9s %8s\n' events bytes/ev program events/s MB/s peakRSS ratio
+printf '%-10s %-8s %-24s %10s %9s %9s %8s\n' events bytes/ev program events/s MB/s peakRSS ratio
 
 run() { # label file command...
     local file=$1; shift
@@ -49,20 +52,34 @@ for n in "${sizes[@]}"; do
     for file in "$trim" "$full"; do
         bytes=$(stat -c %s "$file")
         per=$((bytes / n))
-        read -r ref_s ref_rss <<< "$(run "$file" $bin/parse-reference)"
-        read -r odd_s odd_rss <<< "$(run "$file" $bin/oddity -q)"
-        rows=("parse-reference $ref_s $ref_rss" "oddity $odd_s $odd_rss")
-        # Pinned to one core: oddity sees one CPU and does not stage (one plugin instance).
-        if command -v taskset > /dev/null; then
-            read -r one_s one_rss <<< "$(run "$file" taskset -c 0 $bin/oddity -q)"
-            rows+=("oddity-1-core $one_s $one_rss")
-        fi
-        for p in "${rows[@]}"; do
-            set -- $p
-            printf '%-10s %-8s %-16s %10.0f %9.1f %7.0fMB %8s\n' "$n" "$per" "$1" "$(echo "$n / $2" | bc -l)" \
-                "$(echo "$bytes / $2 / 1000000" | bc -l)" "$(echo "$3 / 1024" | bc -l)" \
-                "$( [ "$1" != parse-reference ] && printf '%.2f' "$(echo "$ref_s / $2" | bc -l)" || echo -)"
+        # ROUNDS rounds, the programs alternating within each, so that a change in this shared
+        # machine's speed during the run touches all of them alike; each row is the median
+        # round's elapsed time (and that round's peak RSS).
+        declare -A times=()
+        for _ in $(seq "${ROUNDS:-3}"); do
+            times[parse-reference]+="$(run "$file" $bin/parse-reference)"$'\n'
+            times[oddity]+="$(run "$file" $bin/oddity -q)"$'\n'
+            # Pinned to one core: oddity sees one CPU and does not stage (one plugin instance);
+            # its ratio is to the reference pinned to the same core.
+            if command -v taskset > /dev/null; then
+                times[parse-reference-1-core]+="$(run "$file" taskset -c 0 $bin/parse-reference)"$'\n'
+                times[oddity-1-core]+="$(run "$file" taskset -c 0 $bin/oddity -q)"$'\n'
+            fi
         done
+        declare -A med=()
+        for p in parse-reference parse-reference-1-core oddity oddity-1-core; do
+            [ -n "${times[$p]:-}" ] || continue
+            med[$p]=$(printf '%s' "${times[$p]}" | sort -g | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}')
+            set -- ${med[$p]}
+            case $p in
+                oddity) ratio=$(printf '%.2f' "$(echo "${med[parse-reference]%% *} / $1" | bc -l)") ;;
+                oddity-1-core) ratio=$(printf '%.2f' "$(echo "${med[parse-reference-1-core]%% *} / $1" | bc -l)") ;;
+                *) ratio=- ;;
+            esac
+            printf '%-10s %-8s %-24s %10.0f %9.1f %7.0fMB %8s\n' "$n" "$per" "$p" "$(echo "$n / $1" | bc -l)" \
+                "$(echo "$bytes / $1 / 1000000" | bc -l)" "$(echo "$2 / 1024" | bc -l)" "$ratio"
+        done
+        unset times med
     done
     # A model at the node cap: every event with its own user agent (a million distinct agents),
     # then the snapshot's size and the time to restore and save it.
@@ -73,7 +90,7 @@ for n in "${sizes[@]}"; do
     state=$dir/state-$n.snap
     rm -f "$state"
     read -r u_s u_rss <<< "$(run "$uniq" $bin/oddity -q --state "$state")"
-    printf '%-10s %-8s %-16s %10.0f %9s %7.0fMB %8s   (a distinct user agent per event; node cap reached)\n' "$n" "$(( $(stat -c %s "$uniq") / n ))" oddity "$(echo "$n / $u_s" | bc -l)" - "$(echo "$u_rss / 1024" | bc -l)" -
+    printf '%-10s %-8s %-24s %10.0f %9s %7.0fMB %8s   (a distinct user agent per event; node cap reached)\n' "$n" "$(( $(stat -c %s "$uniq") / n ))" oddity "$(echo "$n / $u_s" | bc -l)" - "$(echo "$u_rss / 1024" | bc -l)" -
     t0=$(date +%s.%N)
     $bin/oddity -q --state "$state" < /dev/null > /dev/null   # restore, then save at the end
     t1=$(date +%s.%N)
