@@ -1,5 +1,6 @@
-//! Criterion benchmarks of the engine, natively: the filter fast path (`annotate_batch`), the
-//! typed path (`score_batch`) and snapshots. `cargo bench -p oddity-engine`.
+//! Criterion benchmarks of the engine, natively: the filter fast path (`annotate_batch`), its
+//! two stages apart (`extract_batch`, the reader's; `judge_extracted`, the scorer's), the typed
+//! path (`score_batch`) and snapshots. `cargo bench -p oddity-engine`.
 //!
 //! Input: 20,000 events of the repository's CloudTrail generator (seed 7), in batches of 256.
 
@@ -35,6 +36,29 @@ fn engine(c: &mut Criterion) {
             input
                 .iter()
                 .map(|batch| e.annotate_batch(batch, "novelty").0.len())
+                .sum::<usize>()
+        });
+    });
+    // The two stages of the staged path, each alone: where one event's time goes.
+    group.bench_function("extract_batch (20k events)", |b| {
+        let mut e = Engine::new("").expect("config");
+        b.iter(|| {
+            input
+                .iter()
+                .map(|batch| e.extract_batch(batch).len())
+                .sum::<usize>()
+        });
+    });
+    let observations: Vec<Vec<u8>> = {
+        let mut e = Engine::new("").expect("config");
+        input.iter().map(|batch| e.extract_batch(batch)).collect()
+    };
+    group.bench_function("judge_extracted (fresh model, 20k events)", |b| {
+        b.iter(|| {
+            let mut e = Engine::new("").expect("config");
+            observations
+                .iter()
+                .map(|o| e.judge_extracted(o).expect("observations").0.len())
                 .sum::<usize>()
         });
     });
