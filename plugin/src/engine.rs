@@ -684,9 +684,51 @@ mod tests {
             (r#","errorCode":"Client.UnauthorizedOperation""#, "denied"),
             (r#","errorCode":"ThrottlingException""#, "throttled"),
             (r#","errorCode":"NoSuchEntity""#, "error"),
+            // The call would have been allowed: how tools map what stolen keys may do.
+            (r#","errorCode":"Client.DryRunOperation""#, "dry-run"),
+            // IAM Identity Center's password check (AWS's documented failed sign-in).
+            (
+                r#","serviceEventDetails":{"CredentialVerification":"Failure"}"#,
+                "denied",
+            ),
+            (
+                r#","serviceEventDetails":{"CredentialVerification":"Success"}"#,
+                "ok",
+            ),
         ] {
             assert_eq!(outcome(&mut e, extra), want, "{extra}");
         }
+    }
+
+    #[test]
+    fn a_principal_read_from_its_id_leaves_the_session_out() {
+        let mut e = Engine::new("").expect("config");
+        let principal = |e: &mut Engine, identity: &str| {
+            let line = format!(
+                r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{{identity}}},"eventSource":"glue.amazonaws.com","eventName":"GetTable"}}"#
+            );
+            e.score_line(line.as_bytes()).expect("scored").principal
+        };
+        // Lake Formation's documented cross-account caller: a role's id and its session name.
+        for session in ["GlueJobRunnerSession", "other-session"] {
+            assert_eq!(
+                principal(
+                    &mut e,
+                    &format!(
+                        r#""type":"AWSAccount","principalId":"AROAQGFTBBBGOBWV2EMZA:{session}","accountId":"111122223333""#
+                    )
+                ),
+                "AWSAccount AROAQGFTBBBGOBWV2EMZA"
+            );
+        }
+        // An IAM user's id has no session: kept whole.
+        assert_eq!(
+            principal(
+                &mut e,
+                r#""type":"AWSAccount","principalId":"AIDACKCEVSQ6C2EXAMPLE","accountId":"111122223333""#
+            ),
+            "AWSAccount AIDACKCEVSQ6C2EXAMPLE"
+        );
     }
 
     #[test]
