@@ -701,7 +701,7 @@ mod tests {
     }
 
     #[test]
-    fn a_principal_read_from_its_id_leaves_the_session_out() {
+    fn a_principal_without_an_arn_is_the_person_or_the_role_not_the_session() {
         let mut e = Engine::new("").expect("config");
         let principal = |e: &mut Engine, identity: &str| {
             let line = format!(
@@ -719,6 +719,22 @@ mod tests {
                     )
                 ),
                 "AWSAccount AROAQGFTBBBGOBWV2EMZA"
+            );
+        }
+        // IAM Identity Center users (AWS's documented access-portal calls): by their user id,
+        // not the account they all share.
+        for user in [
+            "544894e8-80c1-707f-60e3-3ba6510dfac1",
+            "94d00cd8-e9e6-4810-b177-b08e84775435",
+        ] {
+            assert_eq!(
+                principal(
+                    &mut e,
+                    &format!(
+                        r#""type":"IdentityCenterUser","accountId":"111122223333","onBehalfOf":{{"userId":"{user}","identityStoreArn":"arn:aws:identitystore::111122223333:identitystore/d-9067642ac7"}},"credentialId":"EXAMPLE""#
+                    )
+                ),
+                format!("IdentityCenterUser {user}")
             );
         }
         // An IAM user's id has no session: kept whole.
