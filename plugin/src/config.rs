@@ -44,12 +44,29 @@ fn invalid(msg: impl Into<String>) -> ConfigError {
 /// A JSON path: the keys to follow from the top-level object.
 pub type JsonPath = Vec<String>;
 
+/// Where a field's value may come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// The value at a JSON path.
+    Path(JsonPath),
+    /// The values at several paths joined into one text: `pieces[0]`, the value at `from[0]`,
+    /// `pieces[1]`, ... (`pieces` has one more entry than `from`). Present only when every path
+    /// in `from` holds a non-empty value and, if `when` is given, its path holds exactly its
+    /// text. For records that name a thing in parts: a failed console sign-in names an IAM user
+    /// by account and user name, where the user's other calls carry its ARN.
+    Compose {
+        pieces: Vec<String>,
+        from: Vec<JsonPath>,
+        when: Option<(JsonPath, String)>,
+    },
+}
+
 /// One named categorical field of the observation.
 #[derive(Debug, Clone)]
 pub struct Field {
     pub name: String,
-    /// Tried in order; the first present, non-null value wins.
-    pub paths: Vec<JsonPath>,
+    /// Tried in order; the first present, non-null, non-empty value wins.
+    pub paths: Vec<Source>,
     pub normalize: Vec<Normalizer>,
     /// Value used when no path is present; `None` makes the field required.
     pub default: Option<String>,
@@ -211,11 +228,60 @@ fn to_paths(key: &str, raw: Option<RawPaths>) -> Result<Vec<JsonPath>, ConfigErr
     }
 }
 
+/// A field's source: a path, or `{ format = "...{}...{}", from = [paths], when = { path =
+/// "...", equals = "..." } }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSource {
+    Path(RawPath),
+    Compose(RawCompose),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompose {
+    format: String,
+    from: Vec<RawPath>,
+    when: Option<RawWhen>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhen {
+    path: RawPath,
+    equals: String,
+}
+
+fn to_source(key: &str, raw: RawSource) -> Result<Source, ConfigError> {
+    let c = match raw {
+        RawSource::Path(p) => return Ok(Source::Path(to_path(key, p)?)),
+        RawSource::Compose(c) => c,
+    };
+    let pieces: Vec<String> = c.format.split("{}").map(str::to_owned).collect();
+    if c.from.is_empty() || pieces.len() != c.from.len() + 1 {
+        return Err(invalid(format!(
+            "{key}: `format` {:?} needs one `{{}}` per path in `from` ({} given)",
+            c.format,
+            c.from.len()
+        )));
+    }
+    let from = c
+        .from
+        .into_iter()
+        .map(|p| to_path(&format!("{key}.from"), p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let when = match c.when {
+        Some(w) => Some((to_path(&format!("{key}.when.path"), w.path)?, w.equals)),
+        None => None,
+    };
+    Ok(Source::Compose { pieces, from, when })
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawField {
     path: Option<RawPath>,
-    paths: Option<Vec<RawPath>>,
+    paths: Option<Vec<RawSource>>,
     #[serde(default)]
     normalize: Vec<toml::Value>,
     default: Option<String>,
@@ -380,10 +446,10 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
         let key = format!("fields.{fname}");
         let mut paths = Vec::new();
         if let Some(p) = rf.path {
-            paths.push(to_path(&format!("{key}.path"), p)?);
+            paths.push(Source::Path(to_path(&format!("{key}.path"), p)?));
         }
-        for p in rf.paths.unwrap_or_default() {
-            paths.push(to_path(&format!("{key}.paths"), p)?);
+        for (i, p) in rf.paths.unwrap_or_default().into_iter().enumerate() {
+            paths.push(to_source(&format!("{key}.paths[{i}]"), p)?);
         }
         if paths.is_empty() {
             return Err(invalid(format!(
@@ -654,6 +720,79 @@ mod tests {
     }
 
     #[test]
+    fn a_source_may_compose_several_paths() {
+        let text = |format: &str| {
+            format!(
+                r#"
+                entity = ["user"]
+                [fields.user]
+                paths = ["user.arn", {{ format = "{format}", from = ["user.account", "user.name"], when = {{ path = "user.kind", equals = "person" }} }}]
+                [fields.action]
+                path = "action"
+                [[views]]
+                name = "do"
+                components = ["action"]
+                "#
+            )
+        };
+        let s = Settings::parse(&text("{}/{}")).expect("valid");
+        let user = s
+            .profile
+            .fields
+            .iter()
+            .find(|f| f.name == "user")
+            .expect("field");
+        assert_eq!(
+            user.paths[1],
+            Source::Compose {
+                pieces: vec![String::new(), "/".into(), String::new()],
+                from: vec![
+                    vec!["user".into(), "account".into()],
+                    vec!["user".into(), "name".into()]
+                ],
+                when: Some((vec!["user".into(), "kind".into()], "person".into())),
+            }
+        );
+        for bad in ["{}", "{}/{}/{}", "no placeholder"] {
+            let e = Settings::parse(&text(bad)).expect_err("invalid");
+            assert!(
+                e.to_string().contains("fields.user.paths[1]")
+                    && e.to_string().contains("one `{}` per path"),
+                "{e}"
+            );
+        }
+        // Through an engine: composed when every part is there and the condition holds.
+        let mut engine = crate::Engine::new(&text("{}/{}")).expect("valid");
+        let who = |engine: &mut crate::Engine, user: &str| {
+            let line = format!(r#"{{"action":"a","user":{{{user}}}}}"#);
+            engine
+                .score_line(line.as_bytes())
+                .map(|r| r.principal)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            who(&mut engine, r#""account":"1","name":"ann","kind":"person""#).as_deref(),
+            Ok("1/ann")
+        );
+        assert_eq!(
+            who(
+                &mut engine,
+                r#""arn":"x:ann","account":"1","name":"ann","kind":"person""#
+            )
+            .as_deref(),
+            Ok("x:ann")
+        );
+        for missing in [
+            r#""account":"1","name":"ann","kind":"robot""#,
+            r#""account":"1","name":"","kind":"person""#,
+            r#""name":"ann","kind":"person""#,
+        ] {
+            let e = who(&mut engine, missing).expect_err("no source present");
+            assert!(e.contains("user.account + user.name"), "{e}");
+        }
+    }
+
+    #[test]
     fn custom_profile() {
         let text = r#"
             entity = ["user"]
@@ -677,7 +816,7 @@ mod tests {
             .expect("field");
         assert_eq!(
             s.profile.fields[process].paths[1],
-            vec!["process".to_owned(), "exe".to_owned()]
+            Source::Path(vec!["process".to_owned(), "exe".to_owned()])
         );
         assert_eq!(
             s.profile.action,

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Settings, Source};
 use crate::extract::{ExtractError, Extractor, Slots};
 use crate::model::{ComponentNovelty, Model, ScoreRecord, Verdict, ViewScore};
 use crate::normalize::truncate;
@@ -67,8 +67,8 @@ pub struct Engine {
     settings: Settings,
     fingerprint: String,
     extractor: Extractor,
-    /// For each profile field, its range of extractor slots (one per path, in order).
-    field_slots: Vec<Range<usize>>,
+    /// For each profile field, its sources' extractor slots, in order.
+    field_slots: Vec<Vec<SourceSlots>>,
     /// The extractor slots of the time's and the id's paths.
     time_slots: Range<usize>,
     id_slots: Range<usize>,
@@ -81,6 +81,39 @@ pub struct Engine {
     memo: Vec<Memo>,
     /// The note of the line being annotated (reused: no allocation per line).
     note_buf: Vec<u8>,
+}
+
+/// A field source's extractor slots (see [`crate::config::Source`]).
+#[derive(Debug)]
+enum SourceSlots {
+    Path(usize),
+    Compose {
+        pieces: Vec<String>,
+        from: Range<usize>,
+        when: Option<(usize, String)>,
+    },
+}
+
+impl SourceSlots {
+    /// The source's value in `slots`, if present (a path's value is taken out).
+    fn value<'a>(&self, slots: &mut Slots<'a>) -> Option<Cow<'a, str>> {
+        match self {
+            SourceSlots::Path(i) => slots[*i].take().filter(|v| !v.is_empty()),
+            SourceSlots::Compose { pieces, from, when } => {
+                if let Some((at, want)) = when
+                    && slots[*at].as_deref() != Some(want.as_str())
+                {
+                    return None;
+                }
+                let mut text = pieces[0].clone();
+                for (i, piece) in from.clone().zip(&pieces[1..]) {
+                    text.push_str(slots[i].as_deref().filter(|v| !v.is_empty())?);
+                    text.push_str(piece);
+                }
+                Some(Cow::Owned(text))
+            }
+        }
+    }
 }
 
 /// Entries of a [`Memo`]: a power of two.
@@ -208,9 +241,30 @@ impl Engine {
         let mut paths = Vec::new();
         let mut field_slots = Vec::with_capacity(profile.fields.len());
         for f in &profile.fields {
-            let start = paths.len();
-            paths.extend(f.paths.iter().cloned());
-            field_slots.push(start..paths.len());
+            let mut sources = Vec::with_capacity(f.paths.len());
+            for source in &f.paths {
+                sources.push(match source {
+                    Source::Path(p) => {
+                        paths.push(p.clone());
+                        SourceSlots::Path(paths.len() - 1)
+                    }
+                    Source::Compose { pieces, from, when } => {
+                        let start = paths.len();
+                        paths.extend(from.iter().cloned());
+                        let from = start..paths.len();
+                        let when = when.as_ref().map(|(p, want)| {
+                            paths.push(p.clone());
+                            (paths.len() - 1, want.clone())
+                        });
+                        SourceSlots::Compose {
+                            pieces: pieces.clone(),
+                            from,
+                            when,
+                        }
+                    }
+                });
+            }
+            field_slots.push(sources);
         }
         let mut extra = |p: &[Vec<String>]| {
             let start = paths.len();
@@ -279,21 +333,30 @@ impl Engine {
             })?;
         let profile = &self.settings.profile;
         let mut values = Vec::with_capacity(profile.fields.len());
-        for ((field, range), memo) in profile
+        for ((field, sources), memo) in profile
             .fields
             .iter()
             .zip(&self.field_slots)
             .zip(&mut self.memo)
         {
-            let found = range
-                .clone()
-                .find_map(|i| slots[i].take().filter(|v| !v.is_empty()));
+            let found = sources.iter().find_map(|source| source.value(&mut slots));
             // A default is already a category: it is used as it is, not normalised.
             let value = match (found, &field.default) {
                 (Some(v), _) => memo.apply(field, v),
                 (None, Some(d)) => Cow::Owned(d.clone()),
                 (None, None) => {
-                    let paths: Vec<String> = field.paths.iter().map(|p| p.join(".")).collect();
+                    let paths: Vec<String> = field
+                        .paths
+                        .iter()
+                        .map(|source| match source {
+                            Source::Path(p) => p.join("."),
+                            Source::Compose { from, .. } => from
+                                .iter()
+                                .map(|p| p.join("."))
+                                .collect::<Vec<_>>()
+                                .join(" + "),
+                        })
+                        .collect();
                     return Err(ScoreError::FieldMissing(format!(
                         "{} (path {})",
                         field.name,
@@ -737,6 +800,24 @@ mod tests {
                 format!("IdentityCenterUser {user}")
             );
         }
+        // A failed console sign-in names an IAM user by account and name only (AWS's documented
+        // record): the same principal as the user's other calls, whose ARN may carry a path.
+        let user = "IAMUser arn:aws:iam::111122223333:user/anaya";
+        for identity in [
+            r#""type":"IAMUser","principalId":"AIDACKCEVSQ6C2EXAMPLE","accountId":"111122223333","accessKeyId":"","userName":"anaya""#,
+            r#""type":"IAMUser","arn":"arn:aws:iam::111122223333:user/anaya","principalId":"AIDACKCEVSQ6C2EXAMPLE","accountId":"111122223333","userName":"anaya""#,
+            r#""type":"IAMUser","arn":"arn:aws:iam::111122223333:user/engineering/anaya","accountId":"111122223333","userName":"anaya""#,
+        ] {
+            assert_eq!(principal(&mut e, identity), user, "{identity}");
+        }
+        // Only an IAM user's name is composed so: a SAML user's is its own.
+        assert_eq!(
+            principal(
+                &mut e,
+                r#""type":"SAMLUser","principalId":"SAMLExample:anaya","accountId":"111122223333","userName":"anaya""#
+            ),
+            "SAMLUser anaya"
+        );
         // An IAM user's id has no session: kept whole.
         assert_eq!(
             principal(

@@ -235,7 +235,9 @@ pub fn ip_prefix(value: &str, v4: u8, v6: u8, private: u8) -> Option<String> {
     })
 }
 
-/// The role ARN for an assumed-role session ARN or a role ARN with a path.
+/// The role ARN for an assumed-role session ARN or a role ARN with a path; an IAM user's ARN
+/// without its path (names are unique within an account, paths are not part of them, and a
+/// failed console sign-in names the user without one).
 pub fn arn_role(value: &str) -> Option<String> {
     let mut parts = value.splitn(6, ':');
     let (arn, partition, service, _region, account, resource) = (
@@ -259,9 +261,12 @@ pub fn arn_role(value: &str) -> Option<String> {
             Some(format!("arn:{partition}:iam::{account}:role/{role}"))
         }
         "iam" => {
-            let rest = resource.strip_prefix("role/")?;
+            let (kind, rest) = resource
+                .strip_prefix("role/")
+                .map(|r| ("role", r))
+                .or_else(|| resource.strip_prefix("user/").map(|r| ("user", r)))?;
             let name = rest.rsplit('/').next()?;
-            (name != rest).then(|| format!("arn:{partition}:iam::{account}:role/{name}"))
+            (name != rest).then(|| format!("arn:{partition}:iam::{account}:{kind}/{name}"))
         }
         _ => None,
     }
@@ -484,6 +489,10 @@ mod tests {
             None
         );
         assert_eq!(arn_role("arn:aws:iam::123456789012:user/raul"), None);
+        assert_eq!(
+            arn_role("arn:aws:iam::123456789012:user/engineering/raul").as_deref(),
+            Some("arn:aws:iam::123456789012:user/raul")
+        );
         assert_eq!(arn_role("not an arn"), None);
     }
 
