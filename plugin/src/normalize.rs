@@ -295,19 +295,25 @@ pub fn ua_family(ua: &str) -> String {
     let is_browser = ["mozilla/", "opera/"]
         .iter()
         .any(|p| ua.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
-    let product = if is_browser {
-        let lower = ua.to_ascii_lowercase();
-        let browser = [
-            ("edg/", "edge"),
-            ("opr/", "opera"),
-            ("firefox/", "firefox"),
-            ("chrome/", "chrome"),
-            ("safari/", "safari"),
-        ]
-        .iter()
-        .find(|(k, _)| lower.contains(k))
-        .map_or("browser", |(_, name)| name);
-        format!("browser {browser}")
+    // A browser by its engine; anything else that starts `Mozilla/` (a crawler, a bare
+    // `Mozilla/5.0`) by its first product that is not a wrapper, like other agents.
+    let engine = is_browser
+        .then(|| {
+            let lower = ua.to_ascii_lowercase();
+            [
+                ("edg/", "edge"),
+                ("opr/", "opera"),
+                ("firefox/", "firefox"),
+                ("chrome/", "chrome"),
+                ("safari/", "safari"),
+            ]
+            .iter()
+            .find(|(k, _)| lower.contains(k))
+            .map(|(_, name)| *name)
+        })
+        .flatten();
+    let product = if let Some(engine) = engine {
+        format!("browser {engine}")
     } else {
         let mut tokens = ua
             .split_whitespace()
@@ -334,16 +340,17 @@ pub fn ua_family(ua: &str) -> String {
 /// The OS family a user agent states: the first, in this order of precedence, of the names it
 /// contains (any case). One pass over the bytes, no allocation.
 fn os_family(ua: &[u8]) -> Option<&'static str> {
+    // iOS agents say "like Mac OS X": the device comes first.
     const NAMES: [(&[u8], &str); 11] = [
         (b"windows", "windows"),
         (b"win64", "windows"),
         (b"win32", "windows"),
+        (b"iphone", "ios"),
+        (b"ipad", "ios"),
         (b"macintosh", "macos"),
         (b"mac os", "macos"),
         (b"darwin", "macos"),
         (b"macos", "macos"),
-        (b"iphone", "ios"),
-        (b"ipad", "ios"),
         (b"android", "android"),
         (b"linux", "linux"),
     ];
@@ -431,6 +438,19 @@ mod tests {
                 "stratus-red-team_36659dd6-3cf5-4369-ae72-21be4cb11547",
                 "stratus-red-team_#",
             ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+                "browser safari ios",
+            ),
+            (
+                "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/116.0 Mobile/15E148 Safari/604.1",
+                "browser safari ios",
+            ),
+            (
+                "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+                "Googlebot",
+            ),
+            ("Mozilla/5.0", "Mozilla"),
             ("console.amazonaws.com", "console.amazonaws.com"),
             ("AWS Internal", "AWS Internal"),
             ("", ""),
