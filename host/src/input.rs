@@ -76,7 +76,12 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
             out.push(Source::Stdin);
             continue;
         }
-        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        // A path that cannot be read is read as a file anyway: it fails then, is reported with
+        // its name, and the other inputs are still read (exit code 2).
+        let Ok(meta) = std::fs::metadata(p) else {
+            out.push(Source::File(p.clone()));
+            continue;
+        };
         if !meta.is_dir() {
             out.push(Source::File(p.clone()));
             continue;
@@ -225,6 +230,11 @@ pub async fn read_source(
     }
 }
 
+/// Bytes a batch holds at most (beyond its last item): pieces of over-long lines are up to
+/// `max-line-bytes` each, and a batch of them, counted only by items, could hold hundreds of
+/// megabytes (an endless line, such as `/dev/zero`, would fill memory).
+const BATCH_BYTES: usize = 1 << 20;
+
 async fn read_lines(
     reader: Reader,
     index: u32,
@@ -232,46 +242,51 @@ async fn read_lines(
     tx: &mpsc::Sender<Batch>,
     cancel: &CancellationToken,
 ) -> Result<u64, (u64, String)> {
-    let framed = FramedRead::with_capacity(reader, LineCodec::new(opts.max_line), 1 << 20);
-    // `ready_chunks` batches what is already available: full batches from files, and no waiting
-    // for a batch to fill on a slow live stream.
-    let mut chunks = framed.ready_chunks(opts.batch);
+    use futures::FutureExt as _;
+    let mut framed = FramedRead::with_capacity(reader, LineCodec::new(opts.max_line), 1 << 20);
     let mut number = 0u64;
+    // Inside an over-long line whose pieces span batches: its next piece is the same line.
+    let mut continuing = false;
     loop {
-        let chunk = tokio::select! {
+        let first = tokio::select! {
             biased;
             () = cancel.cancelled() => return Ok(number),
-            c = chunks.next() => c,
+            f = framed.next() => f,
         };
-        let Some(chunk) = chunk else {
+        let Some(first) = first else {
             return Ok(number);
         };
-        let mut batch = Vec::with_capacity(chunk.len());
+        let mut batch = Vec::with_capacity(opts.batch.min(1024));
+        let mut bytes = 0usize;
         let mut error = None;
-        for frame in chunk {
-            match frame {
-                Ok(frame) => {
-                    let starts_line = !matches!(
-                        batch.last(),
-                        Some(Item {
-                            frame: Frame::Long { last: false, .. },
-                            ..
-                        })
-                    );
-                    if starts_line {
-                        number += 1;
-                    }
-                    batch.push(Item {
-                        frame,
-                        source: index,
-                        number,
-                    });
-                }
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            let frame = match frame {
+                Ok(frame) => frame,
                 Err(e) => {
                     error = Some(e.to_string());
                     break;
                 }
+            };
+            if !continuing {
+                number += 1;
             }
+            continuing = matches!(frame, Frame::Long { last: false, .. });
+            bytes += match &frame {
+                Frame::Line(line) => line.len(),
+                Frame::Long { piece, .. } => piece.len(),
+            };
+            batch.push(Item {
+                frame,
+                source: index,
+                number,
+            });
+            if batch.len() >= opts.batch || bytes >= BATCH_BYTES {
+                break;
+            }
+            // What is already read joins the batch: full batches from files, and no waiting
+            // for a batch to fill on a slow live stream.
+            next = framed.next().now_or_never().flatten();
         }
         if !batch.is_empty() && tx.send(batch).await.is_err() {
             return Ok(number);
@@ -293,6 +308,7 @@ fn read_records(
 ) -> Result<u64, (u64, String)> {
     let mut sink = Sink {
         batch: Vec::with_capacity(opts.batch),
+        bytes: 0,
         opts,
         index,
         number: 0,
@@ -326,14 +342,22 @@ fn read_records(
             if sink.closed {
                 return Ok(());
             }
+            // Whatever the first value was, an envelope or an array may follow, and so may an
+            // object that is neither (a file of JSON lines after a first line that looked like
+            // an envelope or an array): it is a record itself, never dropped.
             let mut de = serde_json::Deserializer::from_reader(&mut reader);
-            let outcome = match (layout, first) {
-                (Layout::Envelope, b'{') => EnvelopeSeed(&mut sink).deserialize(&mut de),
-                (Layout::Array, b'[') => RecordsSeed(&mut sink).deserialize(&mut de),
-                (Layout::Envelope, _) => {
-                    return Err("expected another {\"Records\": [...]} envelope".into());
+            let outcome = match first {
+                b'{' => EnvelopeSeed(&mut sink).deserialize(&mut de),
+                b'[' => RecordsSeed(&mut sink).deserialize(&mut de),
+                _ => {
+                    return Err(match layout {
+                        Layout::Envelope => {
+                            "expected another {\"Records\": [...]} envelope or a JSON object"
+                        }
+                        _ => "expected another JSON array of records or a JSON object",
+                    }
+                    .into());
                 }
-                _ => return Err("expected another JSON array of records".into()),
             };
             outcome.map_err(|e| format!("invalid JSON: {e}"))?;
         }
@@ -344,6 +368,8 @@ fn read_records(
 
 struct Sink<'a> {
     batch: Batch,
+    /// Bytes in `batch`.
+    bytes: usize,
     opts: ReadOptions,
     index: u32,
     number: u64,
@@ -354,17 +380,22 @@ struct Sink<'a> {
 
 impl Sink<'_> {
     fn push(&mut self, raw: &RawValue) {
+        self.push_text(raw.get().as_bytes());
+    }
+
+    fn push_text(&mut self, json: &[u8]) {
         if self.closed {
             return;
         }
         self.number += 1;
-        let line = Bytes::from(minify(raw.get().as_bytes()));
+        let line = Bytes::from(minify(json));
+        self.bytes += line.len();
         self.batch.push(Item {
             frame: Frame::Line(line),
             source: self.index,
             number: self.number,
         });
-        if self.batch.len() >= self.opts.batch {
+        if self.batch.len() >= self.opts.batch || self.bytes >= BATCH_BYTES {
             self.flush();
         }
     }
@@ -374,6 +405,7 @@ impl Sink<'_> {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.opts.batch));
+        self.bytes = 0;
         if self.cancel.is_cancelled() || self.tx.blocking_send(batch).is_err() {
             self.closed = true;
         }
@@ -420,13 +452,40 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_> {
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a CloudTrail delivery envelope {\"Records\": [...]}")
     }
+    /// An object with `Records` is an envelope: its records are streamed and its other members
+    /// ignored. One without is a record itself: its members, kept as they come, are written
+    /// back as one (minified) object.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut members: Vec<(String, Box<RawValue>)> = Vec::new();
+        let mut envelope = false;
         while let Some(key) = map.next_key::<String>()? {
             if key == "Records" {
+                envelope = true;
+                members.clear();
                 map.next_value_seed(RecordsSeed(&mut *self.0))?;
-            } else {
+            } else if envelope {
                 map.next_value::<IgnoredAny>()?;
+            } else {
+                let value = map.next_value::<Box<RawValue>>()?;
+                members.push((key, value));
             }
+        }
+        if !envelope {
+            let mut text = b"{".to_vec();
+            for (i, (key, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    text.push(b',');
+                }
+                text.extend_from_slice(
+                    serde_json::to_string(key)
+                        .map_err(de::Error::custom)?
+                        .as_bytes(),
+                );
+                text.push(b':');
+                text.extend_from_slice(value.get().as_bytes());
+            }
+            text.push(b'}');
+            self.0.push_text(&text);
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -105,6 +105,20 @@ pub async fn run(
 ) -> anyhow::Result<Summary> {
     let start = Instant::now();
     let sources = input::expand(&settings.paths).map_err(|e| anyhow!("input: {e}"))?;
+    // Writing a file that is also read would destroy it (`-o` truncates before the reading).
+    for source in &sources {
+        if let Source::File(input) = source
+            && let Some((what, _)) = settings
+                .written_files()
+                .into_iter()
+                .find(|(_, written)| crate::settings::same_file(input, written))
+        {
+            bail!(
+                "{} is both an input and the {what} file; write to another file",
+                input.display()
+            );
+        }
+    }
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(Source::name).collect());
     let mut state = settings
         .state

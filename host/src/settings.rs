@@ -121,7 +121,42 @@ struct RawSandbox {
     deadline: Option<String>,
 }
 
+/// Whether two paths name the same file: the same file on disk when both exist (links
+/// resolved), else the same absolute path.
+pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => match (std::path::absolute(a), std::path::absolute(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        },
+    }
+}
+
 impl Settings {
+    /// The files this run writes, each with what it is (for the checks that no two are the
+    /// same, and that none is an input).
+    pub fn written_files(&self) -> Vec<(&'static str, &std::path::Path)> {
+        let mut files = Vec::new();
+        if let Some(o) = &self.output {
+            files.push(("output", o.as_path()));
+        }
+        if let Some(s) = &self.state {
+            files.push(("state", s.file.as_path()));
+        }
+        if let BadLinePolicy::DeadLetter(f) = &self.bad_lines {
+            files.push(("dead-letter", f.as_path()));
+        }
+        if let Some(AlertSettings {
+            sink: AlertSink::File(a),
+            ..
+        }) = &self.alerts
+        {
+            files.push(("alerts", a.as_path()));
+        }
+        files
+    }
+
     /// Reads the configuration file named by `--config` (if any), the environment and the flags.
     pub fn load(args: &ScoreArgs) -> Result<Settings, SettingsError> {
         Settings::load_with_env(args, None)
@@ -297,7 +332,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         raw.engine,
         raw.campaign,
     )?;
-    Ok(Settings {
+    let settings = Settings {
         paths: args.paths.clone(),
         engine_config,
         profile_origin,
@@ -316,7 +351,19 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         alerts,
         cache_dir: cache_dir(raw.cache_dir.as_deref()),
         quiet: raw.quiet.unwrap_or(false),
-    })
+    };
+    // Two of the files written being one would lose one of them (a snapshot over the scored
+    // events, alerts among them).
+    let written = settings.written_files();
+    for (i, (what, a)) in written.iter().enumerate() {
+        if let Some((other, _)) = written[..i].iter().find(|(_, b)| same_file(a, b)) {
+            return Err(format!(
+                "the {what} file {} is also the {other} file",
+                a.display()
+            ));
+        }
+    }
+    Ok(settings)
 }
 
 /// `[alerts]`: the sink and the thresholds. With alerts on standard output (`-`), the scored

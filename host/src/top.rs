@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use crate::annotation::{self, Annotation};
@@ -52,15 +52,20 @@ pub fn run(
     let since = since.map(crate::report::collect::parse_since).transpose()?;
     let mut heap: BinaryHeap<std::cmp::Reverse<Row>> = BinaryHeap::with_capacity(count + 1);
     let mut position = 0u64;
-    let mut scan = |reader: &mut dyn BufRead| -> anyhow::Result<()> {
+    // Lines with no score record (not scored, not JSON, or too long to read), told at the end.
+    let mut unscored = 0u64;
+    let mut scan = |input: &mut dyn std::io::Read| -> anyhow::Result<()> {
+        let mut reader = crate::report::open_scored(input)?;
         let mut line = Vec::new();
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                return Ok(());
-            }
+        while let Some(fits) =
+            crate::report::read_line(&mut reader, &mut line, crate::report::MAX_LINE)?
+        {
             position += 1;
-            let Some(note) = annotation::read(&line, key) else {
+            if fits && line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let Some(note) = fits.then(|| annotation::read(&line, key)).flatten() else {
+                unscored += 1;
                 continue;
             };
             if let Some(since) = since {
@@ -85,13 +90,20 @@ pub fn run(
                 heap.push(std::cmp::Reverse(row));
             }
         }
+        Ok(())
     };
     if paths.is_empty() {
         scan(&mut std::io::stdin().lock())?;
     }
     for p in paths {
-        let f = fs_err::File::open(p)?;
-        scan(&mut std::io::BufReader::new(f))?;
+        let mut f = fs_err::File::open(p)?;
+        scan(&mut f)?;
+    }
+    if unscored > 0 {
+        eprintln!(
+            "oddity top: {unscored} of {position} lines carry no `{key}` score record (not scored by oddity, not JSON, or over {} MiB) and are not ranked",
+            crate::report::MAX_LINE >> 20
+        );
     }
     let mut rows: Vec<Row> = heap.into_iter().map(|r| r.0).collect();
     rows.sort_by(|a, b| b.cmp(a));
@@ -115,17 +127,21 @@ pub fn run(
             .as_ref()
             .map(|c| format!("  campaign {}", &c.id[..c.id.len().min(8)]))
             .unwrap_or_default();
+        // Every text cell comes from the events: control characters in them (an escape
+        // sequence that clears the screen, a carriage return that forges a row) are shown
+        // escaped, never sent to the terminal.
         writeln!(
             out,
-            "{:>3}  {:<6.4}  {:>5.1}  {:<20}  {:<34}  {:<44}  {:<30}  {}{campaign}{}",
+            "{:>3}  {:<6.4}  {:>5.1}  {:<20}  {:<34}  {:<44}  {:<30}  {}{}{}",
             i + 1,
             r.score,
             r.bits,
-            clip(n.event_time.as_deref().unwrap_or("-"), 20),
-            clip_left(short_principal(&n.principal), 34),
-            clip(&obs.join(" "), 44),
-            clip(&format!("{}={}", m.field, m.value), 30),
-            n.event_id.as_deref().unwrap_or("-"),
+            clip(&printable(n.event_time.as_deref().unwrap_or("-")), 20),
+            clip_left(&printable(short_principal(&n.principal)), 34),
+            clip(&printable(&obs.join(" ")), 44),
+            clip(&printable(&format!("{}={}", m.field, m.value)), 30),
+            printable(n.event_id.as_deref().unwrap_or("-")),
+            printable(&campaign),
             if n.cold { "  (warm-up)" } else { "" },
         )?;
     }
@@ -138,6 +154,24 @@ pub fn short_principal(p: &str) -> &str {
     p.rsplit_once(":user/")
         .or_else(|| p.rsplit_once(":role/"))
         .map_or(p, |(_, name)| name)
+}
+
+/// `s` with its control characters escaped (`\u{1b}`).
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
 }
 
 fn clip(s: &str, n: usize) -> String {

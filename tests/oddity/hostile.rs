@@ -556,3 +556,162 @@ fn one_event_stamped_a_century_ahead_does_not_move_the_clock() {
     assert_eq!(forged.len(), 149);
     assert_eq!(forged, untimed);
 }
+
+/// Over-long lines keep their own line numbers, and so does every line after them, however
+/// their pieces fall across batches.
+#[test]
+fn line_numbers_survive_over_long_lines() {
+    let dir = tempdir();
+    let dead = dir.path().join("dead.jsonl");
+    let mut input = Vec::new();
+    let mut want_bad = Vec::new();
+    for i in 1..=40u64 {
+        if i % 3 == 0 {
+            // 300 KB: pieces of 64 KiB, several batches' worth.
+            input.extend_from_slice(&vec![b'x'; 300_000]);
+            want_bad.push(i);
+        } else {
+            input.extend_from_slice(event("raul", &format!("Call{i}"), "").as_bytes());
+        }
+        input.push(b'\n');
+    }
+    let out = run_cmd(
+        oddity()
+            .args([
+                "--max-line-bytes",
+                "65536",
+                "--batch-size",
+                "2",
+                "--dead-letter",
+            ])
+            .arg(&dead),
+        Some(&input),
+    );
+    out.assert_ok();
+    assert_eq!(out.lines(), 40 - want_bad.len());
+    let got: Vec<u64> = std::fs::read_to_string(&dead)
+        .expect("dead letters")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["line"]
+                .as_u64()
+                .expect("line")
+        })
+        .collect();
+    assert_eq!(got, want_bad);
+}
+
+/// A file of JSON lines whose first line looks like an envelope or an array is read as records:
+/// the objects after it are events, none is dropped.
+#[test]
+fn a_first_line_like_an_envelope_or_an_array_drops_nothing() {
+    for first in [r#"{"Records":[]}"#, "[1,2]", "[]"] {
+        let mut input = format!("{first}\n");
+        for i in 0..50 {
+            input += &event("raul", &format!("Call{i}"), "");
+            input.push('\n');
+        }
+        let out = run(&[], Some(input.as_bytes()));
+        out.assert_ok();
+        let names: Vec<String> = out
+            .json()
+            .iter()
+            .filter_map(|e| e["eventName"].as_str().map(str::to_owned))
+            .collect();
+        let want: Vec<String> = (0..50).map(|i| format!("Call{i}")).collect();
+        assert_eq!(names, want, "after {first}");
+        // `[1,2]` has two records of its own (not objects: written through).
+        assert_eq!(
+            out.lines(),
+            if first == "[1,2]" { 52 } else { 50 },
+            "after {first}"
+        );
+    }
+}
+
+#[test]
+fn writing_over_an_input_or_another_output_is_refused() {
+    let dir = tempdir();
+    let input = dir.path().join("events.jsonl");
+    let text = event("raul", "One", "") + "\n";
+    std::fs::write(&input, &text).expect("write");
+    let out = run_cmd(oddity().arg(&input).arg("-o").arg(&input), None);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("both an input and the output"),
+        "{}",
+        out.stderr
+    );
+    // Also through a directory, and for the state file.
+    let out = run_cmd(
+        oddity()
+            .arg(dir.path())
+            .arg("--state")
+            .arg(dir.path().join("./events.jsonl")),
+        None,
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("the state file"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&input).expect("read"),
+        text,
+        "input intact"
+    );
+    let scored = dir.path().join("scored.jsonl");
+    let out = run_cmd(
+        oddity()
+            .arg(&input)
+            .arg("-o")
+            .arg(&scored)
+            .arg("--state")
+            .arg(&scored),
+        None,
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("state file") && out.stderr.contains("also the output file"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_missing_input_fails_alone() {
+    let dir = tempdir();
+    let good = dir.path().join("good.jsonl");
+    std::fs::write(&good, event("raul", "One", "") + "\n").expect("write");
+    let out = run_cmd(
+        oddity().arg(dir.path().join("missing.jsonl")).arg(&good),
+        None,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("missing.jsonl"), "{}", out.stderr);
+    assert_eq!(out.lines(), 1);
+}
+
+/// `oddity top` never sends an event's control characters to the terminal.
+#[test]
+fn top_shows_control_characters_escaped() {
+    let input = event(
+        "evil\\u001b[2J\\u001b]0;pwned\\u0007",
+        "GetObject",
+        r#","eventID":"id\r\nFAKE ROW""#,
+    ) + "\n";
+    let scored = run(&[], Some(input.as_bytes()));
+    scored.assert_ok();
+    let dir = tempdir();
+    let path = dir.path().join("scored.jsonl");
+    let mut text = scored.stdout.clone();
+    text.extend_from_slice(b"not json\n");
+    std::fs::write(&path, text).expect("write");
+    let top = run_cmd(oddity().arg("top").arg(&path), None);
+    top.assert_ok();
+    let table = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        !table.chars().any(|c| c.is_control() && c != '\n'),
+        "{table:?}"
+    );
+    assert!(table.contains(r"\u{1b}[2J"), "{table}");
+    assert!(table.contains(r"id\u{d}\u{a}FAKE ROW"), "{table}");
+    assert!(top.stderr.contains("1 of 2 lines"), "{}", top.stderr);
+}

@@ -117,16 +117,21 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads one input, decompressing gzip (by its magic bytes), into the collector.
-fn scan(input: impl Read, key: &str, collector: &mut Collector) -> anyhow::Result<()> {
+/// One scored input, plain or gzip (by its magic bytes), as buffered text.
+pub(crate) fn open_scored<'a>(input: impl Read + 'a) -> std::io::Result<Box<dyn BufRead + 'a>> {
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    if gzip {
+    Ok(if gzip {
         let decoder = flate2::bufread::MultiGzDecoder::new(reader);
-        scan_lines(BufReader::with_capacity(1 << 20, decoder), key, collector)
+        Box::new(BufReader::with_capacity(1 << 20, decoder))
     } else {
-        scan_lines(reader, key, collector)
-    }
+        Box::new(reader)
+    })
+}
+
+/// Reads one input, decompressing gzip (by its magic bytes), into the collector.
+fn scan(input: impl Read, key: &str, collector: &mut Collector) -> anyhow::Result<()> {
+    scan_lines(open_scored(input)?, key, collector)
 }
 
 fn scan_lines(
@@ -153,7 +158,7 @@ fn scan_lines(
 
 /// Reads one line (without its newline) into `line`; `Some(false)` when it was longer than
 /// `max` (the rest is skipped), `None` at the end of the input.
-fn read_line(
+pub(crate) fn read_line(
     reader: &mut impl BufRead,
     line: &mut Vec<u8>,
     max: usize,
