@@ -103,10 +103,12 @@ fn the_environment_cargo_run_gives_is_accepted() {
     assert!(out.stderr.contains("plugin-wasm"), "{}", out.stderr);
 }
 
+/// A missing input is an input that fails (exit 2), named; the other inputs are still read
+/// (`hostile::a_missing_input_fails_alone`).
 #[test]
 fn a_missing_input_file_is_an_error() {
     let out = run(&["/nonexistent/events.jsonl"], None);
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains("/nonexistent/events.jsonl"),
         "{}",
