@@ -9,7 +9,8 @@
 //!
 //! Directories are walked recursively in name order, which for CloudTrail delivery keys is time
 //! order. In a directory only log files are read (`.json`, `.jsonl`, `.ndjson`, `.log`, and those
-//! with `.gz`); hidden entries and `CloudTrail-Digest` folders (integrity digests, not events) are
+//! with `.gz`); hidden entries, `CloudTrail-Digest` folders (integrity digests, not events) and
+//! `CloudTrail-Insight` folders (Insights events: statistics about API call rates, not calls) are
 //! skipped. Files named on the command line are always read. A source that fails midway (truncated gzip, invalid JSON envelope, vanished file)
 //! keeps the events read so far, is reported with its name, and the next source is read.
 
@@ -91,7 +92,10 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
             .into_iter()
             .filter_entry(|e| {
                 let name = e.file_name().to_string_lossy();
-                e.depth() == 0 || !(name.starts_with('.') || name == "CloudTrail-Digest")
+                e.depth() == 0
+                    || !(name.starts_with('.')
+                        || name == "CloudTrail-Digest"
+                        || name == "CloudTrail-Insight")
             });
         for entry in walker {
             let entry = entry.map_err(|e| format!("{}: {e}", p.display()))?;

@@ -186,6 +186,12 @@ fn a_directory_is_read_in_name_order_and_gzip_is_sniffed() {
         "{\"digestStartTime\":\"x\"}\n",
     )
     .expect("write");
+    std::fs::create_dir(dir.path().join("CloudTrail-Insight")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("CloudTrail-Insight/i.json"),
+        "{\"Records\":[{\"eventType\":\"AwsCloudTrailInsight\",\"eventCategory\":\"Insight\"}]}\n",
+    )
+    .expect("write");
     let out = run(&["-q", dir.path().to_str().expect("utf-8")], None);
     out.assert_ok();
     let principals: Vec<String> = out
