@@ -39,6 +39,28 @@ pub fn default_data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
 
+/// What a run evaluates beyond the default streams: other seeds and organisation shapes, for
+/// held-out checks (streams no parameter was chosen on).
+#[derive(Debug, Clone, Default)]
+pub struct Variant {
+    /// The Stratus background's seed (default [`STRATUS_BACKGROUND_SEED`]).
+    pub stratus_seed: Option<u64>,
+    /// Organisation shape of the generated streams and the Stratus background.
+    pub days: Option<u32>,
+    pub humans: Option<u32>,
+    pub roles: Option<u32>,
+}
+
+impl Variant {
+    /// `cfg` with this variant's organisation shape.
+    pub fn shape(&self, mut cfg: GenConfig) -> GenConfig {
+        cfg.days = self.days.unwrap_or(cfg.days);
+        cfg.humans = self.humans.unwrap_or(cfg.humans);
+        cfg.roles = self.roles.unwrap_or(cfg.roles);
+        cfg
+    }
+}
+
 /// The generator configuration of the generated streams and the Stratus background.
 pub fn gen_config(quick: bool, seed: u64) -> GenConfig {
     if quick {
@@ -58,15 +80,23 @@ pub fn gen_config(quick: bool, seed: u64) -> GenConfig {
 }
 
 /// The streams of a run, and notes on those skipped for missing data.
-pub fn plan(quick: bool, seeds: &[u64], data: &Path) -> (Vec<StreamSpec>, Vec<String>) {
+pub fn plan(
+    quick: bool,
+    seeds: &[u64],
+    data: &Path,
+    variant: &Variant,
+) -> (Vec<StreamSpec>, Vec<String>) {
     let mut specs: Vec<StreamSpec> = seeds
         .iter()
-        .map(|&s| StreamSpec::Generated(gen_config(quick, s)))
+        .map(|&s| StreamSpec::Generated(variant.shape(gen_config(quick, s))))
         .collect();
     let mut skipped = Vec::new();
     let stratus = data.join("stratus-red-team_detonation_logs");
     if stratus.is_dir() {
-        let mut background = gen_config(quick, STRATUS_BACKGROUND_SEED);
+        let mut background = variant.shape(gen_config(
+            quick,
+            variant.stratus_seed.unwrap_or(STRATUS_BACKGROUND_SEED),
+        ));
         background.attacks = false;
         for own_client in [false, true] {
             specs.push(StreamSpec::Stratus {
@@ -211,4 +241,42 @@ pub fn run_all(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("a worker thread failed"))))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variant_shapes_the_generated_streams_and_the_stratus_background() {
+        let variant = Variant {
+            stratus_seed: Some(11),
+            days: Some(4),
+            humans: Some(150),
+            roles: None,
+        };
+        // A data directory with the Stratus logs only (the rest is skipped).
+        let dir = std::env::temp_dir().join(format!("oddity-eval-variant-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("stratus-red-team_detonation_logs")).expect("mkdir");
+        let (specs, _) = plan(false, &[23], &dir, &variant);
+        let _ = std::fs::remove_dir_all(&dir);
+        let configs: Vec<(u64, u32, u32, u32)> = specs
+            .iter()
+            .filter_map(|s| match s {
+                StreamSpec::Generated(c) | StreamSpec::Stratus { background: c, .. } => {
+                    Some((c.seed, c.days, c.humans, c.roles))
+                }
+                _ => None,
+            })
+            .collect();
+        let roles = GenConfig::default().roles;
+        assert_eq!(
+            configs,
+            [
+                (23, 4, 150, roles),
+                (11, 4, 150, roles),
+                (11, 4, 150, roles)
+            ]
+        );
+    }
 }

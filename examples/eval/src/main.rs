@@ -33,6 +33,21 @@ struct Args {
     /// Number of generated streams (seeds 7, 8, ...); default 3, 1 with --quick.
     #[arg(long, value_name = "N")]
     seeds: Option<usize>,
+    /// First seed of the generated streams (held-out checks: seeds no parameter was chosen on).
+    #[arg(long, value_name = "SEED", default_value_t = FIRST_SEED)]
+    first_seed: u64,
+    /// Seed of the Stratus detonations' generated background.
+    #[arg(long, value_name = "SEED", default_value_t = STRATUS_BACKGROUND_SEED)]
+    stratus_seed: u64,
+    /// Days of the generated streams and the Stratus background (default 14, 3 with --quick).
+    #[arg(long, value_name = "N")]
+    days: Option<u32>,
+    /// People in the generated organisations (default 25, 8 with --quick).
+    #[arg(long, value_name = "N")]
+    humans: Option<u32>,
+    /// Workload roles in the generated organisations (default 15, 5 with --quick).
+    #[arg(long, value_name = "N")]
+    roles: Option<u32>,
     /// Engine configuration (TOML): an engine configuration or an oddity host configuration.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -64,7 +79,13 @@ fn main() -> Result<()> {
     if seeds_n == 0 && args.seeds.is_some() {
         eprintln!("oddity-eval: --seeds 0: no generated streams");
     }
-    let seeds: Vec<u64> = (0..seeds_n as u64).map(|i| FIRST_SEED + i).collect();
+    let seeds: Vec<u64> = (0..seeds_n as u64).map(|i| args.first_seed + i).collect();
+    let variant = oddity_eval::Variant {
+        stratus_seed: Some(args.stratus_seed),
+        days: args.days,
+        humans: args.humans,
+        roles: args.roles,
+    };
     let data = args.data.clone().unwrap_or_else(default_data_dir);
     let data = data.canonicalize().unwrap_or(data);
     let (config, config_origin) = match &args.config {
@@ -81,7 +102,7 @@ fn main() -> Result<()> {
     let fingerprint = engine.fingerprint().to_owned();
     let warm_up = engine.settings().engine.warm_up;
     drop(engine);
-    let (specs, skipped) = plan(args.quick, &seeds, &data);
+    let (specs, skipped) = plan(args.quick, &seeds, &data, &variant);
     if specs.is_empty() {
         bail!("nothing to run");
     }
@@ -95,7 +116,7 @@ fn main() -> Result<()> {
     } else {
         format!("cargo run --release -p oddity-eval -- {}", argv.join(" "))
     };
-    let template = gen_config(args.quick, FIRST_SEED);
+    let template = variant.shape(gen_config(args.quick, args.first_seed));
     let parameters = vec![
         format!(
             "generated: seeds {}; days {}, humans {}, roles {}, attack repeats {}, new engineers {}, IAM-user share {} (all six scenarios)",
@@ -112,7 +133,8 @@ fn main() -> Result<()> {
             template.iam_user_share
         ),
         format!(
-            "stratus: background seed {STRATUS_BACKGROUND_SEED} (same size, attacks off); one technique per slot after {:.0} % of the stream; victims: IAM users with >= {MIN_VICTIM_EVENTS} events before, round robin",
+            "stratus: background seed {} (same size, attacks off); one technique per slot after {:.0} % of the stream; victims: IAM users with >= {MIN_VICTIM_EVENTS} events before, round robin",
+            args.stratus_seed,
             INJECT_AFTER * 100.0
         ),
         format!(
