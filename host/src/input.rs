@@ -187,23 +187,38 @@ pub async fn read_source(
         message,
         events,
     };
+    // Opening and the first read may wait for ever (a FIFO without a writer, a quiet stream):
+    // a stop request (SIGTERM) ends the wait; the blocked thread is left behind, and exiting
+    // ends it.
     let raw: Reader = match source {
         Source::Stdin => crate::blocking::reader("<stdin>", std::io::stdin()),
         Source::File(p) => {
-            let file = std::fs::File::open(p).map_err(|e| fail(0, format!("cannot open: {e}")))?;
+            let path = p.clone();
+            let open = tokio::task::spawn_blocking(move || std::fs::File::open(path));
+            let file = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(0),
+                f = open => f
+                    .map_err(|e| fail(0, format!("cannot open: {e}")))?
+                    .map_err(|e| fail(0, format!("cannot open: {e}")))?,
+            };
             crate::blocking::reader(&name, file)
         }
     }
     .map_err(|e| fail(0, format!("cannot start reading: {e}")))?;
-    let (head, raw) = peek(raw)
-        .await
-        .map_err(|e| fail(0, format!("cannot read: {e}")))?;
+    let (head, raw) = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Ok(0),
+        r = peek(raw) => r.map_err(|e| fail(0, format!("cannot read: {e}")))?,
+    };
     let (mut reader, head) = if head.starts_with(&GZIP_MAGIC) {
         let mut gz = async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(raw));
         gz.multiple_members(true);
-        let (head, r) = peek(Box::new(gz))
-            .await
-            .map_err(|e| fail(0, format!("cannot decompress: {e}")))?;
+        let (head, r) = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(0),
+            r = peek(Box::new(gz)) => r.map_err(|e| fail(0, format!("cannot decompress: {e}")))?,
+        };
         (r, head)
     } else {
         (raw, head)

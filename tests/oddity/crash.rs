@@ -252,3 +252,41 @@ fn a_closed_downstream_pipe_saves_the_state_and_ends_quietly() {
         "the state was saved"
     );
 }
+
+/// A stop request ends a wait for an input that never comes: here a FIFO no one opens for
+/// writing, after an input that was read.
+#[test]
+fn sigterm_ends_a_wait_on_an_input_that_never_opens() {
+    let dir = tempdir();
+    let fifo = dir.path().join("nobody-writes.jsonl");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let mut child = oddity()
+        .args(["-q", "-"])
+        .arg(&fifo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start oddity");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    writeln!(stdin, "{}", event(0)).expect("feed");
+    stdin.flush().expect("flush");
+    // Its line proves the run is under way (and the signal handler in place).
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read");
+    assert!(line.contains("novelty"), "{line}");
+    // The end of the first input: oddity opens the FIFO and waits there.
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    assert_eq!(wait(&mut child, Duration::from_secs(20)), Some(0));
+}
