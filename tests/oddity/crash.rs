@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{example, oddity, run, tempdir};
+use crate::util::{example, mkfifo, oddity, run, send_signal, tempdir};
 
 fn event(n: usize) -> String {
     format!(
@@ -151,19 +151,31 @@ fn a_second_run_on_the_same_state_refuses_to_start() {
     assert_eq!(wait(&mut first, Duration::from_secs(30)), Some(0));
 }
 
-/// Feeds `n` events on a live stdin, waits for their output, sends `signal`.
-fn stop_with(signal: &str) {
-    let dir = tempdir();
-    let state = dir.path().join("model.snap");
-    let mut child = oddity()
-        .args(["-q", "--state", state.to_str().expect("utf-8")])
+/// Starts `cmd` with its standard input and output piped: the child, its input, its output.
+fn live(
+    cmd: &mut std::process::Command,
+) -> (
+    Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+) {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start oddity");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let stdin = child.stdin.take().expect("stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, stdin, stdout)
+}
+
+/// Feeds `n` events on a live stdin, waits for their output, sends `signal`.
+fn stop_with(signal: &str) {
+    let dir = tempdir();
+    let state = dir.path().join("model.snap");
+    let (mut child, mut stdin, mut stdout) =
+        live(oddity().args(["-q", "--state", state.to_str().expect("utf-8")]));
     const N: usize = 30;
     let mut seen = Vec::new();
     for round in 0..3 {
@@ -178,11 +190,7 @@ fn stop_with(signal: &str) {
             seen.push(serde_json::from_str::<Value>(&line).expect("json"));
         }
     }
-    let kill = std::process::Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
+    send_signal(&child, signal);
     assert_eq!(
         wait(&mut child, Duration::from_secs(30)),
         Some(0),
@@ -259,21 +267,8 @@ fn a_closed_downstream_pipe_saves_the_state_and_ends_quietly() {
 fn sigterm_ends_a_wait_on_an_input_that_never_opens() {
     let dir = tempdir();
     let fifo = dir.path().join("nobody-writes.jsonl");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(status.success());
-    let mut child = oddity()
-        .args(["-q", "-"])
-        .arg(&fifo)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start oddity");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    mkfifo(&fifo);
+    let (mut child, mut stdin, mut stdout) = live(oddity().args(["-q", "-"]).arg(&fifo));
     writeln!(stdin, "{}", event(0)).expect("feed");
     stdin.flush().expect("flush");
     // Its line proves the run is under way (and the signal handler in place).
@@ -283,10 +278,6 @@ fn sigterm_ends_a_wait_on_an_input_that_never_opens() {
     // The end of the first input: oddity opens the FIFO and waits there.
     drop(stdin);
     std::thread::sleep(Duration::from_millis(300));
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
+    send_signal(&child, "-TERM");
     assert_eq!(wait(&mut child, Duration::from_secs(20)), Some(0));
 }

@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use serde_json::Value;
 
-use crate::util::{oddity, run, run_cmd, score_record, tempdir};
+use crate::util::{mkfifo, oddity, run, run_cmd, score_record, tempdir};
 
 /// A CloudTrail event of `user` calling `action`, with `extra` members spliced in at the end.
 fn event(user: &str, action: &str, extra: &str) -> String {
@@ -278,11 +278,7 @@ fn a_file_that_vanishes_before_it_is_read_fails_alone() {
     // The first input is a FIFO: oddity has listed every input and waits on it; the test then
     // removes the second input and feeds the first.
     let fifo = dir.path().join("live.jsonl");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(status.success());
+    mkfifo(&fifo);
     let vanishing = dir.path().join("vanishing.jsonl");
     std::fs::write(&vanishing, event("raul", "Never", "") + "\n").expect("write");
     let last = dir.path().join("last.jsonl");
