@@ -857,6 +857,12 @@ mod tests {
                 "",
                 "-",
             ),
+            // A switch-role console sign-in: the session was MFA'd, the sign-in step says no.
+            (
+                r#""type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/Admin/raul","sessionContext":{"attributes":{"mfaAuthenticated":"true"}}"#,
+                r#","additionalEventData":{"MFAUsed":"No"}"#,
+                "mfa",
+            ),
         ] {
             let line = format!(
                 r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{{identity}}},"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin"{extra}}}"#
