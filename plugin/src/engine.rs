@@ -764,6 +764,48 @@ mod tests {
     }
 
     #[test]
+    fn cloudtrail_resources_named_in_lists() {
+        let mut e = Engine::new("").expect("config");
+        let resource = |e: &mut Engine, rest: &str| {
+            let line = format!(
+                r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/raul"}},{rest}}}"#
+            );
+            let r = e.score_line(line.as_bytes()).expect("scored");
+            let at = r
+                .fields
+                .iter()
+                .position(|f| f == "resource")
+                .expect("resource");
+            r.observation[at].clone()
+        };
+        assert_eq!(
+            resource(
+                &mut e,
+                r#""eventSource":"ssm.amazonaws.com","eventName":"GetParameters","requestParameters":{"names":["/prod/db/password","/prod/api/key"],"withDecryption":true}"#
+            ),
+            "/prod/db/password"
+        );
+        let key = "arn:aws:kms:us-east-1:1:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(
+            resource(
+                &mut e,
+                &format!(
+                    r#""eventSource":"kms.amazonaws.com","eventName":"Decrypt","requestParameters":{{"encryptionAlgorithm":"SYMMETRIC_DEFAULT"}},"resources":[{{"accountId":"1","type":"AWS::KMS::Key","ARN":"{key}"}}]"#
+                )
+            ),
+            key
+        );
+        // Other services' `resources` are not read (an AssumeRole lists its role there).
+        assert_eq!(
+            resource(
+                &mut e,
+                r#""eventSource":"sts.amazonaws.com","eventName":"AssumeRole","resources":[{"ARN":"arn:aws:iam::1:role/Admin"}]"#
+            ),
+            "-"
+        );
+    }
+
+    #[test]
     fn a_principal_without_an_arn_is_the_person_or_the_role_not_the_session() {
         let mut e = Engine::new("").expect("config");
         let principal = |e: &mut Engine, identity: &str| {

@@ -278,13 +278,36 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
         Ok(())
     }
 
+    /// An array is skipped, except the elements a path names by index (`resources.0.ARN`).
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if let Some(flag) = self.top {
             *flag = true;
             return Err(de::Error::custom("not an object"));
         }
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
+        let node = &self.ex.nodes[self.node];
+        let mut index = 0usize;
+        loop {
+            let child = node
+                .children
+                .iter()
+                .find(|(k, _)| k.parse::<usize>() == Ok(index))
+                .map(|&(_, child)| child);
+            let more = match child {
+                Some(child) => seq
+                    .next_element_seed(NodeSeed {
+                        ex: self.ex,
+                        node: child,
+                        out: &mut *self.out,
+                        top: None,
+                    })?
+                    .is_some(),
+                None => seq.next_element::<IgnoredAny>()?.is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            index += 1;
+        }
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -369,6 +392,24 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn a_path_goes_into_an_array_by_index() {
+        let ex = Extractor::new(&paths(&["resources.0.ARN", "names.1", "names.5", "o.0"]));
+        let got = run(
+            &ex,
+            r#"{"resources":[{"ARN":"arn:key","type":"AWS::KMS::Key"},{"ARN":"second"}],"names":["p1",["deep"],"p3"],"o":{"0":"key zero"}}"#,
+        )
+        .expect("ok");
+        // An element that is not a scalar counts as absent, like any object or array; an index
+        // past the end is absent; in an object, "0" is an ordinary key.
+        assert_eq!(
+            got,
+            vec![Some("arn:key".into()), None, None, Some("key zero".into())]
+        );
+        let got = run(&ex, r#"{"resources":"not an array","names":["a","b"]}"#).expect("ok");
+        assert_eq!(got, vec![None, Some("b".into()), None, None]);
     }
 
     #[test]
