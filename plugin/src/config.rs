@@ -228,15 +228,6 @@ fn to_paths(key: &str, raw: Option<RawPaths>) -> Result<Vec<JsonPath>, ConfigErr
     }
 }
 
-/// A field's source: a path, or `{ format = "...{}...{}", from = [paths], when = { path =
-/// "...", equals = "..." } }`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawSource {
-    Path(RawPath),
-    Compose(RawCompose),
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCompose {
@@ -252,10 +243,22 @@ struct RawWhen {
     equals: String,
 }
 
-fn to_source(key: &str, raw: RawSource) -> Result<Source, ConfigError> {
-    let c = match raw {
-        RawSource::Path(p) => return Ok(Source::Path(to_path(key, p)?)),
-        RawSource::Compose(c) => c,
+/// A field's source: a path (dotted, or an array of keys), or `{ format = "...{}...{}", from =
+/// [paths], when = { path = "...", equals = "..." } }`. Read from TOML by hand, so that a
+/// mistake is named precisely (an untagged enum could only say that nothing matched).
+fn to_source(key: &str, raw: toml::Value) -> Result<Source, ConfigError> {
+    let c: RawCompose = match raw {
+        toml::Value::Table(t) => toml::Value::Table(t)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(format!("{key}: {}", e.message())))?,
+        other => {
+            let path = other.try_into::<RawPath>().map_err(|_| {
+                invalid(format!(
+                    "{key}: a path is a dotted string, an array of keys, or {{ format, from, when }}"
+                ))
+            })?;
+            return Ok(Source::Path(to_path(key, path)?));
+        }
     };
     let pieces: Vec<String> = c.format.split("{}").map(str::to_owned).collect();
     if c.from.is_empty() || pieces.len() != c.from.len() + 1 {
@@ -281,7 +284,7 @@ fn to_source(key: &str, raw: RawSource) -> Result<Source, ConfigError> {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawField {
     path: Option<RawPath>,
-    paths: Option<Vec<RawSource>>,
+    paths: Option<Vec<toml::Value>>,
     #[serde(default)]
     normalize: Vec<toml::Value>,
     default: Option<String>,
@@ -761,6 +764,20 @@ mod tests {
                 "{e}"
             );
         }
+        // A mistake is named, with its place.
+        let typo = text("{}/{}").replace("format =", "formt =");
+        let e = Settings::parse(&typo).expect_err("invalid");
+        assert!(
+            e.to_string().contains("fields.user.paths[1]")
+                && e.to_string().contains("unknown field `formt`"),
+            "{e}"
+        );
+        let number = text("{}/{}").replace(r#""user.arn","#, "42,");
+        let e = Settings::parse(&number).expect_err("invalid");
+        assert!(
+            e.to_string().contains("fields.user.paths[0]") && e.to_string().contains("a path is"),
+            "{e}"
+        );
         // Through an engine: composed when every part is there and the condition holds.
         let mut engine = crate::Engine::new(&text("{}/{}")).expect("valid");
         let who = |engine: &mut crate::Engine, user: &str| {
