@@ -108,13 +108,13 @@ pub async fn run(
     // Writing a file that is also read would destroy it (`-o` truncates before the reading).
     for source in &sources {
         if let Source::File(input) = source
-            && let Some((what, _)) = settings
+            && let Some(written) = settings
                 .written_files()
                 .into_iter()
-                .find(|(_, written)| crate::settings::same_file(input, written))
+                .find(|w| crate::settings::same_file(input, w.path))
         {
             bail!(
-                "{} is both an input and the {what} file; write to another file",
+                "{} is both an input and {written}; write to another file",
                 input.display()
             );
         }

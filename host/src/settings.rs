@@ -121,6 +121,27 @@ struct RawSandbox {
     deadline: Option<String>,
 }
 
+/// A file a run writes: what it is, the setting that names it, and its path.
+#[derive(Debug, Clone, Copy)]
+pub struct WrittenFile<'a> {
+    pub what: &'static str,
+    pub key: &'static str,
+    pub path: &'a std::path::Path,
+}
+
+impl<'a> WrittenFile<'a> {
+    fn new(what: &'static str, key: &'static str, path: &'a std::path::Path) -> Self {
+        WrittenFile { what, key, path }
+    }
+}
+
+impl std::fmt::Display for WrittenFile<'_> {
+    /// `the state file (state.file)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the {} file ({})", self.what, self.key)
+    }
+}
+
 /// Whether two paths name the same file: the same file on disk when both exist (links
 /// resolved), else the same absolute path.
 pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
@@ -134,25 +155,25 @@ pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 }
 
 impl Settings {
-    /// The files this run writes, each with what it is (for the checks that no two are the
-    /// same, and that none is an input).
-    pub fn written_files(&self) -> Vec<(&'static str, &std::path::Path)> {
+    /// The files this run writes, each with what it is and its setting (for the checks that no
+    /// two are the same, and that none is an input).
+    pub fn written_files(&self) -> Vec<WrittenFile<'_>> {
         let mut files = Vec::new();
         if let Some(o) = &self.output {
-            files.push(("output", o.as_path()));
+            files.push(WrittenFile::new("output", "output", o));
         }
         if let Some(s) = &self.state {
-            files.push(("state", s.file.as_path()));
+            files.push(WrittenFile::new("state", "state.file", &s.file));
         }
         if let BadLinePolicy::DeadLetter(f) = &self.bad_lines {
-            files.push(("dead-letter", f.as_path()));
+            files.push(WrittenFile::new("dead-letter", "bad-lines.file", f));
         }
         if let Some(AlertSettings {
             sink: AlertSink::File(a),
             ..
         }) = &self.alerts
         {
-            files.push(("alerts", a.as_path()));
+            files.push(WrittenFile::new("alerts", "alerts.file", a));
         }
         files
     }
@@ -326,7 +347,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         _ => None,
     };
     let alerts = alerts(raw.alerts, raw.output.as_deref())?;
-    let bad_lines = bad_lines(raw.bad_lines, raw.output.as_deref(), alerts.as_ref())?;
+    let bad_lines = bad_lines(raw.bad_lines)?;
     let (engine_config, profile_origin) = engine_config(
         raw.profile.as_deref().unwrap_or("cloudtrail"),
         raw.engine,
@@ -353,13 +374,13 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         quiet: raw.quiet.unwrap_or(false),
     };
     // Two of the files written being one would lose one of them (a snapshot over the scored
-    // events, alerts among them).
+    // events, alerts or dead letters among them), by the file itself (links, `./`).
     let written = settings.written_files();
-    for (i, (what, a)) in written.iter().enumerate() {
-        if let Some((other, _)) = written[..i].iter().find(|(_, b)| same_file(a, b)) {
+    for (i, a) in written.iter().enumerate() {
+        if let Some(b) = written[..i].iter().find(|b| same_file(a.path, b.path)) {
             return Err(format!(
-                "the {what} file {} is also the {other} file",
-                a.display()
+                "{a}, {}, is also {b}: write them to different files",
+                a.path.display()
             ));
         }
     }
@@ -392,16 +413,8 @@ fn alerts(
             return Err("alerts.file is - (alerts on standard output), so the scored stream needs a file: add -o FILE (output = ...)".to_owned());
         }
         "-" => AlertSink::Stdout,
-        path => {
-            let path = PathBuf::from(path);
-            if output == Some(path.as_path()) {
-                return Err(format!(
-                    "alerts.file {} is also the output file",
-                    path.display()
-                ));
-            }
-            AlertSink::File(path)
-        }
+        // That it is not the output (nor any other file written) is checked with them all.
+        path => AlertSink::File(PathBuf::from(path)),
     };
     let event_threshold = raw.event_threshold.unwrap_or(DEFAULT_EVENT_THRESHOLD);
     if !(0.0..=1.0).contains(&event_threshold) {
@@ -430,11 +443,7 @@ fn alerts(
 }
 
 /// `[bad-lines]`: `policy = "pass"` (the default) or `"dead-letter"` with a `file`.
-fn bad_lines(
-    raw: Option<RawBadLines>,
-    output: Option<&std::path::Path>,
-    alerts: Option<&AlertSettings>,
-) -> Result<BadLinePolicy, String> {
+fn bad_lines(raw: Option<RawBadLines>) -> Result<BadLinePolicy, String> {
     let raw = raw.unwrap_or_default();
     match (raw.policy.as_deref(), raw.file) {
         (None | Some("pass"), None) => Ok(BadLinePolicy::Pass),
@@ -444,23 +453,6 @@ fn bad_lines(
         (None | Some("dead-letter"), Some(file)) => {
             if file.as_os_str().is_empty() || file.as_os_str() == "-" {
                 return Err("bad-lines.file must be a file".to_owned());
-            }
-            if output == Some(file.as_path()) {
-                return Err(format!(
-                    "bad-lines.file {} is also the output file",
-                    file.display()
-                ));
-            }
-            if let Some(AlertSettings {
-                sink: AlertSink::File(a),
-                ..
-            }) = alerts
-                && a == &file
-            {
-                return Err(format!(
-                    "bad-lines.file {} is also the alerts file",
-                    file.display()
-                ));
             }
             Ok(BadLinePolicy::DeadLetter(file))
         }

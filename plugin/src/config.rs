@@ -61,6 +61,20 @@ pub enum Source {
     },
 }
 
+impl Source {
+    /// The source as a message names it: `a.b`, or `a.b + c.d` for a composed one.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Path(p) => p.join("."),
+            Source::Compose { from, .. } => from
+                .iter()
+                .map(|p| p.join("."))
+                .collect::<Vec<_>>()
+                .join(" + "),
+        }
+    }
+}
+
 /// One named categorical field of the observation.
 #[derive(Debug, Clone)]
 pub struct Field {
@@ -248,7 +262,7 @@ struct RawWhen {
 /// mistake is named precisely (an untagged enum could only say that nothing matched).
 fn to_source(key: &str, raw: toml::Value) -> Result<Source, ConfigError> {
     let c: RawCompose = match raw {
-        toml::Value::Table(t) => toml::Value::Table(t)
+        table @ toml::Value::Table(_) => table
             .try_into()
             .map_err(|e: toml::de::Error| invalid(format!("{key}: {}", e.message())))?,
         other => {

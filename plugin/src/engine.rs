@@ -345,18 +345,7 @@ impl Engine {
                 (Some(v), _) => memo.apply(field, v),
                 (None, Some(d)) => Cow::Owned(d.clone()),
                 (None, None) => {
-                    let paths: Vec<String> = field
-                        .paths
-                        .iter()
-                        .map(|source| match source {
-                            Source::Path(p) => p.join("."),
-                            Source::Compose { from, .. } => from
-                                .iter()
-                                .map(|p| p.join("."))
-                                .collect::<Vec<_>>()
-                                .join(" + "),
-                        })
-                        .collect();
+                    let paths: Vec<String> = field.paths.iter().map(Source::describe).collect();
                     return Err(ScoreError::FieldMissing(format!(
                         "{} (path {})",
                         field.name,
@@ -721,6 +710,13 @@ mod tests {
         assert_eq!((statuses.len(), lines), (3, 3));
     }
 
+    /// The value `field` takes in the observation of `line`, scored (and learned) by `e`.
+    fn observed(e: &mut Engine, line: &str, field: &str) -> String {
+        let r = e.score_line(line.as_bytes()).expect("scored");
+        let at = r.fields.iter().position(|f| f == field).expect("field");
+        r.observation[at].clone()
+    }
+
     #[test]
     fn cloudtrail_outcomes_are_classes_and_a_failed_console_sign_in_is_denied() {
         let mut e = Engine::new("").expect("config");
@@ -728,13 +724,7 @@ mod tests {
             let line = format!(
                 r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/raul"}},"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin"{extra}}}"#
             );
-            let r = e.score_line(line.as_bytes()).expect("scored");
-            let at = r
-                .fields
-                .iter()
-                .position(|f| f == "outcome")
-                .expect("outcome");
-            r.observation[at].clone()
+            observed(e, &line, "outcome")
         };
         for (extra, want) in [
             ("", "ok"),
@@ -770,13 +760,7 @@ mod tests {
             let line = format!(
                 r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/raul"}},{rest}}}"#
             );
-            let r = e.score_line(line.as_bytes()).expect("scored");
-            let at = r
-                .fields
-                .iter()
-                .position(|f| f == "resource")
-                .expect("resource");
-            r.observation[at].clone()
+            observed(e, &line, "resource")
         };
         assert_eq!(
             resource(
@@ -909,9 +893,7 @@ mod tests {
             let line = format!(
                 r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{{identity}}},"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin"{extra}}}"#
             );
-            let r = e.score_line(line.as_bytes()).expect("scored");
-            let at = r.fields.iter().position(|f| f == "mfa").expect("mfa");
-            assert_eq!(r.observation[at], want, "{line}");
+            assert_eq!(observed(&mut e, &line, "mfa"), want, "{line}");
         }
     }
 

@@ -23,6 +23,8 @@ pub enum ExtractError {
 #[derive(Debug, Default)]
 struct TrieNode {
     children: Vec<(String, usize)>,
+    /// The children whose key is an array index (`0` in `resources.0.ARN`), by index.
+    elements: Vec<(usize, usize)>,
     /// The slot filled with this node's scalar value, if a path ends here.
     slot: Option<usize>,
     /// Every slot at or below this node (cleared when a duplicate key revisits it).
@@ -61,6 +63,9 @@ impl Extractor {
                         nodes.push(TrieNode::default());
                         let child = nodes.len() - 1;
                         nodes[at].children.push((key.clone(), child));
+                        if let Ok(index) = key.parse::<usize>() {
+                            nodes[at].elements.push((index, child));
+                        }
                         child
                     }
                 };
@@ -284,13 +289,12 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
             *flag = true;
             return Err(de::Error::custom("not an object"));
         }
-        let node = &self.ex.nodes[self.node];
+        let elements = &self.ex.nodes[self.node].elements;
         let mut index = 0usize;
         loop {
-            let child = node
-                .children
+            let child = elements
                 .iter()
-                .find(|(k, _)| k.parse::<usize>() == Ok(index))
+                .find(|&&(i, _)| i == index)
                 .map(|&(_, child)| child);
             let more = match child {
                 Some(child) => seq
