@@ -11,8 +11,10 @@
 //! order. In a directory only log files are read (`.json`, `.jsonl`, `.ndjson`, `.log`, and those
 //! with `.gz`); hidden entries, `CloudTrail-Digest` folders (integrity digests, not events) and
 //! `CloudTrail-Insight` folders (Insights events: statistics about API call rates, not calls) are
-//! skipped. Files named on the command line are always read. A source that fails midway (truncated gzip, invalid JSON envelope, vanished file)
-//! keeps the events read so far, is reported with its name, and the next source is read.
+//! skipped. Files named on the command line are always read. A source that fails midway (truncated gzip, vanished file)
+//! keeps the events read so far, is reported with its name, and the next source is read. An
+//! envelope or array that stops being JSON loses nothing: from the fault on, the rest of the
+//! file is read as lines (and the file is reported).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -232,19 +234,41 @@ pub async fn read_source(
             .map_err(|e| fail(0, format!("cannot read: {e}")))?;
     }
     match layout_of(&head) {
-        Layout::Lines => read_lines(reader, index, opts, tx, cancel)
+        Layout::Lines => read_lines(reader, index, opts, tx, cancel, 0)
             .await
             .map_err(|(n, e)| fail(n, e)),
         layout => {
-            let tx = tx.clone();
-            let cancel = cancel.clone();
+            let tx2 = tx.clone();
+            let cancel2 = cancel.clone();
             let bridge = tokio_util::io::SyncIoBridge::new(reader);
-            tokio::task::spawn_blocking(move || {
-                read_records(bridge, layout, index, opts, &tx, &cancel)
+            let outcome = tokio::task::spawn_blocking(move || {
+                read_records(bridge, layout, index, opts, &tx2, &cancel2)
             })
             .await
-            .map_err(|e| fail(0, format!("reader task failed: {e}")))?
-            .map_err(|(n, e)| fail(n, e))
+            .map_err(|e| fail(0, format!("reader task failed: {e}")))?;
+            match outcome {
+                Ok(n) => Ok(n),
+                Err(RecordsStop::Failed(n, e)) => Err(fail(n, e)),
+                // Nothing of the file is dropped: what the JSON reader had taken since the last
+                // record, and everything after it, is read as lines (events, or bad lines written
+                // through), and the file is still reported.
+                Err(RecordsStop::Resume {
+                    number,
+                    rest,
+                    reader,
+                    message,
+                }) => {
+                    let reader: Reader =
+                        Box::new(AsyncReadExt::chain(std::io::Cursor::new(rest), reader));
+                    let n = read_lines(reader, index, opts, tx, cancel, number)
+                        .await
+                        .map_err(|(n, e)| fail(n, e))?;
+                    Err(fail(
+                        n,
+                        format!("{message}; from record {} on, read as lines", number + 1),
+                    ))
+                }
+            }
         }
     }
 }
@@ -254,16 +278,17 @@ pub async fn read_source(
 /// megabytes (an endless line, such as `/dev/zero`, would fill memory).
 const BATCH_BYTES: usize = 1 << 20;
 
+/// Reads JSON lines; `number` is the number of items of the source before them.
 async fn read_lines(
     reader: Reader,
     index: u32,
     opts: ReadOptions,
     tx: &mpsc::Sender<Batch>,
     cancel: &CancellationToken,
+    mut number: u64,
 ) -> Result<u64, (u64, String)> {
     use futures::FutureExt as _;
     let mut framed = FramedRead::with_capacity(reader, LineCodec::new(opts.max_line), 1 << 20);
-    let mut number = 0u64;
     // Inside an over-long line whose pieces span batches: its next piece is the same line.
     let mut continuing = false;
     loop {
@@ -316,15 +341,108 @@ async fn read_lines(
     }
 }
 
+/// How reading records ended early.
+enum RecordsStop {
+    /// The source cannot be read further (a read error, a corrupt gzip stream).
+    Failed(u64, String),
+    /// The text is not (or no longer) envelopes or arrays: `rest` (what the JSON reader took
+    /// since the last record, and what was buffered after it) and then `reader` are to be read
+    /// as lines, numbered after `number`.
+    Resume {
+        number: u64,
+        rest: Vec<u8>,
+        reader: Reader,
+        message: String,
+    },
+}
+
+/// The JSON reader's source, buffered: keeps the bytes taken since the last record (or the
+/// start of the top-level value), so that nothing is lost when the text turns out not to be
+/// JSON.
+struct Tracked<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Next byte to hand out.
+    pos: usize,
+    /// Start of the kept bytes.
+    mark: usize,
+    /// Set by the sink when it takes a record: the bytes before the next read are that
+    /// record's, and are no longer kept.
+    taken: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: std::io::Read> Tracked<R> {
+    const CHUNK: usize = 256 * 1024;
+
+    fn new(inner: R, taken: std::rc::Rc<std::cell::Cell<bool>>) -> Self {
+        Tracked {
+            inner,
+            buf: Vec::with_capacity(Self::CHUNK),
+            pos: 0,
+            mark: 0,
+            taken,
+        }
+    }
+
+    /// The bytes not yet handed out, reading more when there are none (empty at the end).
+    fn fill(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos == self.buf.len() {
+            self.buf.drain(..self.mark);
+            self.pos -= self.mark;
+            self.mark = 0;
+            let len = self.buf.len();
+            self.buf.resize(len + Self::CHUNK, 0);
+            let n = loop {
+                match self.inner.read(&mut self.buf[len..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            self.buf.truncate(len + n.as_ref().copied().unwrap_or(0));
+            n?;
+        }
+        Ok(&self.buf[self.pos..])
+    }
+
+    /// Drops what is kept: the next byte starts a value.
+    fn forget(&mut self) {
+        self.mark = self.pos;
+        self.taken.set(false);
+    }
+
+    /// The bytes taken since the last record or the start of the top-level value.
+    fn kept(&self) -> &[u8] {
+        if self.taken.get() {
+            &[]
+        } else {
+            &self.buf[self.mark..self.pos]
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Tracked<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.taken.replace(false) {
+            self.mark = self.pos;
+        }
+        let buf = self.fill()?;
+        let n = buf.len().min(out.len());
+        out[..n].copy_from_slice(&buf[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Streams records out of envelopes or arrays (blocking; runs on the blocking pool).
 fn read_records(
-    reader: impl std::io::Read,
+    bridge: tokio_util::io::SyncIoBridge<Reader>,
     layout: Layout,
     index: u32,
     opts: ReadOptions,
     tx: &mpsc::Sender<Batch>,
     cancel: &CancellationToken,
-) -> Result<u64, (u64, String)> {
+) -> Result<u64, RecordsStop> {
+    let taken = std::rc::Rc::new(std::cell::Cell::new(false));
     let mut sink = Sink {
         batch: Vec::with_capacity(opts.batch),
         bytes: 0,
@@ -334,29 +452,30 @@ fn read_records(
         tx,
         cancel,
         closed: false,
+        taken: taken.clone(),
     };
-    let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
-    let result = (|| -> Result<(), String> {
+    let mut reader = Tracked::new(bridge, taken);
+    let result = (|| -> Result<(), serde_json::Error> {
         loop {
-            // Skip whitespace between top-level values; stop at the end.
+            // Skip whitespace (and stray byte-order marks) between top-level values; stop at
+            // the end.
             let next = loop {
-                let buf = std::io::BufRead::fill_buf(&mut reader)
-                    .map_err(|e| format!("read error: {e}"))?;
+                let buf = reader.fill().map_err(serde_json::Error::io)?;
+                if buf.is_empty() {
+                    break None;
+                }
                 match buf.iter().position(|b| {
                     !b.is_ascii_whitespace() && *b != 0xef && *b != 0xbb && *b != 0xbf
                 }) {
                     Some(i) => {
                         let b = buf[i];
-                        std::io::BufRead::consume(&mut reader, i);
+                        reader.pos += i;
                         break Some(b);
                     }
-                    None if buf.is_empty() => break None,
-                    None => {
-                        let n = buf.len();
-                        std::io::BufRead::consume(&mut reader, n);
-                    }
+                    None => reader.pos += buf.len(),
                 }
             };
+            reader.forget();
             let Some(first) = next else { return Ok(()) };
             if sink.closed {
                 return Ok(());
@@ -365,24 +484,53 @@ fn read_records(
             // object that is neither (a file of JSON lines after a first line that looked like
             // an envelope or an array): it is a record itself, never dropped.
             let mut de = serde_json::Deserializer::from_reader(&mut reader);
-            let outcome = match first {
-                b'{' => EnvelopeSeed(&mut sink).deserialize(&mut de),
-                b'[' => RecordsSeed(&mut sink).deserialize(&mut de),
+            match first {
+                b'{' => EnvelopeSeed(&mut sink).deserialize(&mut de)?,
+                b'[' => RecordsSeed(&mut sink).deserialize(&mut de)?,
                 _ => {
-                    return Err(match layout {
+                    return Err(de::Error::custom(match layout {
                         Layout::Envelope => {
                             "expected another {\"Records\": [...]} envelope or a JSON object"
                         }
                         _ => "expected another JSON array of records or a JSON object",
-                    }
-                    .into());
+                    }));
                 }
-            };
-            outcome.map_err(|e| format!("invalid JSON: {e}"))?;
+            }
         }
     })();
     sink.flush();
-    result.map(|()| sink.number).map_err(|e| (sink.number, e))
+    let number = sink.number;
+    match result {
+        Ok(()) => Ok(number),
+        Err(e) if e.is_io() => {
+            // The rest cannot be read; what was taken of the record being read is kept, as
+            // one bad line whatever line ends it had.
+            let mut part = minify(reader.kept());
+            if sink.closed || part.iter().all(u8::is_ascii_whitespace) {
+                return Err(RecordsStop::Failed(number, format!("read error: {e}")));
+            }
+            for b in &mut part {
+                if matches!(*b, b'\n' | b'\r') {
+                    *b = b' ';
+                }
+            }
+            sink.push_raw(Bytes::from(part));
+            sink.flush();
+            Err(RecordsStop::Failed(sink.number, format!("read error: {e}")))
+        }
+        Err(e) => {
+            // What was taken since the last record, and what is buffered after it; the line
+            // end after the last record is not a line of its own.
+            let rest = &reader.buf[reader.pos - reader.kept().len()..];
+            let blank = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            Err(RecordsStop::Resume {
+                number,
+                rest: rest[blank..].to_vec(),
+                reader: reader.inner.into_inner(),
+                message: format!("invalid JSON: {e}"),
+            })
+        }
+    }
 }
 
 struct Sink<'a> {
@@ -395,6 +543,8 @@ struct Sink<'a> {
     tx: &'a mpsc::Sender<Batch>,
     cancel: &'a CancellationToken,
     closed: bool,
+    /// Tells the reader that a record was taken.
+    taken: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl Sink<'_> {
@@ -403,11 +553,17 @@ impl Sink<'_> {
     }
 
     fn push_text(&mut self, json: &[u8]) {
+        self.push_raw(Bytes::from(minify(json)));
+    }
+
+    /// Takes one item as it is (a record's text, minified, or what was read of a record cut
+    /// short).
+    fn push_raw(&mut self, line: Bytes) {
         if self.closed {
             return;
         }
+        self.taken.set(true);
         self.number += 1;
-        let line = Bytes::from(minify(json));
         self.bytes += line.len();
         self.batch.push(Item {
             frame: Frame::Line(line),

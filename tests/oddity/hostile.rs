@@ -235,38 +235,139 @@ fn a_truncated_gzip_keeps_its_events_and_the_run_goes_on() {
     assert_eq!(got[kept]["eventName"], "After", "the next file is read");
 }
 
+/// Files that start as envelopes or arrays and stop being JSON: the records read are events,
+/// and every line after the point where the JSON broke is read as a line (an event, or a bad
+/// line written through), so nothing is lost; the file is reported and the next one read.
 #[test]
-fn an_envelope_whose_records_are_not_an_array_fails_alone() {
+fn a_delivery_file_that_breaks_loses_nothing() {
     let dir = tempdir();
-    let bad = dir.path().join("1-bad.json");
-    std::fs::write(&bad, r#"{"Records": {"eventName": "NotAnArray"}}"#).expect("write");
-    let cut = dir.path().join("2-cut.json");
-    std::fs::write(
-        &cut,
+    let write = |name: &str, text: String| {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    };
+    // `Records` is not an array: the object is one line of its own.
+    write(
+        "1-not-array.json",
+        r#"{"Records": {"eventName": "NotAnArray"}}"#.to_owned(),
+    );
+    // Cut inside its third record.
+    write(
+        "2-cut.json",
         format!(
             r#"{{"Records": [{}, {}, {{"eventName": "#,
             event("raul", "One", ""),
             event("raul", "Two", "")
         ),
-    )
-    .expect("write");
-    let good = dir.path().join("3-good.json");
-    std::fs::write(
-        &good,
-        format!(r#"{{"Records": [{}]}}"#, event("raul", "Three", "")),
-    )
-    .expect("write");
+    );
+    // `[` alone on the first line, then JSON lines without commas, then `]`.
+    let mut lines = "[\n".to_owned();
+    for name in ["Three", "Four", "Five"] {
+        lines += &event("raul", name, "");
+        lines.push('\n');
+    }
+    lines += "]\n";
+    write("3-bracket-then-lines.json", lines);
+    // A `Records` that is a string, then JSON lines.
+    write(
+        "4-records-string.json",
+        format!(
+            "{{\"Records\": \"x\"}}\n{}\n{}\n",
+            event("raul", "Six", ""),
+            event("raul", "Seven", "")
+        ),
+    );
+    // An envelope, then text that is not JSON, then a JSON line.
+    write(
+        "5-envelope-then-text.json",
+        format!(
+            "{{\"Records\": [{}]}}\nnot json at all\n{}\n",
+            event("raul", "Eight", ""),
+            event("raul", "Nine", "")
+        ),
+    );
+    write(
+        "6-good.json",
+        format!(r#"{{"Records": [{}]}}"#, event("raul", "Ten", "")),
+    );
     let out = run_cmd(oddity().arg(dir.path()), None);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    let names: Vec<Value> = out.json().iter().map(|e| e["eventName"].clone()).collect();
-    assert_eq!(names, ["One", "Two", "Three"]);
+    let lines: Vec<String> = out
+        .raw_lines()
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    let names: Vec<String> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["eventName"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten"
+        ]
+    );
+    // Every other line is there too, in its place: the object that was not an envelope, the
+    // cut record, the closing bracket, the `Records` string and the text.
     assert!(
-        out.stderr.contains("1-bad.json") && out.stderr.contains("must be an array"),
+        lines[0].starts_with(r#"{"Records": {"eventName": "NotAnArray"}"#),
         "{}",
-        out.stderr
+        lines[0]
+    );
+    assert!(lines[3].starts_with(r#", {"eventName": "#), "{}", lines[3]);
+    assert_eq!(lines[7], "]");
+    assert!(lines[8].starts_with(r#"{"Records": "x""#), "{}", lines[8]);
+    assert_eq!(lines[12], "not json at all");
+    assert_eq!(lines.len(), 15, "{lines:#?}");
+    for (file, said) in [
+        ("1-not-array.json", "must be an array"),
+        ("2-cut.json", "EOF while parsing"),
+        (
+            "3-bracket-then-lines.json",
+            "from record 2 on, read as lines",
+        ),
+        ("4-records-string.json", "from record 1 on, read as lines"),
+        ("5-envelope-then-text.json", "expected another"),
+    ] {
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains("input failed") && l.contains(file) && l.contains(said)),
+            "{file}: {said}\n{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("6-good.json"), "{}", out.stderr);
+}
+
+/// A gzipped envelope cut short (a download that stopped): the records before the cut are
+/// events, and what was read of the record being read is one bad line.
+#[test]
+fn a_truncated_gzip_envelope_keeps_the_record_it_cut() {
+    let dir = tempdir();
+    let records: Vec<String> = (0..3000)
+        .map(|i| event(&format!("u{}", i % 7), &format!("Action{i}"), ""))
+        .collect();
+    let gz = gzip(format!("{{\"Records\":[{}]}}", records.join(",")).as_bytes());
+    let cut = dir.path().join("cut.json.gz");
+    std::fs::write(&cut, &gz[..gz.len() * 6 / 10]).expect("write");
+    let out = run_cmd(oddity().arg(&cut), None);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("read error"), "{}", out.stderr);
+    let lines = out.raw_lines();
+    let kept = lines.len() - 1;
+    assert!(kept > 1000 && kept < 3000, "{kept} records before the cut");
+    for (i, line) in lines[..kept].iter().enumerate() {
+        let e: Value = serde_json::from_slice(line).expect("a scored record");
+        assert_eq!(e["eventID"], format!("u{}-Action{i}", i % 7), "in order");
+        score_record(&e);
+    }
+    let last = String::from_utf8_lossy(lines[kept]);
+    assert!(
+        last.starts_with(r#",{"eventVersion":"1.08""#),
+        "the cut record is kept: {last}"
     );
     assert!(
-        out.stderr.contains("2-cut.json") && out.stderr.contains("after 2 events"),
+        out.stderr.contains(&format!("after {} events", kept + 1)),
         "{}",
         out.stderr
     );
