@@ -836,13 +836,44 @@ mod tests {
         ] {
             assert_eq!(principal(&mut e, identity), user, "{identity}");
         }
-        // Only an IAM user's name is composed so: a SAML user's is its own.
+        // Only an IAM user's name is composed so: a SAML user's is its own, with its identity
+        // provider (AWS's documented AssumeRoleWithSAML record).
+        assert_eq!(
+            principal(
+                &mut e,
+                r#""type":"SAMLUser","principalId":"SampleUkh1i4+ExamplexL/jEvs=:anaya","userName":"anaya","identityProvider":"bdGOnTesti4+ExamplexL/jEvs=""#
+            ),
+            "SAMLUser bdGOnTesti4+ExamplexL/jEvs=:anaya"
+        );
         assert_eq!(
             principal(
                 &mut e,
                 r#""type":"SAMLUser","principalId":"SAMLExample:anaya","accountId":"111122223333","userName":"anaya""#
             ),
             "SAMLUser anaya"
+        );
+        // One Kubernetes service account in two EKS clusters: two principals.
+        for cluster in ["A1B2C3", "D4E5F6"] {
+            let provider = format!(
+                "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/{cluster}"
+            );
+            assert_eq!(
+                principal(
+                    &mut e,
+                    &format!(
+                        r#""type":"WebIdentityUser","principalId":"{provider}:sts.amazonaws.com:system:serviceaccount:ops:backup","userName":"system:serviceaccount:ops:backup","identityProvider":"{provider}""#
+                    )
+                ),
+                format!("WebIdentityUser {provider}:system:serviceaccount:ops:backup")
+            );
+        }
+        // An AWS service naming only itself is an AWS service.
+        assert_eq!(
+            principal(
+                &mut e,
+                r#""accountId":"111122223333","invokedBy":"secretsmanager.amazonaws.com""#
+            ),
+            "AWSService secretsmanager.amazonaws.com"
         );
         // An IAM user's id has no session: kept whole.
         assert_eq!(

@@ -5,6 +5,7 @@
 //! below are the raw material.
 
 use rand::Rng as _;
+use rand::SeedableRng as _;
 use rand::seq::IndexedRandom as _;
 
 use crate::Rng;
@@ -502,6 +503,9 @@ pub(crate) struct Org {
     pub roles: Vec<String>,
     /// Prefix of the IAM Identity Center SAML provider (`AWSSSO_<hex>_DO_NOT_DELETE`).
     pub sso_provider: String,
+    /// The SAML `NameQualifier` of that provider: AWS derives it from the issuer, the account
+    /// and the provider's name, so it is the same in every assertion of the organisation.
+    pub saml_qualifier: String,
     /// GitHub organisation name.
     pub github_org: String,
 }
@@ -695,7 +699,7 @@ impl Org {
             "rds-monitoring-role".to_owned(),
         ];
 
-        Org {
+        let mut org = Org {
             company,
             domain,
             other_accounts,
@@ -740,9 +744,22 @@ impl Org {
             users,
             roles,
             sso_provider: format!("AWSSSO_{}_DO_NOT_DELETE", ids::hex(rng, 16)),
+            saml_qualifier: String::new(),
             github_org: format!("{company}-eng"),
             account,
-        }
+        };
+        // From the account and the provider's name, not from `rng`: the rest of the
+        // organisation is as it was without it.
+        let mut from = Rng::seed_from_u64(
+            org.account
+                .bytes()
+                .chain(org.sso_provider.bytes())
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                }),
+        );
+        org.saml_qualifier = format!("{}=", ids::b64(&mut from, 27).replace(['+', '/'], "A"));
+        org
     }
 
     /// The bucket with this name suffix (`"{company}-{suffix}"`), by index.

@@ -157,6 +157,15 @@ fn records_have_the_cloudtrail_shape_and_are_ordered() {
         assert!(identity_types.contains(ty), "no {ty} identity");
     }
     assert!(sources.len() >= 20, "only {} services", sources.len());
+    // A SAML provider's name qualifier is one per provider (AWS derives it from the issuer,
+    // the account and the provider's name), the same in every sign-in.
+    let qualifiers: BTreeSet<String> = events
+        .iter()
+        .map(parse)
+        .filter(|v| v["userIdentity"]["type"] == "SAMLUser")
+        .map(|v| v["userIdentity"]["identityProvider"].to_string())
+        .collect();
+    assert_eq!(qualifiers.len(), 1, "{qualifiers:?}");
 }
 
 #[test]

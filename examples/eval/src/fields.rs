@@ -2,9 +2,12 @@
 //! serde_json (independently of oddity's extractor).
 //!
 //! For a fair comparison the baselines see the same *normalised* values oddity counts: the
-//! principal is oddity's entity (identity type, then the first present of `userIdentity.arn`,
-//! `sessionContext.sessionIssuer.arn`, `invokedBy`, `userName`, `principalId`, `accountId`,
-//! `type`, with assumed-role sessions mapped to their role), the source address is cut to its
+//! principal is oddity's entity (the harness replaces the one read here with the one oddity's
+//! engine read, whenever it read the event: the profile composes some principals, such as a
+//! failed console sign-in's IAM user, which this simpler reading does not; read here: identity
+//! type, then the first present of `userIdentity.arn`, `sessionContext.sessionIssuer.arn`,
+//! `invokedBy`, `userName`, `principalId`, `accountId`, `type`, with assumed-role sessions
+//! mapped to their role), the source address is cut to its
 //! network prefix (/24 for public IPv4) and the user agent to its family. The normalisers are
 //! taken from oddity's built-in `cloudtrail` profile (`oddity_engine::config`), i.e. the same
 //! `arn_role`, `ip_prefix` and `ua_family` functions of `oddity_engine::normalize`.

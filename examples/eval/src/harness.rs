@@ -88,7 +88,12 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
         let t = Instant::now();
         let verdict = engine.score_line(ev.json.as_bytes());
         engine_time += t.elapsed();
-        let fields = Fields::extract(&ev.json, &norm);
+        let mut fields = Fields::extract(&ev.json, &norm);
+        // The baselines judge per principal as oddity does: the principal is the entity
+        // oddity's profile reads (its composed and fallback sources included).
+        if let (Some(f), Ok(r)) = (&mut fields, &verdict) {
+            f.values[PRINCIPAL].clone_from(&r.principal);
+        }
         let ids = fields.as_ref().map(|f| interner.ids(f));
         let mut row = Row {
             truth: ev.truth,
