@@ -201,7 +201,11 @@ impl Normalizer {
 /// `192.0.2.17` -> `192.0.2.0/24`; `2001:db8:1:2::5` -> `2001:db8:1::/48`; private addresses
 /// use the `private` prefix length (`10.1.2.3` -> `10.1.0.0/16`).
 pub fn ip_prefix(value: &str, v4: u8, v6: u8, private: u8) -> Option<String> {
-    let ip: IpAddr = value.trim().parse().ok()?;
+    let value = value.trim();
+    let ip: IpAddr = value
+        .parse()
+        .ok()
+        .or_else(|| dotted_decimal(value).map(IpAddr::V4))?;
     Some(match ip {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
@@ -233,6 +237,24 @@ pub fn ip_prefix(value: &str, v4: u8, v6: u8, private: u8) -> Option<String> {
             format!("{}/{v6}", std::net::Ipv6Addr::from(bits & mask))
         }
     })
+}
+
+/// An IPv4 address whose octets carry leading zeros (`203.0.113.07`, as some anonymisers and
+/// exports write them), read as decimal; the standard parser refuses them (they could be octal).
+fn dotted_decimal(value: &str) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = value.split('.');
+    for o in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *o = part.parse().ok()?;
+    }
+    parts
+        .next()
+        .is_none()
+        .then(|| std::net::Ipv4Addr::from(octets))
 }
 
 /// The role ARN for an assumed-role session ARN or a role ARN with a path; an IAM user's ARN
@@ -472,6 +494,22 @@ mod tests {
             p("::ffff:198.51.100.3", 24, 48).as_deref(),
             Some("198.51.100.0/24")
         );
+        // Leading zeros (anonymised exports) are decimal, not a reason to keep the address.
+        assert_eq!(
+            p("253.252.51.07", 24, 48).as_deref(),
+            Some("253.252.51.0/24")
+        );
+        assert_eq!(p("010.001.002.003", 24, 48).as_deref(), Some("10.1.0.0/16"));
+        for not_ip in [
+            "1.2.3",
+            "1.2.3.4.5",
+            "1.2.3.256",
+            "1.2.3.0007",
+            "1..2.3",
+            "a.b.c.d",
+        ] {
+            assert_eq!(p(not_ip, 24, 48), None, "{not_ip}");
+        }
         assert_eq!(
             p("10.1.2.3", 24, 48).as_deref(),
             Some("10.1.0.0/16"),
