@@ -86,6 +86,11 @@ pub struct Field {
     pub default: Option<String>,
     /// Values are cut to this many bytes (at a character boundary) after normalisation.
     pub max_len: usize,
+    /// Values (after normalisation) that say the event does not know, such as CloudTrail's
+    /// `AWS Internal` for the source of a call AWS made on the caller's behalf: learned like any
+    /// value, but never novel (a view component with one adds no evidence and is no first
+    /// sighting).
+    pub neutral: Vec<String>,
 }
 
 /// One view: an ordered list of components, judged given the entity and the components before.
@@ -303,6 +308,8 @@ struct RawField {
     normalize: Vec<toml::Value>,
     default: Option<String>,
     max_len: Option<usize>,
+    #[serde(default)]
+    neutral: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,7 +385,7 @@ impl Settings {
         for f in &p.fields {
             let _ = writeln!(
                 s,
-                "field {} paths={:?} default={:?} max-len={} normalize={:?}",
+                "field {} paths={:?} default={:?} max-len={} normalize={:?} neutral={:?}",
                 f.name,
                 f.paths,
                 f.default,
@@ -386,7 +393,8 @@ impl Settings {
                 f.normalize
                     .iter()
                     .map(Normalizer::canonical)
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>(),
+                f.neutral
             );
         }
         let _ = writeln!(s, "entity={:?}", p.entity);
@@ -491,6 +499,7 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
             normalize,
             default: rf.default,
             max_len,
+            neutral: rf.neutral,
         });
     }
     let index_of = |key: &str, n: &str| -> Result<usize, ConfigError> {

@@ -1014,6 +1014,37 @@ mod tests {
         engine.score_line(line.as_bytes()).expect("scored").novelty
     }
 
+    /// `AWS Internal` as source and client (AWS calling on the caller's behalf) is neutral in the
+    /// CloudTrail profile: a known user's first such call is not novel for it, where the same
+    /// profile without `neutral` finds a new network and a new client.
+    #[test]
+    fn a_neutral_value_is_learned_but_never_novel() {
+        let builtin = crate::config::BUILTIN_PROFILES[0].1;
+        let without = builtin.replace("neutral = [\"AWS Internal\"]", "");
+        assert_ne!(builtin, without);
+        let run = |config: &str| {
+            let mut e = Engine::new(config).expect("config");
+            for i in 0..60 {
+                let action = ["DescribeInstances", "DescribeVolumes"][i % 2];
+                e.score_line(event("raul", action, "198.51.100.7").as_bytes())
+                    .expect("scored");
+            }
+            let internal = event("raul", "DescribeInstances", "AWS Internal")
+                .replace("aws-cli/2.15.1 Python/3.11 Linux/6.1", "AWS Internal");
+            e.score_line(internal.as_bytes()).expect("scored")
+        };
+        let neutral = run(builtin);
+        assert!(neutral.novelty < 0.5, "{} bits", neutral.novelty);
+        assert!(
+            !["network", "agent"].contains(&neutral.most_novel.field.as_str()),
+            "{}",
+            neutral.most_novel.field
+        );
+        let plain = run(&without);
+        assert!(plain.novelty > 5.0, "{} bits", plain.novelty);
+        assert!(["network", "agent"].contains(&plain.most_novel.field.as_str()));
+    }
+
     #[test]
     fn a_principals_learning_does_not_escalate_its_first_warm_events() {
         // All events at the same time: nothing decays, as in a capture without event times.

@@ -136,7 +136,8 @@ struct Judged {
     n_v: f64,
     /// Surprisal of the value in the backoff context (what `b` accumulates if it is new).
     backoff_bits: f64,
-    /// The value was never seen in this context (a first sighting).
+    /// The value was never seen in this context (a first sighting; a neutral value, see
+    /// `Field::neutral`, is never one).
     first: bool,
     /// What learning this sighting adds to the value's count, under the principal and in the
     /// population (see [`sighting_weight`]).
@@ -361,6 +362,11 @@ impl Model {
                 // The population's excess only matters where the principal has no context.
                 let pj = self.judge(pop, key, now, base, 0.0, ent.is_none(), settle);
                 let mut j = self.judge(ent, key, now, exp2(-pj.bits), pj.excess, true, settle);
+                // A value that says the event does not know is no evidence (see `Field::neutral`).
+                if profile.fields[f].neutral.iter().any(|n| n == values[f]) {
+                    j.excess = 0.0;
+                    j.first = false;
+                }
                 j.pop_child = pj.child;
                 j.pop_backoff_bits = pj.backoff_bits;
                 j.pop_weight = pj.weight;
