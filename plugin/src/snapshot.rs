@@ -224,8 +224,13 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
     let sum = r.u64("the checksum")?;
     let payload = &bytes[HEADER.min(bytes.len())..];
     if payload.len() as u64 != len {
+        let why = if (payload.len() as u64) < len {
+            "truncated"
+        } else {
+            "bytes after its end: not written by oddity as it is"
+        };
         return Err(DecodeError::NotASnapshot(format!(
-            "the payload is {} bytes, the header says {len} (truncated?)",
+            "the payload is {} bytes, the header says {len} ({why})",
             payload.len()
         )));
     }

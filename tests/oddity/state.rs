@@ -132,9 +132,17 @@ fn a_damaged_or_foreign_snapshot_is_refused_by_name_and_kept() {
     flipped[last] ^= 0x01;
     let mut future = good.clone();
     future[8..12].copy_from_slice(&(version + 1).to_le_bytes());
+    let mut appended = good.clone();
+    appended.extend_from_slice(b"{\"eventName\":\"oops\"}\n");
     // What was done to the file, its bytes, extra flags, and what the message must name.
     type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], &'a [&'a str]);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
+        (
+            "bytes appended",
+            appended,
+            &[],
+            &["not a snapshot", "bytes after its end"],
+        ),
         (
             "truncated",
             good[..good.len() / 2].to_vec(),
