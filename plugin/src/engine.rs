@@ -769,7 +769,8 @@ mod tests {
             ),
             "/prod/db/password"
         );
-        let key = "arn:aws:kms:us-east-1:1:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let key = format!("arn:aws:kms:us-east-1:1:key/{id}");
         assert_eq!(
             resource(
                 &mut e,
@@ -777,8 +778,39 @@ mod tests {
                     r#""eventSource":"kms.amazonaws.com","eventName":"Decrypt","requestParameters":{{"encryptionAlgorithm":"SYMMETRIC_DEFAULT"}},"resources":[{{"accountId":"1","type":"AWS::KMS::Key","ARN":"{key}"}}]"#
                 )
             ),
-            key
+            id
         );
+        // One key, one function, however the call names it.
+        for (rest, want) in [
+            (format!(r#""keyId":"{key}""#), id),
+            (format!(r#""keyId":"{id}""#), id),
+            (
+                r#""keyId":"arn:aws-cn:kms:cn-north-1:1:alias/backups""#.to_owned(),
+                "alias/backups",
+            ),
+            (r#""keyId":"alias/backups""#.to_owned(), "alias/backups"),
+            (
+                r#""functionName":"arn:aws:lambda:us-east-1:1:function:thumbnailer:prod""#
+                    .to_owned(),
+                "thumbnailer",
+            ),
+            (
+                r#""functionName":"arn:aws:lambda:us-east-1:1:function:thumbnailer""#.to_owned(),
+                "thumbnailer",
+            ),
+            (r#""functionName":"thumbnailer""#.to_owned(), "thumbnailer"),
+        ] {
+            assert_eq!(
+                resource(
+                    &mut e,
+                    &format!(
+                        r#""eventSource":"x.amazonaws.com","eventName":"Call","requestParameters":{{{rest}}}"#
+                    )
+                ),
+                want,
+                "{rest}"
+            );
+        }
         // Other services' `resources` are not read (an AssumeRole lists its role there).
         assert_eq!(
             resource(
