@@ -142,9 +142,17 @@ impl std::fmt::Display for WrittenFile<'_> {
     }
 }
 
-/// Whether two paths name the same file: the same file on disk when both exist (links
-/// resolved), else the same absolute path.
+/// Whether two paths name the same file: the same file on disk when both exist (the same
+/// device and inode, so symbolic and hard links are seen through), else the same absolute path.
 pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    // Two names of one existing file (hard links too): the same device and inode.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => match (std::path::absolute(a), std::path::absolute(b)) {

@@ -770,6 +770,19 @@ fn writing_over_an_input_or_another_output_is_refused() {
         "{}",
         out.stderr
     );
+    // A hard link is another name of the same file: the output and the dead-letter file.
+    let link = dir.path().join("link.jsonl");
+    std::fs::hard_link(&input, &link).expect("hard link");
+    for flag in ["-o", "--dead-letter"] {
+        let out = run_cmd(oddity().arg(&input).arg(flag).arg(&link), None);
+        assert_eq!(out.code, Some(1), "{flag}: {}", out.stderr);
+        assert!(out.stderr.contains("both an input and"), "{}", out.stderr);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&input).expect("read"),
+        text,
+        "input intact"
+    );
 }
 
 #[test]
