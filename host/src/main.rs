@@ -12,7 +12,19 @@ use oddity::pipeline::{self, Summary};
 use oddity::settings::Settings;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A flag clap refuses is a run that could not start: exit code 1, not clap's 2 (which here
+    // means "finished, but an input failed"); `--help` and `--version` print and exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let args = match cli.command {
         Some(Command::Score(args)) => *args,
         Some(Command::Top(top)) => {

@@ -19,6 +19,27 @@ fn an_unknown_key_in_the_config_file_is_named_with_the_file() {
     assert!(out.stdout.is_empty());
 }
 
+/// A flag that is unknown or whose value does not parse is a run that could not start (exit 1,
+/// not 2, which says an input failed); `--help` and `--version` exit 0.
+#[test]
+fn a_bad_flag_exits_with_one() {
+    for args in [
+        &["--max-line-bytes", "abc"][..],
+        &["--no-such-flag"][..],
+        &["top", "--count", "x"][..],
+    ] {
+        let out = run(args, Some(EVENT.as_bytes()));
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("error"), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    for args in [&["--help"][..], &["--version"][..], &["top", "--help"][..]] {
+        let out = run(args, None);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+}
+
 #[test]
 fn an_invalid_engine_setting_is_named() {
     let dir = tempdir();
