@@ -309,7 +309,20 @@ async fn read_lines(
                 Ok(frame) => frame,
                 Err(e) => {
                     error = Some(e.to_string());
-                    break;
+                    // What was read of the line the error cut (a gzip stream cut short) is
+                    // kept: the end of that line, or a line of its own.
+                    let rest = framed.read_buffer_mut().split().freeze();
+                    if rest.is_empty() && !continuing {
+                        break;
+                    }
+                    if continuing {
+                        Frame::Long {
+                            piece: rest,
+                            last: true,
+                        }
+                    } else {
+                        Frame::Line(rest)
+                    }
                 }
             };
             if !continuing {
@@ -325,7 +338,7 @@ async fn read_lines(
                 source: index,
                 number,
             });
-            if batch.len() >= opts.batch || bytes >= BATCH_BYTES {
+            if error.is_some() || batch.len() >= opts.batch || bytes >= BATCH_BYTES {
                 break;
             }
             // What is already read joins the batch: full batches from files, and no waiting
