@@ -13,22 +13,21 @@
 //! `CloudTrail-Insight` folders (Insights events: statistics about API call rates, not calls) are
 //! skipped. Files named on the command line are always read. A source that fails midway (truncated gzip, vanished file)
 //! keeps the events read so far, is reported with its name, and the next source is read. An
-//! envelope or array that stops being JSON loses nothing: from the fault on, the rest of the
-//! file is read as lines (and the file is reported).
+//! envelope or array that stops being JSON loses nothing (see [`crate::records`]), and is
+//! reported.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Frame, LineCodec};
+use crate::records::{Piece, Stop};
 
 /// Where events come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,8 +156,17 @@ fn layout_of(head: &[u8]) -> Layout {
     match rest.next() {
         Some(b'[') => Layout::Array,
         Some(b'{') => {
-            let after: Vec<u8> = rest.skip_while(u8::is_ascii_whitespace).take(10).collect();
-            if after.starts_with(b"\"Records\"") {
+            // `"Records": [` among the first bytes: an envelope, whichever member comes first
+            // (a record that merely mentions it is still read whole, as a record).
+            let head: Vec<u8> = rest.collect();
+            let envelope = memchr::memmem::find_iter(&head, b"\"Records\"").any(|at| {
+                let mut after = head[at + 9..]
+                    .iter()
+                    .skip_while(|b| b.is_ascii_whitespace());
+                after.next() == Some(&b':')
+                    && after.find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+            });
+            if envelope {
                 Layout::Envelope
             } else {
                 Layout::Lines
@@ -234,41 +242,17 @@ pub async fn read_source(
             .map_err(|e| fail(0, format!("cannot read: {e}")))?;
     }
     match layout_of(&head) {
-        Layout::Lines => read_lines(reader, index, opts, tx, cancel, 0)
+        Layout::Lines => read_lines(reader, index, opts, tx, cancel)
             .await
             .map_err(|(n, e)| fail(n, e)),
-        layout => {
-            let tx2 = tx.clone();
-            let cancel2 = cancel.clone();
+        Layout::Envelope | Layout::Array => {
+            let tx = tx.clone();
+            let cancel = cancel.clone();
             let bridge = tokio_util::io::SyncIoBridge::new(reader);
-            let outcome = tokio::task::spawn_blocking(move || {
-                read_records(bridge, layout, index, opts, &tx2, &cancel2)
-            })
-            .await
-            .map_err(|e| fail(0, format!("reader task failed: {e}")))?;
-            match outcome {
-                Ok(n) => Ok(n),
-                Err(RecordsStop::Failed(n, e)) => Err(fail(n, e)),
-                // Nothing of the file is dropped: what the JSON reader had taken since the last
-                // record, and everything after it, is read as lines (events, or bad lines written
-                // through), and the file is still reported.
-                Err(RecordsStop::Resume {
-                    number,
-                    rest,
-                    reader,
-                    message,
-                }) => {
-                    let reader: Reader =
-                        Box::new(AsyncReadExt::chain(std::io::Cursor::new(rest), reader));
-                    let n = read_lines(reader, index, opts, tx, cancel, number)
-                        .await
-                        .map_err(|(n, e)| fail(n, e))?;
-                    Err(fail(
-                        n,
-                        format!("{message}; from record {} on, read as lines", number + 1),
-                    ))
-                }
-            }
+            tokio::task::spawn_blocking(move || read_records(bridge, index, opts, &tx, &cancel))
+                .await
+                .map_err(|e| fail(0, format!("reader task failed: {e}")))?
+                .map_err(|(n, e)| fail(n, e))
         }
     }
 }
@@ -278,17 +262,16 @@ pub async fn read_source(
 /// megabytes (an endless line, such as `/dev/zero`, would fill memory).
 const BATCH_BYTES: usize = 1 << 20;
 
-/// Reads JSON lines; `number` is the number of items of the source before them.
 async fn read_lines(
     reader: Reader,
     index: u32,
     opts: ReadOptions,
     tx: &mpsc::Sender<Batch>,
     cancel: &CancellationToken,
-    mut number: u64,
 ) -> Result<u64, (u64, String)> {
     use futures::FutureExt as _;
     let mut framed = FramedRead::with_capacity(reader, LineCodec::new(opts.max_line), 1 << 20);
+    let mut number = 0u64;
     // Inside an over-long line whose pieces span batches: its next piece is the same line.
     let mut continuing = false;
     loop {
@@ -349,113 +332,29 @@ async fn read_lines(
             return Ok(number);
         }
         if let Some(e) = error {
-            return Err((number, format!("read error: {e}")));
+            return Err((
+                number,
+                format!(
+                    "read error: {e} (what was read is kept; the rest of the file cannot be read)"
+                ),
+            ));
         }
     }
 }
 
-/// How reading records ended early.
-enum RecordsStop {
-    /// The source cannot be read further (a read error, a corrupt gzip stream).
-    Failed(u64, String),
-    /// The text is not (or no longer) envelopes or arrays: `rest` (what the JSON reader took
-    /// since the last record, and what was buffered after it) and then `reader` are to be read
-    /// as lines, numbered after `number`.
-    Resume {
-        number: u64,
-        rest: Vec<u8>,
-        reader: Reader,
-        message: String,
-    },
-}
+/// The longest record of an envelope or array held whole (a record longer than this is a bad
+/// item, in pieces): CloudTrail's records are far smaller, and it bounds memory on hostile input.
+const MAX_RECORD: usize = 256 << 20;
 
-/// The JSON reader's source, buffered: keeps the bytes taken since the last record (or the
-/// start of the top-level value), so that nothing is lost when the text turns out not to be
-/// JSON.
-struct Tracked<R> {
-    inner: R,
-    buf: Vec<u8>,
-    /// Next byte to hand out.
-    pos: usize,
-    /// Start of the kept bytes.
-    mark: usize,
-    /// Set by the sink when it takes a record: the bytes before the next read are that
-    /// record's, and are no longer kept.
-    taken: std::rc::Rc<std::cell::Cell<bool>>,
-}
-
-impl<R: std::io::Read> Tracked<R> {
-    const CHUNK: usize = 256 * 1024;
-
-    fn new(inner: R, taken: std::rc::Rc<std::cell::Cell<bool>>) -> Self {
-        Tracked {
-            inner,
-            buf: Vec::with_capacity(Self::CHUNK),
-            pos: 0,
-            mark: 0,
-            taken,
-        }
-    }
-
-    /// The bytes not yet handed out, reading more when there are none (empty at the end).
-    fn fill(&mut self) -> std::io::Result<&[u8]> {
-        if self.pos == self.buf.len() {
-            self.buf.drain(..self.mark);
-            self.pos -= self.mark;
-            self.mark = 0;
-            let len = self.buf.len();
-            self.buf.resize(len + Self::CHUNK, 0);
-            let n = loop {
-                match self.inner.read(&mut self.buf[len..]) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    other => break other,
-                }
-            };
-            self.buf.truncate(len + n.as_ref().copied().unwrap_or(0));
-            n?;
-        }
-        Ok(&self.buf[self.pos..])
-    }
-
-    /// Drops what is kept: the next byte starts a value.
-    fn forget(&mut self) {
-        self.mark = self.pos;
-        self.taken.set(false);
-    }
-
-    /// The bytes taken since the last record or the start of the top-level value.
-    fn kept(&self) -> &[u8] {
-        if self.taken.get() {
-            &[]
-        } else {
-            &self.buf[self.mark..self.pos]
-        }
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for Tracked<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.taken.replace(false) {
-            self.mark = self.pos;
-        }
-        let buf = self.fill()?;
-        let n = buf.len().min(out.len());
-        out[..n].copy_from_slice(&buf[..n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Streams records out of envelopes or arrays (blocking; runs on the blocking pool).
+/// Streams records out of envelopes or arrays (blocking; runs on the blocking pool); see
+/// [`crate::records`]. Where the structure broke, nothing is lost, and the source is reported.
 fn read_records(
     bridge: tokio_util::io::SyncIoBridge<Reader>,
-    layout: Layout,
     index: u32,
     opts: ReadOptions,
     tx: &mpsc::Sender<Batch>,
     cancel: &CancellationToken,
-) -> Result<u64, RecordsStop> {
-    let taken = std::rc::Rc::new(std::cell::Cell::new(false));
+) -> Result<u64, (u64, String)> {
     let mut sink = Sink {
         batch: Vec::with_capacity(opts.batch),
         bytes: 0,
@@ -465,84 +364,33 @@ fn read_records(
         tx,
         cancel,
         closed: false,
-        taken: taken.clone(),
     };
-    let mut reader = Tracked::new(bridge, taken);
-    let result = (|| -> Result<(), serde_json::Error> {
-        loop {
-            // Skip whitespace (and stray byte-order marks) between top-level values; stop at
-            // the end.
-            let next = loop {
-                let buf = reader.fill().map_err(serde_json::Error::io)?;
-                if buf.is_empty() {
-                    break None;
-                }
-                match buf.iter().position(|b| {
-                    !b.is_ascii_whitespace() && *b != 0xef && *b != 0xbb && *b != 0xbf
-                }) {
-                    Some(i) => {
-                        let b = buf[i];
-                        reader.pos += i;
-                        break Some(b);
-                    }
-                    None => reader.pos += buf.len(),
-                }
-            };
-            reader.forget();
-            let Some(first) = next else { return Ok(()) };
-            if sink.closed {
-                return Ok(());
-            }
-            // Whatever the first value was, an envelope or an array may follow, and so may an
-            // object that is neither (a file of JSON lines after a first line that looked like
-            // an envelope or an array): it is a record itself, never dropped.
-            let mut de = serde_json::Deserializer::from_reader(&mut reader);
-            match first {
-                b'{' => EnvelopeSeed(&mut sink).deserialize(&mut de)?,
-                b'[' => RecordsSeed(&mut sink).deserialize(&mut de)?,
-                _ => {
-                    return Err(de::Error::custom(match layout {
-                        Layout::Envelope => {
-                            "expected another {\"Records\": [...]} envelope or a JSON object"
-                        }
-                        _ => "expected another JSON array of records or a JSON object",
-                    }));
-                }
-            }
+    let framer = crate::records::Framer::new(bridge, MAX_RECORD.max(opts.max_line), |piece| {
+        match piece {
+            Piece::Record(text) | Piece::Bad(text, _) => sink.push(Bytes::from(text)),
         }
-    })();
+        !sink.closed
+    });
+    let outcome = framer.run();
     sink.flush();
     let number = sink.number;
-    match result {
-        Ok(()) => Ok(number),
-        Err(e) if e.is_io() => {
-            // The rest cannot be read; what was taken of the record being read is kept, as
-            // one bad line whatever line ends it had.
-            let mut part = minify(reader.kept());
-            if sink.closed || part.iter().all(u8::is_ascii_whitespace) {
-                return Err(RecordsStop::Failed(number, format!("read error: {e}")));
-            }
-            for b in &mut part {
-                if matches!(*b, b'\n' | b'\r') {
-                    *b = b' ';
-                }
-            }
-            sink.push_raw(Bytes::from(part));
-            sink.flush();
-            Err(RecordsStop::Failed(sink.number, format!("read error: {e}")))
-        }
-        Err(e) => {
-            // What was taken since the last record, and what is buffered after it; the line
-            // end after the last record is not a line of its own.
-            let rest = &reader.buf[reader.pos - reader.kept().len()..];
-            let blank = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
-            Err(RecordsStop::Resume {
+    match outcome {
+        Ok(faults) => match faults.first {
+            None => Ok(number),
+            Some((first, before)) => Err((
                 number,
-                rest: rest[blank..].to_vec(),
-                reader: reader.inner.into_inner(),
-                message: format!("invalid JSON: {e}"),
-            })
-        }
+                format!(
+                    "not a well-formed delivery file or array at {} place{} (the first after record {before}: {first}); nothing was dropped: what is not a record is written as a bad line",
+                    faults.count,
+                    if faults.count == 1 { "" } else { "s" },
+                ),
+            )),
+        },
+        Err(Stop::Closed) => Ok(number),
+        Err(Stop::Read(e)) => Err((
+            number,
+            format!("read error: {e} (what was read is kept; the rest of the file cannot be read)"),
+        )),
     }
 }
 
@@ -556,26 +404,14 @@ struct Sink<'a> {
     tx: &'a mpsc::Sender<Batch>,
     cancel: &'a CancellationToken,
     closed: bool,
-    /// Tells the reader that a record was taken.
-    taken: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl Sink<'_> {
-    fn push(&mut self, raw: &RawValue) {
-        self.push_text(raw.get().as_bytes());
-    }
-
-    fn push_text(&mut self, json: &[u8]) {
-        self.push_raw(Bytes::from(minify(json)));
-    }
-
-    /// Takes one item as it is (a record's text, minified, or what was read of a record cut
-    /// short).
-    fn push_raw(&mut self, line: Bytes) {
+    /// Takes one item (a record's text, minified, or text that is not a record).
+    fn push(&mut self, line: Bytes) {
         if self.closed {
             return;
         }
-        self.taken.set(true);
         self.number += 1;
         self.bytes += line.len();
         self.batch.push(Item {
@@ -626,81 +462,6 @@ pub fn minify(json: &[u8]) -> Vec<u8> {
     out
 }
 
-struct EnvelopeSeed<'s, 'a>(&'s mut Sink<'a>);
-
-impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a CloudTrail delivery envelope {\"Records\": [...]}")
-    }
-    /// An object with `Records` is an envelope: its records are streamed and its other members
-    /// ignored. One without is a record itself: its members, kept as they come, are written
-    /// back as one (minified) object.
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut members: Vec<(String, Box<RawValue>)> = Vec::new();
-        let mut envelope = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "Records" {
-                envelope = true;
-                members.clear();
-                map.next_value_seed(RecordsSeed(&mut *self.0))?;
-            } else if envelope {
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                let value = map.next_value::<Box<RawValue>>()?;
-                members.push((key, value));
-            }
-        }
-        if !envelope {
-            let mut text = b"{".to_vec();
-            for (i, (key, value)) in members.iter().enumerate() {
-                if i > 0 {
-                    text.push(b',');
-                }
-                text.extend_from_slice(
-                    serde_json::to_string(key)
-                        .map_err(de::Error::custom)?
-                        .as_bytes(),
-                );
-                text.push(b':');
-                text.extend_from_slice(value.get().as_bytes());
-            }
-            text.push(b'}');
-            self.0.push_text(&text);
-        }
-        Ok(())
-    }
-}
-
-struct RecordsSeed<'s, 'a>(&'s mut Sink<'a>);
-
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of records (\"Records\" must be an array)")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            self.0.push(&raw);
-        }
-        Ok(())
-    }
-}
-
 /// Reads a whole file, for small auxiliary files (profiles, snapshots).
 pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -717,6 +478,11 @@ mod tests {
     #[test]
     fn sniffs_layouts() {
         assert_eq!(layout_of(b"  {\n  \"Records\" : ["), Layout::Envelope);
+        assert_eq!(
+            layout_of(br#"{"digest": "x", "Records": [{"a": 1}]}"#),
+            Layout::Envelope
+        );
+        assert_eq!(layout_of(br#"{"Records": "x"}"#), Layout::Lines);
         assert_eq!(layout_of(b"\xef\xbb\xbf{\"Records\":[]}"), Layout::Envelope);
         assert_eq!(layout_of(b"[{\"a\":1}]"), Layout::Array);
         assert_eq!(layout_of(b"{\"eventVersion\":\"1.08\"}\n"), Layout::Lines);

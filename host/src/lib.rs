@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod problems;
 pub mod progress;
+pub mod records;
 pub mod report;
 pub mod settings;
 pub mod state;

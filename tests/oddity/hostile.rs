@@ -243,16 +243,16 @@ fn a_truncated_gzip_keeps_its_events_and_the_run_goes_on() {
     assert_eq!(after["eventName"], "After", "the next file is read");
 }
 
-/// Files that start as envelopes or arrays and stop being JSON: the records read are events,
-/// and every line after the point where the JSON broke is read as a line (an event, or a bad
-/// line written through), so nothing is lost; the file is reported and the next one read.
+/// Files that start as envelopes or arrays and stop being JSON: every record is an event,
+/// whatever is not a record is a bad line written through, nothing is lost; the file is
+/// reported and the next one read.
 #[test]
 fn a_delivery_file_that_breaks_loses_nothing() {
     let dir = tempdir();
     let write = |name: &str, text: String| {
         std::fs::write(dir.path().join(name), text).expect("write");
     };
-    // `Records` is not an array: the object is one line of its own.
+    // `Records` is not an array: the object is a record (an event without `eventName`).
     write(
         "1-not-array.json",
         r#"{"Records": {"eventName": "NotAnArray"}}"#.to_owned(),
@@ -274,20 +274,21 @@ fn a_delivery_file_that_breaks_loses_nothing() {
     }
     lines += "]\n";
     write("3-bracket-then-lines.json", lines);
-    // A `Records` that is a string, then JSON lines.
+    // A record broken inside (a missing colon) in a one-line envelope: the records after it
+    // are events.
     write(
-        "4-records-string.json",
+        "4-broken-record.json",
         format!(
-            "{{\"Records\": \"x\"}}\n{}\n{}\n",
+            r#"{{"Records":[{},{{"eventName" "Broken"}},{}]}}"#,
             event("raul", "Six", ""),
             event("raul", "Seven", "")
         ),
     );
-    // An envelope, then text that is not JSON, then a JSON line.
+    // An envelope, then text that is not JSON, then an envelope.
     write(
         "5-envelope-then-text.json",
         format!(
-            "{{\"Records\": [{}]}}\nnot json at all\n{}\n",
+            "{{\"Records\": [{}]}}\nnot json at all\n{{\"Records\": [{}]}}\n",
             event("raul", "Eight", ""),
             event("raul", "Nine", "")
         ),
@@ -306,35 +307,37 @@ fn a_delivery_file_that_breaks_loses_nothing() {
     let names: Vec<String> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["novelty"]["score"].is_number())
         .filter_map(|e| e["eventName"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(
         names,
         [
             "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten"
-        ]
+        ],
+        "every record is scored"
     );
-    // Every other line is there too, in its place: the object that was not an envelope, the
-    // cut record, the closing bracket, the `Records` string and the text.
+    // The other lines, in their places: the object that is not an envelope, the cut record,
+    // the broken record, the text.
     assert!(
-        lines[0].starts_with(r#"{"Records": {"eventName": "NotAnArray"}"#),
+        lines[0].starts_with(r#"{"Records":{"eventName":"NotAnArray"}"#),
         "{}",
         lines[0]
     );
-    assert!(lines[3].starts_with(r#", {"eventName": "#), "{}", lines[3]);
-    assert_eq!(lines[7], "]");
-    assert!(lines[8].starts_with(r#"{"Records": "x""#), "{}", lines[8]);
-    assert_eq!(lines[12], "not json at all");
-    assert_eq!(lines.len(), 15, "{lines:#?}");
+    assert_eq!(lines[3], r#"{"eventName":"#);
+    assert_eq!(lines[8], r#"{"eventName""Broken"}"#);
+    assert_eq!(lines[11], "not json at all");
+    assert_eq!(lines.len(), 14, "{lines:#?}");
     for (file, said) in [
-        ("1-not-array.json", "must be an array"),
-        ("2-cut.json", "EOF while parsing"),
+        ("2-cut.json", "the text ends inside an object"),
         (
             "3-bracket-then-lines.json",
-            "from record 2 on, read as lines",
+            "after record 1: unexpected `{` after an element of an array",
         ),
-        ("4-records-string.json", "from record 1 on, read as lines"),
-        ("5-envelope-then-text.json", "expected another"),
+        (
+            "5-envelope-then-text.json",
+            "unexpected `n` where an envelope, an array or an object belongs",
+        ),
     ] {
         assert!(
             out.stderr
@@ -344,7 +347,15 @@ fn a_delivery_file_that_breaks_loses_nothing() {
             out.stderr
         );
     }
-    assert!(!out.stderr.contains("6-good.json"), "{}", out.stderr);
+    // A broken record inside a well-formed envelope is the plugin's to refuse (a bad line), and
+    // an object that is not an envelope is a record: neither is a fault of the file.
+    for file in ["1-not-array.json", "4-broken-record.json", "6-good.json"] {
+        assert!(
+            !out.stderr.contains(&format!("{file}: not")),
+            "{file}: {}",
+            out.stderr
+        );
+    }
 }
 
 /// A gzipped envelope cut short (a download that stopped): the records before the cut are
@@ -371,7 +382,7 @@ fn a_truncated_gzip_envelope_keeps_the_record_it_cut() {
     }
     let last = String::from_utf8_lossy(lines[kept]);
     assert!(
-        last.starts_with(r#",{"eventVersion":"1.08""#),
+        last.starts_with(r#"{"eventVersion":"1.08""#),
         "the cut record is kept: {last}"
     );
     assert!(

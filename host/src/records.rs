@@ -1,0 +1,663 @@
+//! Framing of CloudTrail delivery files (`{"Records": [...]}`, several concatenated) and JSON
+//! arrays of records into one item per record, streamed, without parsing the records (the plugin
+//! parses them, and says what is wrong with one that is not JSON).
+//!
+//! The framer follows only the structure: strings (with their escapes), brackets and braces,
+//! commas between elements. So a record that is malformed inside but whose brackets balance
+//! (a missing colon, an invalid literal, bytes that are not UTF-8) is one item like any other:
+//! the plugin refuses it as one bad line, and the records after it are events. Where the
+//! structure itself breaks (a file cut inside a record, a stray closing bracket, text that is
+//! not JSON at the top level), what was read of the value being framed, up to the end of the
+//! line the fault is on, is one bad item, and framing starts again on the next line: later
+//! envelopes, arrays and objects in the file are read as such, and nothing is lost.
+//!
+//! At the top level, an object with an array `Records` is an envelope (its other members are
+//! dropped, they describe the delivery); any other object is a record itself (a file of JSON
+//! lines whose first line looked like an envelope), as are the elements of a top-level array.
+
+use std::io::Read;
+
+/// One item of the source, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A record's text, minified to one line.
+    Record(Vec<u8>),
+    /// Text where the structure broke, as one line (its line ends made spaces), and why.
+    Bad(Vec<u8>, String),
+}
+
+/// Why framing stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// The consumer asked to stop.
+    Closed,
+    /// The source could not be read further (after what was read of it was handed on).
+    Read(std::io::Error),
+}
+
+/// Where the structure broke, in a source framed to its end.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Faults {
+    pub count: u64,
+    /// The first: what was wrong, and how many items came before it.
+    pub first: Option<(String, u64)>,
+}
+
+/// A structural fault.
+#[derive(Debug)]
+enum Fault {
+    /// The text ended inside a value.
+    Eof,
+    /// A byte that cannot be there.
+    Unexpected(u8),
+    /// Between two elements of an array, a byte that is neither `,` nor `]`: the array ends
+    /// there, and framing goes on from that byte (`[` alone on the first line of a file of
+    /// JSON lines).
+    Separator(u8),
+    /// A value longer than the framer holds.
+    TooLong,
+    /// A read error.
+    Io(std::io::Error),
+}
+
+impl Fault {
+    fn describe(&self, what: &str) -> String {
+        match self {
+            Fault::Eof => format!("the text ends inside {what}"),
+            Fault::Unexpected(b) if what == "the text" => format!(
+                "unexpected {} where an envelope, an array or an object belongs",
+                show(*b)
+            ),
+            Fault::Unexpected(b) => format!("unexpected {} in {what}", show(*b)),
+            Fault::Separator(b) => format!(
+                "unexpected {} after an element of an array, where `,` or `]` belongs",
+                show(*b)
+            ),
+            Fault::TooLong => format!("{what} is longer than the framer holds"),
+            Fault::Io(e) => format!("read error in {what}: {e}"),
+        }
+    }
+}
+
+/// Reads `inner` and hands every item to `emit` (which returns `false` to stop).
+pub struct Framer<R, F> {
+    inner: R,
+    emit: F,
+    buf: Vec<u8>,
+    /// Next byte to look at.
+    pos: usize,
+    /// Start of the bytes still needed (the value being framed); what is before it may go.
+    keep: usize,
+    eof: bool,
+    /// The longest value held whole.
+    max_value: usize,
+    /// Items handed on.
+    items: u64,
+    faults: Faults,
+}
+
+impl<R, F> std::fmt::Debug for Framer<R, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Framer")
+            .field("held", &self.buf.len())
+            .field("pos", &self.pos)
+            .field("items", &self.items)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+type R<T> = Result<T, Fault>;
+
+impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
+    pub fn new(inner: Rd, max_value: usize, emit: F) -> Self {
+        Framer {
+            inner,
+            emit,
+            buf: Vec::with_capacity(CHUNK),
+            pos: 0,
+            keep: 0,
+            eof: false,
+            max_value,
+            items: 0,
+            faults: Faults::default(),
+        }
+    }
+
+    fn hand(&mut self, piece: Piece) -> bool {
+        self.items += 1;
+        (self.emit)(piece)
+    }
+
+    /// A record's text as one line: minified, and (in text that is not JSON, whose strings may
+    /// hold raw line ends) any line end left made a space.
+    fn record(&self) -> Piece {
+        let mut text = crate::input::minify(&self.buf[self.keep..self.pos]);
+        one_line(&mut text);
+        Piece::Record(text)
+    }
+
+    /// Frames the whole source; where its structure broke, if anywhere.
+    pub fn run(mut self) -> Result<Faults, Stop> {
+        loop {
+            // Whitespace (and byte-order marks) between top-level values.
+            let first = loop {
+                self.keep = self.pos;
+                match self.peek() {
+                    Ok(Some(b)) if b.is_ascii_whitespace() || matches!(b, 0xef | 0xbb | 0xbf) => {
+                        self.pos += 1;
+                    }
+                    Ok(b) => break b,
+                    Err(Fault::Io(e)) => return Err(Stop::Read(e)),
+                    Err(_) => unreachable!("at the top level only reading fails"),
+                }
+            };
+            let Some(first) = first else {
+                return Ok(self.faults);
+            };
+            let outcome = match first {
+                b'{' => self.object(),
+                b'[' => self.array(),
+                b => Err(Fault::Unexpected(b)),
+            };
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => return Err(Stop::Closed),
+                Err(fault) => self.recover(fault)?,
+            }
+        }
+    }
+
+    /// After a fault: what was read of the value being framed (from `keep`), up to the end of
+    /// the line the fault is on, is one bad item, and framing goes on after that line; after a
+    /// `Separator` fault, framing goes on at the byte itself.
+    fn recover(&mut self, fault: Fault) -> Result<(), Stop> {
+        let what = match self.buf.get(self.keep) {
+            Some(b'{') => "an object",
+            Some(b'[') => "an array",
+            _ => "the text",
+        };
+        let reason = fault.describe(what);
+        self.faults.count += 1;
+        if self.faults.first.is_none() {
+            self.faults.first = Some((reason.clone(), self.items));
+        }
+        match fault {
+            Fault::Separator(_) => {
+                self.keep = self.pos;
+                return Ok(());
+            }
+            Fault::Io(e) => {
+                self.hand_bad(reason)?;
+                return Err(Stop::Read(e));
+            }
+            Fault::Eof | Fault::Unexpected(_) | Fault::TooLong => {}
+        }
+        // To the end of the line the fault is on (or of the text, or of what may be held).
+        loop {
+            let from = self.pos.min(self.buf.len());
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[from..]) {
+                self.pos = from + i + 1;
+                break;
+            }
+            self.pos = self.buf.len();
+            if self.pos - self.keep > self.max_value {
+                break;
+            }
+            match self.more() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(Fault::Io(e)) => {
+                    self.hand_bad(reason)?;
+                    return Err(Stop::Read(e));
+                }
+                Err(_) => break,
+            }
+        }
+        self.hand_bad(reason)
+    }
+
+    /// Hands on `keep..pos` as a bad item, unless it is only whitespace and punctuation (the
+    /// brackets and commas of a broken envelope are not events).
+    fn hand_bad(&mut self, reason: String) -> Result<(), Stop> {
+        let end = self.pos.min(self.buf.len());
+        let text = &self.buf[self.keep.min(end)..end];
+        let Some(from) = text.iter().position(|b| !b.is_ascii_whitespace()) else {
+            return Ok(());
+        };
+        let to = text
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .unwrap_or(from)
+            + 1;
+        let mut text = text[from..to].to_vec();
+        self.keep = end;
+        if text
+            .iter()
+            .all(|b| b.is_ascii_whitespace() || b"[]{},:".contains(b))
+        {
+            return Ok(());
+        }
+        one_line(&mut text);
+        if self.hand(Piece::Bad(text, reason)) {
+            Ok(())
+        } else {
+            Err(Stop::Closed)
+        }
+    }
+
+    /// Reads more into the buffer; `false` at the end of the text.
+    fn more(&mut self) -> R<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.keep > 0 && self.keep >= self.buf.len() / 2 {
+            self.buf.drain(..self.keep);
+            self.pos -= self.keep;
+            self.keep = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + CHUNK, 0);
+        let n = loop {
+            match self.inner.read(&mut self.buf[len..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        self.buf.truncate(len + n.as_ref().copied().unwrap_or(0));
+        match n {
+            Ok(0) => {
+                self.eof = true;
+                Ok(false)
+            }
+            Ok(_) => Ok(true),
+            Err(e) => Err(Fault::Io(e)),
+        }
+    }
+
+    /// The byte at `pos`, reading more if needed; `None` at the end of the text.
+    fn peek(&mut self) -> R<Option<u8>> {
+        while self.pos >= self.buf.len() {
+            if self.pos - self.keep > self.max_value {
+                return Err(Fault::TooLong);
+            }
+            if !self.more()? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(self.buf[self.pos]))
+    }
+
+    /// Skips whitespace; the next byte, if any.
+    fn skip_space(&mut self) -> R<Option<u8>> {
+        loop {
+            match self.peek()? {
+                Some(b) if b.is_ascii_whitespace() => self.pos += 1,
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// A top-level object at `pos` (= `keep`): an envelope's records, or the object itself as a
+    /// record. `Ok(false)`: the consumer stopped.
+    fn object(&mut self) -> R<bool> {
+        self.pos += 1;
+        let mut envelope = false;
+        loop {
+            match self.skip_space()? {
+                None => return Err(Fault::Eof),
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(b'"') => {}
+                Some(b) => return Err(Fault::Unexpected(b)),
+            }
+            // Offsets from `keep`, which reading more may move (with what it marks).
+            let key = self.pos - self.keep;
+            self.string()?;
+            let records = &self.buf[self.keep + key..self.pos] == b"\"Records\"";
+            match self.skip_space()? {
+                Some(b':') => self.pos += 1,
+                Some(b) => return Err(Fault::Unexpected(b)),
+                None => return Err(Fault::Eof),
+            }
+            match self.skip_space()? {
+                Some(b'[') if records => {
+                    envelope = true;
+                    if !self.array()? {
+                        return Ok(false);
+                    }
+                }
+                Some(_) => self.value()?,
+                None => return Err(Fault::Eof),
+            }
+            match self.skip_space()? {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(b) => return Err(Fault::Unexpected(b)),
+                None => return Err(Fault::Eof),
+            }
+        }
+        if envelope {
+            self.keep = self.pos;
+            return Ok(true);
+        }
+        let record = self.record();
+        Ok(self.hand(record))
+    }
+
+    /// The elements of an array at `pos`, each one record (`keep` marks the one being framed).
+    /// `Ok(false)`: the consumer stopped.
+    fn array(&mut self) -> R<bool> {
+        self.pos += 1;
+        loop {
+            self.keep = self.pos;
+            match self.skip_space()? {
+                None => return Err(Fault::Eof),
+                Some(b']') => {
+                    self.pos += 1;
+                    self.keep = self.pos;
+                    return Ok(true);
+                }
+                Some(_) => {}
+            }
+            self.keep = self.pos;
+            self.value()?;
+            let record = self.record();
+            if !self.hand(record) {
+                return Ok(false);
+            }
+            self.keep = self.pos;
+            match self.skip_space()? {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    self.keep = self.pos;
+                    return Ok(true);
+                }
+                Some(b) => return Err(Fault::Separator(b)),
+                None => return Err(Fault::Eof),
+            }
+        }
+    }
+
+    /// Skips one value at `pos` by its structure: a string, an object or array (brackets
+    /// matched, strings skipped), or a bare token (a number, a literal) up to a delimiter.
+    fn value(&mut self) -> R<()> {
+        match self.peek()?.ok_or(Fault::Eof)? {
+            b'"' => self.string(),
+            b'{' | b'[' => self.nested(),
+            b @ (b',' | b':' | b']' | b'}') => Err(Fault::Unexpected(b)),
+            _ => {
+                while let Some(b) = self.peek()? {
+                    if b.is_ascii_whitespace() || matches!(b, b',' | b']' | b'}' | b':') {
+                        break;
+                    }
+                    if matches!(b, b'{' | b'[' | b'"') {
+                        return Err(Fault::Unexpected(b));
+                    }
+                    self.pos += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// An object or array at `pos`, to its matching close.
+    fn nested(&mut self) -> R<()> {
+        let mut closers: Vec<u8> = Vec::new();
+        loop {
+            let b = self.peek()?.ok_or(Fault::Eof)?;
+            match b {
+                b'{' => closers.push(b'}'),
+                b'[' => closers.push(b']'),
+                b'}' | b']' => {
+                    if closers.pop() != Some(b) {
+                        return Err(Fault::Unexpected(b));
+                    }
+                    if closers.is_empty() {
+                        self.pos += 1;
+                        return Ok(());
+                    }
+                }
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// A string at `pos`, past its closing quote.
+    fn string(&mut self) -> R<()> {
+        self.pos += 1;
+        loop {
+            if self.peek()?.is_none() {
+                return Err(Fault::Eof);
+            }
+            let from = self.pos;
+            match memchr::memchr2(b'"', b'\\', &self.buf[from..]) {
+                None => self.pos = self.buf.len(),
+                Some(i) => {
+                    self.pos = from + i + 1;
+                    if self.buf[from + i] == b'"' {
+                        return Ok(());
+                    }
+                    // An escape: the next byte is part of it, whatever it is.
+                    if self.peek()?.is_none() {
+                        return Err(Fault::Eof);
+                    }
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A byte as a message shows it.
+fn show(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("`{}`", char::from(b))
+    } else {
+        format!("byte 0x{b:02x}")
+    }
+}
+
+/// Makes any line end a space: an item is one line.
+fn one_line(text: &mut [u8]) {
+    if memchr::memchr2(b'\n', b'\r', text).is_some() {
+        for b in text {
+            if matches!(*b, b'\n' | b'\r') {
+                *b = b' ';
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames `text` read `chunk` bytes at a time; the items as strings ("!" before a bad one).
+    fn frame_in(text: &str, chunk: usize, max_value: usize) -> Vec<String> {
+        struct Slow<'a>(&'a [u8], usize);
+        impl Read for Slow<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(out.len()).min(self.1);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut items = Vec::new();
+        Framer::new(Slow(text.as_bytes(), chunk), max_value, |p| {
+            items.push(match p {
+                Piece::Record(r) => String::from_utf8_lossy(&r).into_owned(),
+                Piece::Bad(b, _) => format!("!{}", String::from_utf8_lossy(&b)),
+            });
+            true
+        })
+        .run()
+        .expect("framed");
+        items
+    }
+
+    fn frame(text: &str) -> Vec<String> {
+        let whole = frame_in(text, usize::MAX, 1 << 20);
+        for chunk in [1, 2, 3, 7] {
+            assert_eq!(
+                frame_in(text, chunk, 1 << 20),
+                whole,
+                "read {chunk} at a time"
+            );
+        }
+        whole
+    }
+
+    #[test]
+    fn envelopes_arrays_and_objects() {
+        assert_eq!(
+            frame(r#"{"Records":[{"a":1},{"b":"x,]}"}]}"#),
+            [r#"{"a":1}"#, r#"{"b":"x,]}"}"#]
+        );
+        assert_eq!(
+            frame(
+                "{\"Records\": [\n {\"a\": [1, 2]} ,\n {\"b\": \"\\\"}\"}\n]}\n{\"Records\":[{\"c\":3}]}"
+            ),
+            [r#"{"a":[1,2]}"#, r#"{"b":"\"}"}"#, r#"{"c":3}"#]
+        );
+        // Members around `Records` describe the delivery; `Records` anywhere in the object.
+        assert_eq!(
+            frame(r#"{"digest":"x","Records":[{"a":1}],"more":{"k":[1]}}"#),
+            [r#"{"a":1}"#]
+        );
+        assert_eq!(
+            frame("[1, \"two\", {\"three\":3}]"),
+            ["1", "\"two\"", "{\"three\":3}"]
+        );
+        assert_eq!(frame("[]\n{\"Records\":[]}\n"), Vec::<String>::new());
+        // Objects that are not envelopes are records, also a `Records` that is not an array.
+        assert_eq!(
+            frame("{\"Records\":[]}\n{\"a\": 1}\n{\"Records\": \"x\"}\n"),
+            [r#"{"a":1}"#, r#"{"Records":"x"}"#]
+        );
+        assert_eq!(frame("\u{feff}[{\"a\":1}]"), [r#"{"a":1}"#]);
+    }
+
+    #[test]
+    fn a_record_broken_inside_is_one_item_and_the_rest_are_records() {
+        assert_eq!(
+            frame(r#"{"Records":[{"a":1},{BAD},{"c" 3},{"d":4}]}"#),
+            [r#"{"a":1}"#, "{BAD}", r#"{"c"3}"#, r#"{"d":4}"#]
+        );
+        // A raw line end inside a string (not JSON): the item is still one line.
+        assert_eq!(
+            frame("[{\"a\":\"x\ny\"},{\"b\":1}]"),
+            ["{\"a\":\"x y\"}", r#"{"b":1}"#]
+        );
+    }
+
+    #[test]
+    fn faults_are_counted_with_the_first() {
+        let mut n = 0;
+        let faults = Framer::new(
+            "[{\"a\":1}\n{\"b\":2}]\nnot json\n".as_bytes(),
+            1 << 20,
+            |_| {
+                n += 1;
+                true
+            },
+        )
+        .run()
+        .expect("framed");
+        assert_eq!(n, 3);
+        assert_eq!(faults.count, 3, "{faults:?}");
+        let (first, before) = faults.first.expect("a fault");
+        assert_eq!(before, 1);
+        assert!(first.contains("unexpected `{` after an element"), "{first}");
+    }
+
+    #[test]
+    fn a_broken_structure_is_bad_to_its_line_end_and_framing_starts_again() {
+        // Cut inside the third record.
+        assert_eq!(
+            frame(r#"{"Records":[{"a":1},{"b":2},{"c":"#),
+            [r#"{"a":1}"#, r#"{"b":2}"#, r#"!{"c":"#]
+        );
+        // `[` alone, then JSON lines without commas, then `]`: the array ends where a comma
+        // is missing, the objects after it are records, the bracket is not an item.
+        assert_eq!(
+            frame("[\n{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n]\n"),
+            [r#"{"a":1}"#, r#"{"b":2}"#, r#"{"c":3}"#]
+        );
+        // An envelope cut after its last record: nothing but brackets is missing.
+        assert_eq!(frame(r#"{"Records":[{"a":1}]"#), [r#"{"a":1}"#]);
+        // Text after an envelope, then an envelope again.
+        assert_eq!(
+            frame("{\"Records\":[{\"a\":1}]}\nnot json\n{\"Records\":[{\"b\":2}]}\n"),
+            [r#"{"a":1}"#, "!not json", r#"{"b":2}"#]
+        );
+        // A stray closer inside a record of a one-line file: the rest of the line is one item.
+        assert_eq!(
+            frame("{\"Records\":[{\"a\":1},{\"b\":]},{\"c\":3}]}\n[{\"d\":4}]"),
+            [r#"{"a":1}"#, r#"!{"b":]},{"c":3}]}"#, r#"{"d":4}"#]
+        );
+        // A pretty-printed record cut short is one line.
+        assert_eq!(
+            frame("[\n  {\n    \"a\": 1,\n    \"b\": "),
+            ["!{     \"a\": 1,     \"b\":"]
+        );
+    }
+
+    #[test]
+    fn a_value_longer_than_the_maximum_is_bad() {
+        let long = format!("[{{\"a\":\"{}\"}}]\n[{{\"b\":1}}]", "x".repeat(100));
+        let items = frame_in(&long, 7, 50);
+        let (last, bad) = items.split_last().expect("items");
+        assert_eq!(last, r#"{"b":1}"#);
+        assert!(bad[0].starts_with("!{\"a\":\"xxx"), "{items:?}");
+        assert!(bad.iter().all(|b| b.starts_with('!')), "{items:?}");
+        assert_eq!(
+            bad.iter().map(|b| b.len() - 1).sum::<usize>(),
+            r#"{"a":""}]"#.len() + 100,
+            "every byte of the long line is in a bad item: {items:?}"
+        );
+    }
+
+    #[test]
+    fn a_read_error_hands_on_what_was_read() {
+        struct Failing(Vec<u8>);
+        impl Read for Failing {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::Error::other("corrupt deflate stream"));
+                }
+                let n = self.0.len().min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        let mut items = Vec::new();
+        let stop = Framer::new(
+            Failing(br#"{"Records":[{"a":1},{"b":"#.to_vec()),
+            1 << 20,
+            |p| {
+                items.push(p);
+                true
+            },
+        )
+        .run();
+        assert!(matches!(stop, Err(Stop::Read(_))), "{stop:?}");
+        assert_eq!(items[0], Piece::Record(br#"{"a":1}"#.to_vec()));
+        assert!(matches!(&items[1], Piece::Bad(b, _) if b == br#"{"b":"#));
+    }
+}
