@@ -252,7 +252,8 @@ fn a_delivery_file_that_breaks_loses_nothing() {
     let write = |name: &str, text: String| {
         std::fs::write(dir.path().join(name), text).expect("write");
     };
-    // `Records` is not an array: the object is a record (an event without `eventName`).
+    // `Records` is not an array: a file of JSON lines whose line is an event without
+    // `eventName`.
     write(
         "1-not-array.json",
         r#"{"Records": {"eventName": "NotAnArray"}}"#.to_owned(),
@@ -320,8 +321,8 @@ fn a_delivery_file_that_breaks_loses_nothing() {
     // The other lines, in their places: the object that is not an envelope, the cut record,
     // the broken record, the text.
     assert!(
-        lines[0].starts_with(r#"{"Records":{"eventName":"NotAnArray"}"#),
-        "{}",
+        lines[0].starts_with(r#"{"Records": {"eventName": "NotAnArray"}"#),
+        "a line as it was: {}",
         lines[0]
     );
     assert_eq!(lines[3], r#"{"eventName":"#);
