@@ -660,4 +660,72 @@ mod tests {
         assert_eq!(items[0], Piece::Record(br#"{"a":1}"#.to_vec()));
         assert!(matches!(&items[1], Piece::Bad(b, _) if b == br#"{"b":"#));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                "[a-z\"\\\\ ,:{}\\[\\]\\n\u{e9}]{0,8}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map("[a-zR\"]{0,6}", inner, 0..4)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Well-formed envelopes and arrays, compact or pretty, read in any chunks: one item
+            /// per record, each the record's compact text, and no fault.
+            #[test]
+            fn well_formed_files_give_their_records(
+                records in prop::collection::vec(json_value(), 0..6),
+                envelope in any::<bool>(),
+                pretty in any::<bool>(),
+                chunk in 1usize..9,
+            ) {
+                let body = serde_json::Value::from(records.clone());
+                let doc = if envelope {
+                    serde_json::json!({"digest": "x", "Records": body})
+                } else {
+                    body
+                };
+                let text = if pretty {
+                    serde_json::to_string_pretty(&doc)
+                } else {
+                    serde_json::to_string(&doc)
+                }
+                .expect("serialise");
+                let items = frame_in(&text, chunk, 1 << 20);
+                let want: Vec<String> = records
+                    .iter()
+                    .map(|r| serde_json::to_string(r).expect("serialise"))
+                    .collect();
+                prop_assert_eq!(items, want);
+            }
+
+            /// Any bytes: framing ends, every item is one non-empty line, and reading in chunks
+            /// changes nothing.
+            #[test]
+            fn any_text_is_framed_into_lines(
+                text in "[\\[\\]{}\",:\\\\ \n\ra1\u{e9}]{0,60}",
+                chunk in 1usize..9,
+            ) {
+                let items = frame_in(&text, usize::MAX, 1 << 20);
+                for item in &items {
+                    let body = item.strip_prefix('!').unwrap_or(item);
+                    prop_assert!(!body.is_empty());
+                    prop_assert!(!item.contains('\n') && !item.contains('\r'), "{:?}", item);
+                }
+                prop_assert_eq!(frame_in(&text, chunk, 1 << 20), items);
+            }
+        }
+    }
 }
