@@ -9,7 +9,9 @@
 //! structure itself breaks (a file cut inside a record, a stray closing bracket, text that is
 //! not JSON at the top level), what was read of the value being framed, up to the end of the
 //! line the fault is on, is one bad item, and framing starts again on the next line: later
-//! envelopes, arrays and objects in the file are read as such, and nothing is lost.
+//! envelopes, arrays and objects in the file are read as such, and nothing is lost. A value
+//! that spans lines and whose brackets do not match (a brace missing in a pretty-printed file)
+//! is bad only in its first line, and framing starts again on the next.
 //!
 //! At the top level, an object with an array `Records` is an envelope (its other members are
 //! dropped, they describe the delivery); any other object is a record itself (a file of JSON
@@ -193,7 +195,18 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 self.hand_bad(reason)?;
                 return Err(Stop::Read(e));
             }
-            Fault::Eof | Fault::Unexpected(_) | Fault::TooLong => {}
+            Fault::Unexpected(_) => {
+                // A value that spans lines and whose brackets do not match (a brace missing in
+                // a pretty-printed file is found only at the bracket that closes the array): its
+                // structure cannot say where it ends, so only its first line is bad, and framing
+                // starts again on the next, where the records after it are found.
+                let held = &self.buf[self.keep..self.pos.min(self.buf.len())];
+                if let Some(i) = memchr::memchr(b'\n', held) {
+                    self.pos = self.keep + i + 1;
+                    return self.hand_bad(reason);
+                }
+            }
+            Fault::Eof | Fault::TooLong => {}
         }
         // To the end of the line the fault is on (or of the text, or of what may be held).
         loop {
@@ -614,6 +627,12 @@ mod tests {
         assert_eq!(
             frame("[\n  {\n    \"a\": 1,\n    \"b\": "),
             ["!{     \"a\": 1,     \"b\":"]
+        );
+        // A pretty-printed record missing its closing brace: its lines are bad, the records
+        // after it are records.
+        assert_eq!(
+            frame("[\n  {\n    \"a\": {\"x\": 1},\n    \"b\": 2\n  ,\n  {\n    \"c\": 3\n  }\n]\n"),
+            [r#"!"a": {"x": 1},"#, r#"!"b": 2"#, r#"{"c":3}"#]
         );
     }
 
