@@ -343,8 +343,9 @@ async fn read_lines(
 }
 
 /// The longest record of an envelope or array held whole (a record longer than this is a bad
-/// item, in pieces): CloudTrail's records are far smaller, and it bounds memory on hostile input.
-const MAX_RECORD: usize = 256 << 20;
+/// item, in pieces): CloudTrail's records are far smaller, and it bounds memory on hostile input
+/// (to a few times this).
+const MAX_RECORD: usize = 64 << 20;
 
 /// Streams records out of envelopes or arrays (blocking; runs on the blocking pool); see
 /// [`crate::records`]. Where the structure broke, nothing is lost, and the source is reported.

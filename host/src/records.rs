@@ -11,7 +11,11 @@
 //! line the fault is on, is one bad item, and framing starts again on the next line: later
 //! envelopes, arrays and objects in the file are read as such, and nothing is lost. A value
 //! that spans lines and whose brackets do not match (a brace missing in a pretty-printed file)
-//! is bad only in its first line, and framing starts again on the next.
+//! is bad only in its first line, and framing starts again on the next. In a one-line file,
+//! where a record's brackets or quotes break for good, the next record is found by how the
+//! file's records begin (the first key of its first record, `{"eventVersion":`), and a framed
+//! text that is not JSON and holds such a start is split there (records merged by a broken
+//! string).
 //!
 //! At the top level, an object with an array `Records` is an envelope (its other members are
 //! dropped, they describe the delivery); any other object is a record itself (a file of JSON
@@ -60,6 +64,8 @@ enum Fault {
     TooLong,
     /// A read error.
     Io(std::io::Error),
+    /// The consumer asked to stop.
+    Closed,
 }
 
 impl Fault {
@@ -77,6 +83,7 @@ impl Fault {
             ),
             Fault::TooLong => format!("{what} is longer than the framer holds"),
             Fault::Io(e) => format!("read error in {what}: {e}"),
+            Fault::Closed => "stopped".to_owned(),
         }
     }
 }
@@ -96,6 +103,11 @@ pub struct Framer<R, F> {
     /// Items handed on.
     items: u64,
     faults: Faults,
+    /// How the records of an array begin: `{` and the first key of its first record, with its
+    /// colon (`{"eventVersion":`). Records of one file share their first key (serialisers write
+    /// keys in one order), so where the structure breaks inside a one-line file, the next
+    /// record's start is found by it.
+    start: Option<Vec<u8>>,
 }
 
 impl<R, F> std::fmt::Debug for Framer<R, F> {
@@ -125,6 +137,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             max_value,
             items: 0,
             faults: Faults::default(),
+            start: None,
         }
     }
 
@@ -182,11 +195,9 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             _ => "the text",
         };
         let reason = fault.describe(what);
-        self.faults.count += 1;
-        if self.faults.first.is_none() {
-            self.faults.first = Some((reason.clone(), self.items));
-        }
+        self.note(reason.clone());
         match fault {
+            Fault::Closed => return Err(Stop::Closed),
             Fault::Separator(_) => {
                 self.keep = self.pos;
                 return Ok(());
@@ -230,6 +241,67 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             }
         }
         self.hand_bad(reason)
+    }
+
+    /// Where the next record starts after the one being framed (`keep`), before `end` and on
+    /// the same line: the records' start (see `start`) right after a comma. For a fault, `end`
+    /// is the end of what is held, and the line is read to its end first.
+    fn next_start(&mut self, end: usize) -> R<Option<usize>> {
+        let Some(start) = self.start.clone() else {
+            return Ok(None);
+        };
+        let mut end = end;
+        if end == self.buf.len() {
+            // The rest of the line (bounded like a value).
+            loop {
+                let from = self.pos.min(self.buf.len());
+                if memchr::memchr(b'\n', &self.buf[from..]).is_some()
+                    || self.buf.len() - self.keep > self.max_value
+                    || !self.more()?
+                {
+                    break;
+                }
+            }
+            end = self.buf.len();
+        }
+        let line_end =
+            memchr::memchr(b'\n', &self.buf[self.keep..end]).map_or(end, |i| self.keep + i);
+        let from = self.keep + 1;
+        if from >= line_end {
+            return Ok(None);
+        }
+        Ok(memchr::memmem::find_iter(&self.buf[from..line_end], &start)
+            .map(|i| from + i)
+            .find(|&at| {
+                self.buf[self.keep..at]
+                    .iter()
+                    .rev()
+                    .find(|b| !b.is_ascii_whitespace())
+                    == Some(&b',')
+            }))
+    }
+
+    /// Hands on `keep..at` (up to its last comma) as a bad item and goes on framing records at
+    /// `at`.
+    fn resume_at(&mut self, at: usize, reason: String) -> R<()> {
+        self.note(reason.clone());
+        let comma = self.buf[self.keep..at]
+            .iter()
+            .rposition(|&b| b == b',')
+            .map_or(at, |i| self.keep + i);
+        self.pos = comma;
+        self.hand_bad(reason).map_err(|_| Fault::Closed)?;
+        self.pos = at;
+        self.keep = at;
+        Ok(())
+    }
+
+    /// Counts a fault (the first is kept, with the number of items before it).
+    fn note(&mut self, reason: String) {
+        self.faults.count += 1;
+        if self.faults.first.is_none() {
+            self.faults.first = Some((reason, self.items));
+        }
     }
 
     /// Hands on `keep..pos` as a bad item, unless it is only whitespace and punctuation (the
@@ -378,24 +450,67 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                     self.keep = self.pos;
                     return Ok(true);
                 }
+                Some(b',') => {
+                    // An empty element (`,,`): skipped.
+                    self.note("an empty element in an array (`,,`)".to_owned());
+                    self.pos += 1;
+                    continue;
+                }
                 Some(_) => {}
             }
             self.keep = self.pos;
-            self.value()?;
+            match self.value() {
+                Ok(()) => {}
+                Err(fault @ (Fault::Eof | Fault::Unexpected(_))) => {
+                    // Broken on its line: the text up to the next record's start is bad, and
+                    // the records from there are records.
+                    match self.next_start(self.buf.len())? {
+                        Some(at) => {
+                            let what = fault.describe("a record");
+                            self.resume_at(at, what)?;
+                            continue;
+                        }
+                        None => return Err(fault),
+                    }
+                }
+                Err(fault) => return Err(fault),
+            }
+            // Records merged by a broken quote (the structure held, but the text holds the
+            // start of another record and is not JSON): split where the next one starts.
+            if let Some(at) = self.next_start(self.pos)?
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&self.buf[self.keep..self.pos])
+                    .is_err()
+            {
+                self.resume_at(at, "records merged by a broken string".to_owned())?;
+                continue;
+            }
             let record = self.record();
+            if self.start.is_none() {
+                self.start = first_key(&self.buf[self.keep..self.pos]);
+            }
             if !self.hand(record) {
                 return Ok(false);
             }
             self.keep = self.pos;
-            match self.skip_space()? {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    self.keep = self.pos;
-                    return Ok(true);
+            loop {
+                match self.skip_space()? {
+                    Some(b',') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    Some(b']') => {
+                        self.pos += 1;
+                        self.keep = self.pos;
+                        return Ok(true);
+                    }
+                    Some(b'}') => {
+                        // A stray closing brace after an element: skipped.
+                        self.note("a stray `}` after an element of an array".to_owned());
+                        self.pos += 1;
+                    }
+                    Some(b) => return Err(Fault::Separator(b)),
+                    None => return Err(Fault::Eof),
                 }
-                Some(b) => return Err(Fault::Separator(b)),
-                None => return Err(Fault::Eof),
             }
         }
     }
@@ -431,7 +546,13 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 b'{' => closers.push(b'}'),
                 b'[' => closers.push(b']'),
                 b'}' | b']' => {
-                    if closers.pop() != Some(b) {
+                    // On one line, a closer of the wrong kind closes the innermost all the
+                    // same: the record is broken inside (the plugin's to refuse), and the
+                    // records beside it in a one-line delivery file stay records. Across lines
+                    // it is a fault (see `recover`).
+                    if closers.pop() != Some(b)
+                        && memchr::memchr(b'\n', &self.buf[self.keep..self.pos]).is_some()
+                    {
                         return Err(Fault::Unexpected(b));
                     }
                     if closers.is_empty() {
@@ -457,8 +578,14 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 return Err(Fault::Eof);
             }
             let from = self.pos;
-            match memchr::memchr2(b'"', b'\\', &self.buf[from..]) {
+            match memchr::memchr3(b'"', b'\\', b'\n', &self.buf[from..]) {
                 None => self.pos = self.buf.len(),
+                Some(i) if self.buf[from + i] == b'\n' => {
+                    // JSON strings hold no raw line end: a quote is missing (or one too many),
+                    // and the line is where framing can start again.
+                    self.pos = from + i;
+                    return Err(Fault::Unexpected(b'\n'));
+                }
                 Some(i) => {
                     self.pos = from + i + 1;
                     if self.buf[from + i] == b'"' {
@@ -475,9 +602,22 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
     }
 }
 
+/// `{` and the first key of a record with its colon, as written (`{"eventVersion":`), when the
+/// record is an object written without whitespace before its first key.
+fn first_key(record: &[u8]) -> Option<Vec<u8>> {
+    if !record.starts_with(b"{\"") {
+        return None;
+    }
+    let close = memchr::memchr2(b'"', b'\\', &record[2..])? + 2;
+    (record[close] == b'"' && record.get(close + 1) == Some(&b':') && close > 2)
+        .then(|| record[..close + 2].to_vec())
+}
+
 /// A byte as a message shows it.
 fn show(b: u8) -> String {
-    if b.is_ascii_graphic() {
+    if b == b'\n' {
+        "line end".to_owned()
+    } else if b.is_ascii_graphic() {
         format!("`{}`", char::from(b))
     } else {
         format!("byte 0x{b:02x}")
@@ -571,11 +711,50 @@ mod tests {
             frame(r#"{"Records":[{"a":1},{BAD},{"c" 3},{"d":4}]}"#),
             [r#"{"a":1}"#, "{BAD}", r#"{"c"3}"#, r#"{"d":4}"#]
         );
-        // A raw line end inside a string (not JSON): the item is still one line.
+        // A closer of the wrong kind inside a record of a one-line file, a doubled comma, a
+        // stray brace: one bad record at most, the others records.
         assert_eq!(
-            frame("[{\"a\":\"x\ny\"},{\"b\":1}]"),
-            ["{\"a\":\"x y\"}", r#"{"b":1}"#]
+            frame(r#"{"Records":[{"a":{"x":1]},{"b":2},,{"c":3}},{"d":4}]}"#),
+            [r#"{"a":{"x":1]}"#, r#"{"b":2}"#, r#"{"c":3}"#, r#"{"d":4}"#]
         );
+        // A quote missing in a pretty-printed record: its line is bad, the next record is one.
+        assert_eq!(
+            frame("[\n  {\n    \"a\": \"x,\n    \"b\": 2\n  },\n  {\"c\": 3}\n]\n"),
+            [r#"!"a": "x,"#, r#"!"b": 2"#, r#"{"c":3}"#]
+        );
+    }
+
+    /// In a one-line file, where a record's brackets or quotes are broken, the next record is
+    /// found by how the records begin (their shared first key).
+    #[test]
+    fn a_one_line_file_finds_the_next_record_by_its_first_key() {
+        let rec = |n: u32| format!(r#"{{"v":"1.08","n":{n},"r":[{{"k":"x"}}]}}"#);
+        let file = |second: &str| {
+            format!(
+                r#"{{"Records":[{},{second},{},{}]}}"#,
+                rec(1),
+                rec(3),
+                rec(4)
+            )
+        };
+        let good: Vec<String> = [1, 3, 4].into_iter().map(rec).collect();
+        // An opener too many: the brackets never balance again.
+        let items = frame(&file(r#"{"v":"1.08","n":2,"r":[{"k":{"x"}]}"#));
+        assert_eq!(items[0], good[0]);
+        assert_eq!(items[1], r#"!{"v":"1.08","n":2,"r":[{"k":{"x"}]}"#);
+        assert_eq!(items[2..], good[1..]);
+        // A quote too many: the string runs on into the next records.
+        let items = frame(&file(r#"{"v":"1.08","n":2,"r":[{"k":"x""}]}"#));
+        assert_eq!(items[0], good[0]);
+        assert!(items[1].starts_with('!'), "{items:?}");
+        assert_eq!(items[items.len() - 2..], good[1..], "{items:?}");
+        // A quote missing.
+        let items = frame(&file(r#"{"v":"1.08","n":2,"r":[{"k":"x}]}"#));
+        assert_eq!(items[0], good[0]);
+        assert_eq!(items[items.len() - 2..], good[1..], "{items:?}");
+        // Objects inside a well-formed record that begin like records do not split it.
+        let inside = r#"{"v":"1.08","n":2,"r":[{"v":"x"},{"v":"y"}]}"#;
+        assert_eq!(frame(&file(inside))[1], inside);
     }
 
     #[test]
@@ -618,10 +797,16 @@ mod tests {
             frame("{\"Records\":[{\"a\":1}]}\nnot json\n{\"Records\":[{\"b\":2}]}\n"),
             [r#"{"a":1}"#, "!not json", r#"{"b":2}"#]
         );
-        // A stray closer inside a record of a one-line file: the rest of the line is one item.
+        // A stray closer inside a record of a one-line file: that record is broken, the
+        // others are records.
         assert_eq!(
             frame("{\"Records\":[{\"a\":1},{\"b\":]},{\"c\":3}]}\n[{\"d\":4}]"),
-            [r#"{"a":1}"#, r#"!{"b":]},{"c":3}]}"#, r#"{"d":4}"#]
+            [r#"{"a":1}"#, r#"{"b":]"#, r#"{"c":3}"#, r#"{"d":4}"#]
+        );
+        // Text where an envelope belongs on a one-line file: the rest of that line is one item.
+        assert_eq!(
+            frame("{\"Records\":[{\"a\":1}]}x{\"Records\":[{\"b\":2}]}\n[{\"c\":3}]"),
+            [r#"{"a":1}"#, r#"!x{"Records":[{"b":2}]}"#, r#"{"c":3}"#]
         );
         // A pretty-printed record cut short is one line.
         assert_eq!(
