@@ -134,7 +134,10 @@ const SNIFF: usize = 256;
 
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 
-/// Reads up to `SNIFF` bytes; returns them and a reader that yields them again, then the rest.
+/// Reads up to `SNIFF` bytes, or less once a whole first line that is more than a bracket has
+/// come (a live stream of short events must not wait for a second one before the first is
+/// scored; a pretty-printed envelope or array opens with a line of one bracket); returns them
+/// and a reader that yields them again, then the rest.
 async fn peek(mut r: Reader) -> std::io::Result<(Vec<u8>, Reader)> {
     let mut head = vec![0u8; SNIFF];
     let mut len = 0;
@@ -144,10 +147,27 @@ async fn peek(mut r: Reader) -> std::io::Result<(Vec<u8>, Reader)> {
             break;
         }
         len += n;
+        if first_line_decides(&head[..len]) {
+            break;
+        }
     }
     head.truncate(len);
     let again: Reader = Box::new(AsyncReadExt::chain(std::io::Cursor::new(head.clone()), r));
     Ok((head, again))
+}
+
+/// Whether `head` holds a whole first line that is more than an opening bracket.
+fn first_line_decides(head: &[u8]) -> bool {
+    let Some(end) = memchr::memchr(b'\n', head) else {
+        return false;
+    };
+    let line = head[..end].strip_prefix(BOM).unwrap_or(&head[..end]);
+    let text: Vec<u8> = line
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    !matches!(text.as_slice(), [] | [b'{'] | [b'['])
 }
 
 fn layout_of(head: &[u8]) -> Layout {
@@ -475,6 +495,22 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_first_line_decides_without_waiting() {
+        assert!(first_line_decides(b"{\"a\":1}\n"));
+        assert!(first_line_decides(b"not json\n"));
+        assert!(!first_line_decides(b"{\"a\":1}"), "no line end yet");
+        assert!(
+            !first_line_decides(b"{\n  \"Records\": ["),
+            "a pretty-printed envelope"
+        );
+        assert!(
+            !first_line_decides(b"\xef\xbb\xbf[\r\n  {"),
+            "a pretty-printed array"
+        );
+        assert!(!first_line_decides(b"\n\n"), "blank lines");
+    }
 
     #[test]
     fn sniffs_layouts() {

@@ -199,3 +199,38 @@ fn a_number_beyond_a_float_in_a_field_does_not_make_the_event_unscorable() {
     let (_, note, _) = kept_with_annotation(&["--quiet"], &evil);
     assert_eq!(note["observation"]["outcome"], "error", "{note}");
 }
+
+/// On a live stream, a first event shorter than the bytes a source is sniffed by is scored at
+/// once: the sniffing stops at the end of a whole first line (it waited for 256 bytes or the
+/// end of the stream).
+#[test]
+fn a_short_first_event_on_a_live_stream_is_scored_at_once() {
+    use std::io::{BufRead as _, Write as _};
+    let short = r#"{"eventName":"Short","userIdentity":{"type":"IAMUser","arn":"a"}}"#;
+    assert!(short.len() < 256);
+    let mut child = oddity()
+        .args(["-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start oddity");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{short}").expect("write");
+    stdin.flush().expect("flush");
+    // The stream stays open; the scored line must come anyway.
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(std::time::Duration::from_secs(30));
+    drop(stdin);
+    let _ = child.wait();
+    let line = line.expect("the first event is scored while the stream is open");
+    let v: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["eventName"], "Short");
+    assert!(v["novelty"]["score"].is_number(), "{line}");
+}
