@@ -175,23 +175,7 @@ fn layout_of(head: &[u8]) -> Layout {
     let mut rest = text.iter().copied().skip_while(u8::is_ascii_whitespace);
     match rest.next() {
         Some(b'[') => Layout::Array,
-        Some(b'{') => {
-            // `"Records": [` among the first bytes: an envelope, whichever member comes first
-            // (a record that merely mentions it is still read whole, as a record).
-            let head: Vec<u8> = rest.collect();
-            let envelope = memchr::memmem::find_iter(&head, b"\"Records\"").any(|at| {
-                let mut after = head[at + 9..]
-                    .iter()
-                    .skip_while(|b| b.is_ascii_whitespace());
-                after.next() == Some(&b':')
-                    && after.find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
-            });
-            if envelope {
-                Layout::Envelope
-            } else {
-                Layout::Lines
-            }
-        }
+        Some(b'{') if crate::records::looks_like_envelope(text) => Layout::Envelope,
         _ => Layout::Lines,
     }
 }
@@ -336,11 +320,28 @@ async fn read_lines(
                 Frame::Line(line) => line.len(),
                 Frame::Long { piece, .. } => piece.len(),
             };
-            batch.push(Item {
-                frame,
-                source: index,
-                number,
-            });
+            match frame {
+                // A delivery envelope on a line of its own (a file of JSON lines that holds one
+                // after its first line): its records, each with the line's number.
+                Frame::Line(line)
+                    if line.first() == Some(&b'{')
+                        && crate::records::looks_like_envelope(&line) =>
+                {
+                    for piece in crate::records::expand(&line, MAX_RECORD.max(opts.max_line)) {
+                        let (Piece::Record(text) | Piece::Bad(text, _)) = piece;
+                        batch.push(Item {
+                            frame: Frame::Line(Bytes::from(text)),
+                            source: index,
+                            number,
+                        });
+                    }
+                }
+                frame => batch.push(Item {
+                    frame,
+                    source: index,
+                    number,
+                }),
+            }
             if error.is_some() || batch.len() >= opts.batch || bytes >= BATCH_BYTES {
                 break;
             }

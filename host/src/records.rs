@@ -108,6 +108,9 @@ pub struct Framer<R, F> {
     /// keys in one order), so where the structure breaks inside a one-line file, the next
     /// record's start is found by it.
     start: Option<Vec<u8>>,
+    /// Whether an element of an array that is itself an envelope is expanded (one level: an
+    /// expanded envelope's elements are not).
+    nested_envelopes: bool,
 }
 
 impl<R, F> std::fmt::Debug for Framer<R, F> {
@@ -138,6 +141,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             items: 0,
             faults: Faults::default(),
             start: None,
+            nested_envelopes: true,
         }
     }
 
@@ -484,14 +488,24 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 self.resume_at(at, "records merged by a broken string".to_owned())?;
                 continue;
             }
-            let record = self.record();
-            if self.start.is_none() {
-                self.start = first_key(&self.buf[self.keep..self.pos]);
+            if self.nested_envelopes && looks_like_envelope(&self.buf[self.keep..self.pos]) {
+                // An array of delivery envelopes: their records.
+                for piece in expand(&self.buf[self.keep..self.pos], self.max_value) {
+                    if !self.hand(piece) {
+                        return Ok(false);
+                    }
+                }
+                self.keep = self.pos;
+            } else {
+                let record = self.record();
+                if self.start.is_none() {
+                    self.start = first_key(&self.buf[self.keep..self.pos]);
+                }
+                if !self.hand(record) {
+                    return Ok(false);
+                }
+                self.keep = self.pos;
             }
-            if !self.hand(record) {
-                return Ok(false);
-            }
-            self.keep = self.pos;
             loop {
                 match self.skip_space()? {
                     Some(b',') => {
@@ -600,6 +614,41 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             }
         }
     }
+}
+
+/// Whether `text` is an object with `"Records": [` among its first 256 bytes: a delivery
+/// envelope, whichever member comes first (an object that merely mentions it is still a record,
+/// read whole, when framed).
+pub fn looks_like_envelope(text: &[u8]) -> bool {
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
+    let Some(open) = text.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return false;
+    };
+    if text[open] != b'{' {
+        return false;
+    }
+    let head = &text[open..text.len().min(open + 256)];
+    memchr::memmem::find_iter(head, b"\"Records\"").any(|at| {
+        let mut after = head[at + 9..]
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace());
+        after.next() == Some(&b':') && after.find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+    })
+}
+
+/// The records of `text`, an envelope met where a record was expected (a line of a file of
+/// JSON lines, an element of an array): each a record (or bad text), no deeper envelope
+/// expanded.
+pub fn expand(text: &[u8], max_value: usize) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut framer = Framer::new(text, max_value, |p| {
+        pieces.push(p);
+        true
+    });
+    framer.nested_envelopes = false;
+    // Reading a slice cannot fail, and the consumer never stops.
+    let _ = framer.run();
+    pieces
 }
 
 /// `{` and the first key of a record with its colon, as written (`{"eventVersion":`), when the
@@ -755,6 +804,22 @@ mod tests {
         // Objects inside a well-formed record that begin like records do not split it.
         let inside = r#"{"v":"1.08","n":2,"r":[{"v":"x"},{"v":"y"}]}"#;
         assert_eq!(frame(&file(inside))[1], inside);
+    }
+
+    #[test]
+    fn an_array_of_envelopes_gives_their_records_one_level_deep() {
+        assert_eq!(
+            frame(r#"[{"Records":[{"a":1},{"b":2}]},{"c":3},{"Records":[{"Records":[{"d":4}]}]}]"#),
+            [
+                r#"{"a":1}"#,
+                r#"{"b":2}"#,
+                r#"{"c":3}"#,
+                r#"{"Records":[{"d":4}]}"#
+            ]
+        );
+        assert!(looks_like_envelope(b" {\"x\": 1, \"Records\" : [ ]}"));
+        assert!(!looks_like_envelope(b"{\"Records\": \"x\"}"));
+        assert!(!looks_like_envelope(b"[{\"Records\": []}]"));
     }
 
     #[test]

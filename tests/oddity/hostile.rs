@@ -359,6 +359,41 @@ fn a_delivery_file_that_breaks_loses_nothing() {
     }
 }
 
+/// A delivery envelope on a later line of a file of JSON lines, and a JSON array of envelopes:
+/// their records are events, in order.
+#[test]
+fn envelopes_inside_lines_and_arrays_give_their_records() {
+    let lines = format!(
+        "{}\n{{\"Records\":[{},{}]}}\n{}\n",
+        event("raul", "One", ""),
+        event("raul", "Two", ""),
+        event("raul", "Three", ""),
+        event("raul", "Four", "")
+    );
+    let array = format!(
+        "[{{\"Records\":[{},{}]}},{{\"Records\":[{}]}}]",
+        event("raul", "Five", ""),
+        event("raul", "Six", ""),
+        event("raul", "Seven", "")
+    );
+    for (input, want) in [
+        (lines, &["One", "Two", "Three", "Four"][..]),
+        (array, &["Five", "Six", "Seven"][..]),
+    ] {
+        let out = run(&["-q"], Some(input.as_bytes()));
+        out.assert_ok();
+        let names: Vec<String> = out
+            .json()
+            .iter()
+            .map(|e| {
+                score_record(e);
+                e["eventName"].as_str().expect("name").to_owned()
+            })
+            .collect();
+        assert_eq!(names, want);
+    }
+}
+
 /// A gzipped envelope cut short (a download that stopped): the records before the cut are
 /// events, and what was read of the record being read is one bad line.
 #[test]
