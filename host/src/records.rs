@@ -15,7 +15,9 @@
 //! where a record's brackets or quotes break for good, the next record is found by how the
 //! file's records begin (the first key of its first record, `{"eventVersion":`), and a framed
 //! text that is not JSON and holds such a start is split there (records merged by a broken
-//! string).
+//! string). A place is taken for a record's start only where the record that would start there
+//! ends as records end (see `Framer::plausible`): an object nested in a broken record that
+//! begins the same way is not written as an event.
 //!
 //! At the top level, an object with an array `Records` is an envelope (its other members are
 //! dropped, they describe the delivery); any other object is a record itself (a file of JSON
@@ -247,15 +249,16 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
         self.hand_bad(reason)
     }
 
-    /// Where the next record starts after the one being framed (`keep`), before `end` and on
-    /// the same line: the records' start (see `start`) right after a comma. For a fault, `end`
-    /// is the end of what is held, and the line is read to its end first.
-    fn next_start(&mut self, end: usize) -> R<Option<usize>> {
+    /// Where the next record starts after the one being framed (`keep`), on the same line and
+    /// before `within` if given (else the line is read to its end first: after a fault): the
+    /// records' start (see `start`) right after a comma, where a record plausibly starts.
+    fn next_start(&mut self, within: Option<usize>) -> R<Option<usize>> {
         let Some(start) = self.start.clone() else {
             return Ok(None);
         };
-        let mut end = end;
-        if end == self.buf.len() {
+        let end = if let Some(end) = within {
+            end
+        } else {
             // The rest of the line (bounded like a value).
             loop {
                 let from = self.pos.min(self.buf.len());
@@ -266,23 +269,79 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                     break;
                 }
             }
-            end = self.buf.len();
-        }
+            self.buf.len()
+        };
         let line_end =
             memchr::memchr(b'\n', &self.buf[self.keep..end]).map_or(end, |i| self.keep + i);
         let from = self.keep + 1;
         if from >= line_end {
             return Ok(None);
         }
-        Ok(memchr::memmem::find_iter(&self.buf[from..line_end], &start)
+        // Offsets from `keep`, which reading (in `plausible`) may move.
+        let candidates: Vec<usize> = memchr::memmem::find_iter(&self.buf[from..line_end], &start)
             .map(|i| from + i)
-            .find(|&at| {
+            .filter(|&at| {
                 self.buf[self.keep..at]
                     .iter()
                     .rev()
                     .find(|b| !b.is_ascii_whitespace())
                     == Some(&b',')
-            }))
+            })
+            .map(|at| at - self.keep)
+            .collect();
+        for off in candidates {
+            if self.plausible(off) {
+                return Ok(Some(self.keep + off));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the record that would start `off` bytes after `keep` ends, by its structure,
+    /// where a record ends: before the next record's start, or at the end of the array and of
+    /// the envelope (then the line, or the text). An object inside a broken record that begins
+    /// like a record (a nested item of the same shape) is followed by more of that record, and
+    /// is not taken for one.
+    fn plausible(&mut self, off: usize) -> bool {
+        let back = self.pos - self.keep;
+        self.pos = self.keep + off;
+        let ok = self.value().is_ok()
+            && match self.skip_space() {
+                Ok(Some(b',')) => {
+                    self.pos += 1;
+                    matches!(self.skip_space(), Ok(Some(b'{'))) && self.starts_record_here()
+                }
+                Ok(Some(b']')) => {
+                    self.pos += 1;
+                    let mut next = self.skip_space();
+                    if matches!(next, Ok(Some(b'}'))) {
+                        self.pos += 1;
+                        next = self.skip_space();
+                    }
+                    matches!(next, Ok(None | Some(b'{' | b'[')))
+                }
+                _ => false,
+            };
+        self.pos = self.keep + back;
+        ok
+    }
+
+    /// Whether a record's start (see `start`) is at `pos`, right after a comma.
+    fn starts_record_here(&mut self) -> bool {
+        let Some(start) = self.start.clone() else {
+            return false;
+        };
+        while self.buf.len() < self.pos + start.len() {
+            if !matches!(self.more(), Ok(true)) {
+                return false;
+            }
+        }
+        self.buf[self.pos..].starts_with(&start)
+            && self.buf[self.keep..self.pos]
+                .iter()
+                .rev()
+                .find(|b| !b.is_ascii_whitespace())
+                == Some(&b',')
     }
 
     /// Hands on `keep..at` (up to its last comma) as a bad item and goes on framing records at
@@ -467,8 +526,19 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 Ok(()) => {}
                 Err(fault @ (Fault::Eof | Fault::Unexpected(_))) => {
                     // Broken on its line: the text up to the next record's start is bad, and
-                    // the records from there are records.
-                    match self.next_start(self.buf.len())? {
+                    // the records from there are records. Where the fault is itself at a
+                    // record's start (`,{` in an object), framing resumes there; otherwise at
+                    // the first start after the broken record's.
+                    if matches!(fault, Fault::Unexpected(b'{'))
+                        && self.starts_record_here()
+                        && self.plausible(self.pos - self.keep)
+                    {
+                        let at = self.pos;
+                        let what = fault.describe("a record");
+                        self.resume_at(at, what)?;
+                        continue;
+                    }
+                    match self.next_start(None)? {
                         Some(at) => {
                             let what = fault.describe("a record");
                             self.resume_at(at, what)?;
@@ -481,7 +551,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             }
             // Records merged by a broken quote (the structure held, but the text holds the
             // start of another record and is not JSON): split where the next one starts.
-            if let Some(at) = self.next_start(self.pos)?
+            if let Some(at) = self.next_start(Some(self.pos))?
                 && serde_json::from_slice::<serde::de::IgnoredAny>(&self.buf[self.keep..self.pos])
                     .is_err()
             {
@@ -554,11 +624,24 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
     /// An object or array at `pos`, to its matching close.
     fn nested(&mut self) -> R<()> {
         let mut closers: Vec<u8> = Vec::new();
+        // Just after a comma in an object, where only a key (a string) may come.
+        let mut key_next = false;
         loop {
             let b = self.peek()?.ok_or(Fault::Eof)?;
+            if key_next && !b.is_ascii_whitespace() {
+                key_next = false;
+                // `,{` or `,[` inside an object is never JSON: the object was not closed (an
+                // opener too many, a closer missing), and what follows the comma is likely the
+                // next record. A fault here, not at the end of the text: framing a broken record
+                // costs the distance to the next one, not to the end of the file.
+                if matches!(b, b'{' | b'[') {
+                    return Err(Fault::Unexpected(b));
+                }
+            }
             match b {
                 b'{' => closers.push(b'}'),
                 b'[' => closers.push(b']'),
+                b',' => key_next = closers.last() == Some(&b'}'),
                 b'}' | b']' => {
                     // On one line, a closer of the wrong kind closes the innermost all the
                     // same: the record is broken inside (the plugin's to refuse), and the
@@ -801,6 +884,44 @@ mod tests {
         let items = frame(&file(r#"{"v":"1.08","n":2,"r":[{"k":"x}]}"#));
         assert_eq!(items[0], good[0]);
         assert_eq!(items[items.len() - 2..], good[1..], "{items:?}");
+        // An object inside a broken record that begins like a record is not taken for one:
+        // it is followed by more of that record.
+        for fake in [
+            r#"{"v":"1.08","n":2,"r":[{"k":1},{"v":"1.08","n":99}],"x" 1}"#,
+            r#"{"v":"1.08","n":2,"r":[{"k":1},{"v":"1.08","n":99}],"x":"1}"#,
+        ] {
+            let items = frame(&file(fake));
+            assert_eq!(items[0], good[0]);
+            assert!(items[1].contains(r#""n":99"#), "{items:?}");
+            assert_eq!(items[2..], good[1..], "{items:?}");
+        }
+        // Many broken records: framing each costs the distance to the next, not to the end.
+        let many: Vec<String> = (0..20_000)
+            .map(|n| {
+                if n % 2 == 1 {
+                    r#"{"v":"1.08","n":2,"r":[{"k":{"x"}]}"#.to_owned()
+                } else {
+                    rec(n)
+                }
+            })
+            .collect();
+        let text = format!(r#"{{"Records":[{}]}}"#, many.join(","));
+        let started = std::time::Instant::now();
+        let items = frame_in(&text, usize::MAX, 1 << 20);
+        assert_eq!(items.len(), 20_000);
+        let broken = items
+            .iter()
+            .filter(|i| serde_json::from_str::<serde::de::IgnoredAny>(i).is_err())
+            .count();
+        assert_eq!(
+            broken, 10_000,
+            "the last is handed on as a record, broken inside"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "linear, not quadratic: {:?}",
+            started.elapsed()
+        );
         // Objects inside a well-formed record that begin like records do not split it.
         let inside = r#"{"v":"1.08","n":2,"r":[{"v":"x"},{"v":"y"}]}"#;
         assert_eq!(frame(&file(inside))[1], inside);
