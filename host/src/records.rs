@@ -183,10 +183,19 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 b'[' => self.array(),
                 b => Err(Fault::Unexpected(b)),
             };
-            match outcome {
-                Ok(true) => {}
-                Ok(false) => return Err(Stop::Closed),
-                Err(fault) => self.recover(fault)?,
+            let mut outcome = outcome;
+            // After a fault, framing may go on among the records of an array (see `recover`).
+            loop {
+                match outcome {
+                    Ok(true) => break,
+                    Ok(false) => return Err(Stop::Closed),
+                    Err(fault) => {
+                        if !self.recover(fault)? {
+                            break;
+                        }
+                        outcome = self.elements();
+                    }
+                }
             }
         }
     }
@@ -194,7 +203,10 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
     /// After a fault: what was read of the value being framed (from `keep`), up to the end of
     /// the line the fault is on, is one bad item, and framing goes on after that line; after a
     /// `Separator` fault, framing goes on at the byte itself.
-    fn recover(&mut self, fault: Fault) -> Result<(), Stop> {
+    /// `Ok(true)`: framing goes on among the records of an array, at a record's start found
+    /// after the fault (see `start`): where a record closed too early left the rest of it
+    /// between two records, and on the line after one broken by a raw line end.
+    fn recover(&mut self, fault: Fault) -> Result<bool, Stop> {
         let what = match self.buf.get(self.keep) {
             Some(b'{') => "an object",
             Some(b'[') => "an array",
@@ -206,7 +218,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             Fault::Closed => return Err(Stop::Closed),
             Fault::Separator(_) => {
                 self.keep = self.pos;
-                return Ok(());
+                return self.resume_on_line(reason);
             }
             Fault::Io(e) => {
                 self.hand_bad(reason)?;
@@ -220,7 +232,8 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 let held = &self.buf[self.keep..self.pos.min(self.buf.len())];
                 if let Some(i) = memchr::memchr(b'\n', held) {
                     self.pos = self.keep + i + 1;
-                    return self.hand_bad(reason);
+                    self.hand_bad(reason)?;
+                    return Ok(false);
                 }
             }
             Fault::Eof | Fault::TooLong => {}
@@ -246,7 +259,54 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 Err(_) => break,
             }
         }
-        self.hand_bad(reason)
+        self.hand_bad(reason.clone())?;
+        // The next line may go on inside a record (one broken by a raw line end): its start
+        // up to the next record's is bad too.
+        self.keep = self.pos;
+        loop {
+            match self.peek() {
+                Ok(Some(b' ' | b'\t')) => self.pos += 1,
+                Ok(Some(b'{' | b'[' | b'\n' | b'\r')) | Ok(None) => {
+                    self.pos = self.keep;
+                    return Ok(false);
+                }
+                Ok(Some(_)) => break,
+                Err(Fault::Io(e)) => return Err(Stop::Read(e)),
+                Err(_) => {
+                    self.pos = self.keep;
+                    return Ok(false);
+                }
+            }
+        }
+        self.pos = self.keep;
+        self.resume_on_line(reason)
+    }
+
+    /// From `keep` (= `pos`), the text up to a record's start later on the line, if there is
+    /// one, is bad, and framing goes on at that start (`Ok(true)`); else nothing is consumed.
+    fn resume_on_line(&mut self, reason: String) -> Result<bool, Stop> {
+        match self.next_start(None) {
+            Ok(Some(at)) => {
+                let comma = self.buf[self.keep..at]
+                    .iter()
+                    .rposition(|&b| b == b',')
+                    .map_or(at, |i| self.keep + i);
+                self.pos = comma;
+                self.hand_bad(reason)?;
+                self.pos = at;
+                self.keep = at;
+                Ok(true)
+            }
+            Ok(None) => {
+                self.pos = self.keep;
+                Ok(false)
+            }
+            Err(Fault::Io(e)) => Err(Stop::Read(e)),
+            Err(_) => {
+                self.pos = self.keep;
+                Ok(false)
+            }
+        }
     }
 
     /// Where the next record starts after the one being framed (`keep`), on the same line and
@@ -504,6 +564,12 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
     /// `Ok(false)`: the consumer stopped.
     fn array(&mut self) -> R<bool> {
         self.pos += 1;
+        self.elements()
+    }
+
+    /// The elements of an array from `pos` (after its `[`, or at an element's start) to its
+    /// `]`. `Ok(false)`: the consumer stopped.
+    fn elements(&mut self) -> R<bool> {
         loop {
             self.keep = self.pos;
             match self.skip_space()? {
@@ -922,6 +988,23 @@ mod tests {
             "linear, not quadratic: {:?}",
             started.elapsed()
         );
+        // A record closed too early: the rest of it, between two records, is not records (a
+        // string, then bad text), and the records after it are.
+        let items = frame(&file(r#"{"v":"1.08","n":2},"r":[{"k":"x"}]}"#));
+        assert_eq!(
+            items[..2],
+            [good[0].clone(), r#"{"v":"1.08","n":2}"#.to_owned()]
+        );
+        assert_eq!(items[2..4], ["\"r\"", "!:[{\"k\":\"x\"}]}"], "{items:?}");
+        assert_eq!(items[4..], good[1..], "{items:?}");
+        // A raw line end inside a string: the record's two pieces are bad, the rest records.
+        let items = frame(&file("{\"v\":\"1.08\",\"n\":2,\"r\":[{\"k\":\"x\ny\"}]}"));
+        assert_eq!(items[0], good[0]);
+        assert!(
+            items[1].starts_with('!') && items[2].starts_with("!y"),
+            "{items:?}"
+        );
+        assert_eq!(items[3..], good[1..], "{items:?}");
         // Objects inside a well-formed record that begin like records do not split it.
         let inside = r#"{"v":"1.08","n":2,"r":[{"v":"x"},{"v":"y"}]}"#;
         assert_eq!(frame(&file(inside))[1], inside);
