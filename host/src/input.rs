@@ -124,8 +124,8 @@ fn is_log_file(path: &Path) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
     Lines,
-    Envelope,
-    Array,
+    /// Delivery envelopes or JSON arrays of records (see [`crate::records`]).
+    Records,
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -174,8 +174,8 @@ fn layout_of(head: &[u8]) -> Layout {
     let text = head.strip_prefix(BOM).unwrap_or(head);
     let mut rest = text.iter().copied().skip_while(u8::is_ascii_whitespace);
     match rest.next() {
-        Some(b'[') => Layout::Array,
-        Some(b'{') if crate::records::looks_like_envelope(text) => Layout::Envelope,
+        Some(b'[') => Layout::Records,
+        Some(b'{') if crate::records::looks_like_envelope(text) => Layout::Records,
         _ => Layout::Lines,
     }
 }
@@ -249,7 +249,7 @@ pub async fn read_source(
         Layout::Lines => read_lines(reader, index, opts, tx, cancel)
             .await
             .map_err(|(n, e)| fail(n, e)),
-        Layout::Envelope | Layout::Array => {
+        Layout::Records => {
             let tx = tx.clone();
             let cancel = cancel.clone();
             let bridge = tokio_util::io::SyncIoBridge::new(reader);
@@ -328,7 +328,7 @@ async fn read_lines(
                         && crate::records::looks_like_envelope(&line) =>
                 {
                     for piece in crate::records::expand(&line, MAX_RECORD.max(opts.max_line)) {
-                        let (Piece::Record(text) | Piece::Bad(text, _)) = piece;
+                        let (Piece::Record(text) | Piece::Bad(text)) = piece;
                         batch.push(Item {
                             frame: Frame::Line(Bytes::from(text)),
                             source: index,
@@ -389,7 +389,7 @@ fn read_records(
     };
     let framer = crate::records::Framer::new(bridge, MAX_RECORD.max(opts.max_line), |piece| {
         match piece {
-            Piece::Record(text) | Piece::Bad(text, _) => sink.push(Bytes::from(text)),
+            Piece::Record(text) | Piece::Bad(text) => sink.push(Bytes::from(text)),
         }
         !sink.closed
     });
@@ -458,32 +458,6 @@ impl Sink<'_> {
     }
 }
 
-/// Removes the whitespace between JSON tokens (record text keeps its exact values and key order;
-/// a JSON string cannot contain a raw newline, so the result is one line).
-pub fn minify(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !b.is_ascii_whitespace() {
-            out.push(b);
-        }
-    }
-    out
-}
-
 /// Reads a whole file, for small auxiliary files (profiles, snapshots).
 pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -515,24 +489,16 @@ mod tests {
 
     #[test]
     fn sniffs_layouts() {
-        assert_eq!(layout_of(b"  {\n  \"Records\" : ["), Layout::Envelope);
+        assert_eq!(layout_of(b"  {\n  \"Records\" : ["), Layout::Records);
         assert_eq!(
             layout_of(br#"{"digest": "x", "Records": [{"a": 1}]}"#),
-            Layout::Envelope
+            Layout::Records
         );
         assert_eq!(layout_of(br#"{"Records": "x"}"#), Layout::Lines);
-        assert_eq!(layout_of(b"\xef\xbb\xbf{\"Records\":[]}"), Layout::Envelope);
-        assert_eq!(layout_of(b"[{\"a\":1}]"), Layout::Array);
+        assert_eq!(layout_of(b"\xef\xbb\xbf{\"Records\":[]}"), Layout::Records);
+        assert_eq!(layout_of(b"[{\"a\":1}]"), Layout::Records);
         assert_eq!(layout_of(b"{\"eventVersion\":\"1.08\"}\n"), Layout::Lines);
         assert_eq!(layout_of(b"not json"), Layout::Lines);
         assert_eq!(layout_of(b""), Layout::Lines);
-    }
-
-    #[test]
-    fn minify_keeps_strings() {
-        assert_eq!(
-            minify(b"{ \"a b\" : [1, \"x \\\" y\"],\n \"c\":{} }"),
-            b"{\"a b\":[1,\"x \\\" y\"],\"c\":{}}"
-        );
     }
 }

@@ -30,8 +30,9 @@ use std::io::Read;
 pub enum Piece {
     /// A record's text, minified to one line.
     Record(Vec<u8>),
-    /// Text where the structure broke, as one line (its line ends made spaces), and why.
-    Bad(Vec<u8>, String),
+    /// Text where the structure broke, as one line (its line ends made spaces); why is counted
+    /// in the source's [`Faults`].
+    Bad(Vec<u8>),
 }
 
 /// Why framing stopped.
@@ -155,7 +156,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
     /// A record's text as one line: minified, and (in text that is not JSON, whose strings may
     /// hold raw line ends) any line end left made a space.
     fn record(&self) -> Piece {
-        let mut text = crate::input::minify(&self.buf[self.keep..self.pos]);
+        let mut text = minify(&self.buf[self.keep..self.pos]);
         one_line(&mut text);
         Piece::Record(text)
     }
@@ -212,16 +213,15 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             Some(b'[') => "an array",
             _ => "the text",
         };
-        let reason = fault.describe(what);
-        self.note(reason.clone());
+        self.note(fault.describe(what));
         match fault {
             Fault::Closed => return Err(Stop::Closed),
             Fault::Separator(_) => {
                 self.keep = self.pos;
-                return self.resume_on_line(reason);
+                return self.resume_on_line();
             }
             Fault::Io(e) => {
-                self.hand_bad(reason)?;
+                self.hand_bad()?;
                 return Err(Stop::Read(e));
             }
             Fault::Unexpected(_) => {
@@ -232,7 +232,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 let held = &self.buf[self.keep..self.pos.min(self.buf.len())];
                 if let Some(i) = memchr::memchr(b'\n', held) {
                     self.pos = self.keep + i + 1;
-                    self.hand_bad(reason)?;
+                    self.hand_bad()?;
                     return Ok(false);
                 }
             }
@@ -253,13 +253,13 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(Fault::Io(e)) => {
-                    self.hand_bad(reason)?;
+                    self.hand_bad()?;
                     return Err(Stop::Read(e));
                 }
                 Err(_) => break,
             }
         }
-        self.hand_bad(reason.clone())?;
+        self.hand_bad()?;
         // The next line may go on inside a record (one broken by a raw line end): its start
         // up to the next record's is bad too.
         self.keep = self.pos;
@@ -279,22 +279,15 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             }
         }
         self.pos = self.keep;
-        self.resume_on_line(reason)
+        self.resume_on_line()
     }
 
     /// From `keep` (= `pos`), the text up to a record's start later on the line, if there is
     /// one, is bad, and framing goes on at that start (`Ok(true)`); else nothing is consumed.
-    fn resume_on_line(&mut self, reason: String) -> Result<bool, Stop> {
+    fn resume_on_line(&mut self) -> Result<bool, Stop> {
         match self.next_start(None) {
             Ok(Some(at)) => {
-                let comma = self.buf[self.keep..at]
-                    .iter()
-                    .rposition(|&b| b == b',')
-                    .map_or(at, |i| self.keep + i);
-                self.pos = comma;
-                self.hand_bad(reason)?;
-                self.pos = at;
-                self.keep = at;
+                self.skip_to(at)?;
                 Ok(true)
             }
             Ok(None) => {
@@ -404,16 +397,20 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 == Some(&b',')
     }
 
+    /// Counts a fault, and skips to `at` (see `skip_to`).
+    fn resume_at(&mut self, at: usize, reason: String) -> R<()> {
+        self.note(reason);
+        self.skip_to(at).map_err(|_| Fault::Closed)
+    }
+
     /// Hands on `keep..at` (up to its last comma) as a bad item and goes on framing records at
     /// `at`.
-    fn resume_at(&mut self, at: usize, reason: String) -> R<()> {
-        self.note(reason.clone());
-        let comma = self.buf[self.keep..at]
+    fn skip_to(&mut self, at: usize) -> Result<(), Stop> {
+        self.pos = self.buf[self.keep..at]
             .iter()
             .rposition(|&b| b == b',')
             .map_or(at, |i| self.keep + i);
-        self.pos = comma;
-        self.hand_bad(reason).map_err(|_| Fault::Closed)?;
+        self.hand_bad()?;
         self.pos = at;
         self.keep = at;
         Ok(())
@@ -429,7 +426,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
 
     /// Hands on `keep..pos` as a bad item, unless it is only whitespace and punctuation (the
     /// brackets and commas of a broken envelope are not events).
-    fn hand_bad(&mut self, reason: String) -> Result<(), Stop> {
+    fn hand_bad(&mut self) -> Result<(), Stop> {
         let end = self.pos.min(self.buf.len());
         let text = &self.buf[self.keep.min(end)..end];
         let Some(from) = text.iter().position(|b| !b.is_ascii_whitespace()) else {
@@ -449,7 +446,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             return Ok(());
         }
         one_line(&mut text);
-        if self.hand(Piece::Bad(text, reason)) {
+        if self.hand(Piece::Bad(text)) {
             Ok(())
         } else {
             Err(Stop::Closed)
@@ -811,6 +808,32 @@ fn first_key(record: &[u8]) -> Option<Vec<u8>> {
         .then(|| record[..close + 2].to_vec())
 }
 
+/// Removes the whitespace between JSON tokens (record text keeps its exact values and key order;
+/// a JSON string cannot contain a raw newline, so the result is one line).
+fn minify(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+            out.push(b);
+        } else if !b.is_ascii_whitespace() {
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// A byte as a message shows it.
 fn show(b: u8) -> String {
     if b == b'\n' {
@@ -852,7 +875,7 @@ mod tests {
         Framer::new(Slow(text.as_bytes(), chunk), max_value, |p| {
             items.push(match p {
                 Piece::Record(r) => String::from_utf8_lossy(&r).into_owned(),
-                Piece::Bad(b, _) => format!("!{}", String::from_utf8_lossy(&b)),
+                Piece::Bad(b) => format!("!{}", String::from_utf8_lossy(&b)),
             });
             true
         })
@@ -871,6 +894,14 @@ mod tests {
             );
         }
         whole
+    }
+
+    #[test]
+    fn minify_keeps_strings() {
+        assert_eq!(
+            minify(b"{ \"a b\" : [1, \"x \\\" y\"],\n \"c\":{} }"),
+            b"{\"a b\":[1,\"x \\\" y\"],\"c\":{}}"
+        );
     }
 
     #[test]
@@ -1131,7 +1162,7 @@ mod tests {
         .run();
         assert!(matches!(stop, Err(Stop::Read(_))), "{stop:?}");
         assert_eq!(items[0], Piece::Record(br#"{"a":1}"#.to_vec()));
-        assert!(matches!(&items[1], Piece::Bad(b, _) if b == br#"{"b":"#));
+        assert!(matches!(&items[1], Piece::Bad(b) if b == br#"{"b":"#));
     }
 
     mod properties {
