@@ -97,8 +97,29 @@ pub struct Field {
 #[derive(Debug, Clone)]
 pub struct View {
     pub name: String,
+    /// Fields the view's questions are asked *given*, in order, before its components: they
+    /// route the counts (a resource is judged among the principal's resources of the same
+    /// service) but are not judged themselves, carry no novelty and are not part of the
+    /// observation (another view judges them). Indices into [`Profile::fields`].
+    pub given: Vec<usize>,
     /// Indices into [`Profile::fields`].
     pub components: Vec<usize>,
+}
+
+impl View {
+    /// The view's path in the tree: its given fields, then its components, with whether each
+    /// is given (context only).
+    pub fn path(&self) -> impl Iterator<Item = (usize, bool)> + '_ {
+        self.given
+            .iter()
+            .map(|&f| (f, true))
+            .chain(self.components.iter().map(|&f| (f, false)))
+    }
+
+    /// How many components the view's path has (given fields included).
+    pub fn path_len(&self) -> usize {
+        self.given.len() + self.components.len()
+    }
 }
 
 /// What to extract from an event and how to ask questions of it.
@@ -316,6 +337,8 @@ struct RawField {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawView {
     name: String,
+    #[serde(default)]
+    given: Vec<String>,
     components: Vec<String>,
 }
 
@@ -399,7 +422,11 @@ impl Settings {
         }
         let _ = writeln!(s, "entity={:?}", p.entity);
         for v in &p.views {
-            let _ = writeln!(s, "view {} {:?}", v.name, v.components);
+            let _ = write!(s, "view {} {:?}", v.name, v.components);
+            if !v.given.is_empty() {
+                let _ = write!(s, " given {:?}", v.given);
+            }
+            s.push('\n');
         }
         let e = &self.engine;
         let _ = writeln!(
@@ -546,14 +573,43 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
             .iter()
             .map(|n| index_of(&format!("{key}.components"), n))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(c) = components.iter().find(|c| entity.contains(c)) {
+        let given = rv
+            .given
+            .iter()
+            .map(|n| index_of(&format!("{key}.given"), n))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (part, list) in [("given", &given), ("components", &components)] {
+            if let Some(c) = list.iter().find(|c| entity.contains(c)) {
+                return Err(invalid(format!(
+                    "{key}.{part}: \"{}\" is part of the entity; views are already judged per entity",
+                    fields[*c].name
+                )));
+            }
+        }
+        let mut path = given.iter().chain(&components).copied().collect::<Vec<_>>();
+        path.sort_unstable();
+        if let Some(w) = path.windows(2).find(|w| w[0] == w[1]) {
             return Err(invalid(format!(
-                "{key}.components: \"{}\" is part of the entity; views are already judged per entity",
-                fields[*c].name
+                "{key}: \"{}\" is named twice (in `given` and `components`, or twice in one)",
+                fields[w[0]].name
+            )));
+        }
+        // The observation lists each judged field once, by name: a field is judged by one view
+        // (another view may still ask its questions given it).
+        if let Some((c, other)) = components.iter().find_map(|c| {
+            views
+                .iter()
+                .find(|v| v.components.contains(c))
+                .map(|v| (*c, v.name.as_str()))
+        }) {
+            return Err(invalid(format!(
+                "{key}.components: \"{}\" is already judged by view \"{other}\"; a field is judged by one view (list it in `given` to ask this view's questions given it)",
+                fields[c].name
             )));
         }
         views.push(View {
             name: rv.name,
+            given,
             components,
         });
     }
@@ -743,6 +799,37 @@ mod tests {
         assert!(many.profile.id.is_empty());
         let e = Settings::parse(&format!("time = {{ paths = [] }}\n{base}")).expect_err("invalid");
         assert!(e.to_string().contains("time"), "{e}");
+    }
+
+    #[test]
+    fn a_view_may_ask_its_questions_given_fields_another_view_judges() {
+        let base = "entity = [\"u\"]\n[fields.u]\npath = \"u\"\n[fields.s]\npath = \"s\"\n[fields.r]\npath = \"r\"\n[[views]]\nname = \"do\"\ncomponents = [\"s\"]\n";
+        let view = |body: &str| format!("{base}[[views]]\nname = \"on\"\n{body}\n");
+        let s = Settings::parse(&view("given = [\"s\"]\ncomponents = [\"r\"]")).expect("valid");
+        let on = &s.profile.views[1];
+        let name = |(f, given): (usize, bool)| (s.profile.fields[f].name.as_str(), given);
+        assert_eq!(
+            on.path().map(name).collect::<Vec<_>>(),
+            [("s", true), ("r", false)]
+        );
+        let plain = Settings::parse(&view("components = [\"r\"]")).expect("valid");
+        assert_ne!(s.fingerprint(), plain.fingerprint());
+        for (body, names) in [
+            ("given = [\"x\"]\ncomponents = [\"r\"]", "views[1].given"),
+            (
+                "given = [\"u\"]\ncomponents = [\"r\"]",
+                "part of the entity",
+            ),
+            ("given = [\"r\"]\ncomponents = [\"r\"]", "named twice"),
+            ("components = [\"r\", \"r\"]", "named twice"),
+            (
+                "components = [\"s\", \"r\"]",
+                "already judged by view \"do\"",
+            ),
+        ] {
+            let e = Settings::parse(&view(body)).expect_err(body);
+            assert!(e.to_string().contains(names), "{body}: {e}");
+        }
     }
 
     #[test]

@@ -1077,6 +1077,59 @@ mod tests {
         assert!(["network", "agent"].contains(&plain.most_novel.field.as_str()));
     }
 
+    /// The CloudTrail profile judges a resource given its service: a developer who touches a
+    /// new Lambda function every hour is not thereby used to new buckets. The same profile
+    /// judging resources alone finds her first read of a bucket she never used unremarkable.
+    #[test]
+    fn a_resource_is_judged_among_the_resources_of_its_service() {
+        let builtin = crate::config::BUILTIN_PROFILES[0].1;
+        let alone = builtin.replace("given = [\"service\"]\n", "");
+        assert_ne!(builtin, alone);
+        let call = |minute: usize, service: &str, action: &str, key: &str, name: &str| {
+            format!(
+                r#"{{"eventTime":"2024-03-04T{:02}:{:02}:00Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/dana"}},"eventSource":"{service}.amazonaws.com","eventName":"{action}","requestParameters":{{"{key}":"{name}"}},"sourceIPAddress":"198.51.100.7","userAgent":"aws-cli/2.15.1 Python/3.11 Linux/6.1"}}"#,
+                minute / 60,
+                minute % 60
+            )
+        };
+        let run = |config: &str| {
+            let mut e = Engine::new(config).expect("config");
+            for i in 0..400 {
+                let line = if i % 2 == 0 {
+                    call(
+                        i,
+                        "lambda",
+                        "GetFunction20150331v2",
+                        "functionName",
+                        &format!("fn-{i}"),
+                    )
+                } else {
+                    let bucket = ["assets", "builds"][i / 2 % 2];
+                    call(i, "s3", "GetObject", "bucketName", bucket)
+                };
+                e.score_line(line.as_bytes()).expect("scored");
+            }
+            let first = call(400, "s3", "GetObject", "bucketName", "payroll-exports");
+            let r = e.score_line(first.as_bytes()).expect("scored");
+            // The given service is judged once, by the action view.
+            let mut fields = r.fields.clone();
+            fields.sort();
+            fields.dedup();
+            assert_eq!(fields.len(), r.fields.len(), "{:?}", r.fields);
+            assert_eq!(r.observation.len(), r.fields.len());
+            r
+        };
+        let given = run(builtin);
+        let plain = run(&alone);
+        assert_eq!(given.most_novel.field, "resource");
+        assert!(
+            given.novelty > plain.novelty + 5.0,
+            "a new bucket: {} bits given the service, {} judged alone",
+            given.novelty,
+            plain.novelty
+        );
+    }
+
     #[test]
     fn a_principals_learning_does_not_escalate_its_first_warm_events() {
         // All events at the same time: nothing decays, as in a capture without event times.

@@ -22,7 +22,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::calibrate::Calibration;
 use crate::campaign::{Campaign, EntityState};
-use crate::config::{EngineSettings, Settings};
+use crate::config::{EngineSettings, Settings, View};
 use crate::fastmath::{exp2, log2};
 use crate::tree::{ENTITY_ROOT, NodeId, POPULATION_ROOT, Tree};
 
@@ -139,6 +139,9 @@ struct Judged {
     /// The value was never seen in this context (a first sighting; a neutral value, see
     /// `Field::neutral`, is never one).
     first: bool,
+    /// A view's given field (see `View::given`): it routes the view's counts and is not
+    /// judged (no bits, no excess, no first sighting).
+    given: bool,
     /// What learning this sighting adds to the value's count, under the principal and in the
     /// population (see [`sighting_weight`]).
     weight: f64,
@@ -248,6 +251,7 @@ impl Model {
             n_v: 0.0,
             backoff_bits,
             first: true,
+            given: false,
             weight: 1.0,
             pop_weight: 1.0,
         };
@@ -356,7 +360,7 @@ impl Model {
             let mut pop = self.tree.child(POPULATION_ROOT, vkey);
             view_nodes.push((ent, pop));
             let mut leaf = 0.0;
-            for &f in &view.components {
+            for (f, given) in view.path() {
                 let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
                 // The population's excess only matters where the principal has no context.
@@ -366,6 +370,13 @@ impl Model {
                 if profile.fields[f].neutral.iter().any(|n| n == values[f]) {
                     j.excess = 0.0;
                     j.first = false;
+                }
+                // A given field is the context of the view's questions, judged by another view.
+                if given {
+                    j.bits = 0.0;
+                    j.excess = 0.0;
+                    j.first = false;
+                    j.given = true;
                 }
                 j.pop_child = pj.child;
                 j.pop_backoff_bits = pj.backoff_bits;
@@ -399,7 +410,7 @@ impl Model {
             // A node below a settling one learns no more than it (a context never counts fewer
             // events than its children).
             let (mut w, mut pw) = (1.0f64, 1.0f64);
-            for _ in &view.components {
+            for _ in 0..view.path_len() {
                 let j = judged[k];
                 w = w.min(j.weight);
                 pw = pw.min(j.pop_weight);
@@ -421,22 +432,28 @@ impl Model {
         let mut views = Vec::with_capacity(profile.views.len());
         let mut k = profile.entity.len();
         for view in &profile.views {
-            let part = &judged[k..k + view.components.len()];
+            let part = &judged[k..k + view.path_len()];
             views.push((
                 part.iter().map(|j| j.bits).sum(),
                 part.iter().map(|j| evidence(j.excess)).sum(),
             ));
-            k += view.components.len();
+            k += view.path_len();
         }
         let info_content: f64 = judged.iter().map(|j| j.bits).sum();
         let novelty: f64 = judged.iter().map(|j| evidence(j.excess)).sum();
-        let top = judged.iter().enumerate().fold(0, |best, (i, j)| {
-            if j.excess > judged[best].excess {
-                i
-            } else {
-                best
-            }
-        });
+        // The most novel component, as an index into the observation (given fields are not in
+        // it).
+        let observed = || judged.iter().filter(|j| !j.given);
+        let (top, top_judged) = observed()
+            .enumerate()
+            .fold((0, &judged[0]), |best, (i, j)| {
+                if j.excess > best.1.excess {
+                    (i, j)
+                } else {
+                    best
+                }
+            });
+        let (top_excess, top_bits) = (top_judged.excess, top_judged.bits);
 
         let state = self.entities.entry(principal).or_default();
         let cold = state.seq < settings.engine.warm_up;
@@ -452,17 +469,19 @@ impl Model {
         let components = || {
             judged[profile.entity.len()..]
                 .iter()
-                .zip(profile.views.iter().flat_map(|v| v.components.iter()))
+                .zip(profile.views.iter().flat_map(View::path))
+                .filter(|(j, _)| !j.given)
+                .map(|(j, (field, _))| (j, field))
         };
         let sightings = &mut scratch.sightings;
         sightings.clear();
         sightings.extend(
             components()
                 .filter(|(j, _)| j.first)
-                .map(|(j, &field)| (field, j.key, evidence(j.excess))),
+                .map(|(j, field)| (field, j.key, evidence(j.excess))),
         );
         let kinds = state.escalation(now, settings.engine.escalation_half_life, cap);
-        let shares = state.shares_burst(components().map(|(j, &field)| (field, j.key)));
+        let shares = state.shares_burst(components().map(|(j, field)| (field, j.key)));
         let escalation = if shares {
             settings.engine.escalation * kinds
         } else {
@@ -516,8 +535,8 @@ impl Model {
             sequence,
             cold,
             top,
-            top_novelty: 1.0 - exp2(-judged[top].excess),
-            top_bits: judged[top].bits,
+            top_novelty: 1.0 - exp2(-top_excess),
+            top_bits,
             views,
             campaign,
         };
