@@ -166,6 +166,12 @@ pub struct EngineSettings {
     /// that passed (at least [`crate::model::MIN_SETTLING_WEIGHT`]). So a burst (a polling loop,
     /// a script) does not make a new value routine within minutes.
     pub settle_time: u64,
+    /// A value seen before is familiar in proportion to how often: its rarity among the
+    /// context's values (its surprisal beyond the context's entropy) counts by
+    /// `1 / (1 + n_v / familiar_count)`, `n_v` its (decayed) count there. A tool a CI role
+    /// uses once per run, two hundred times a fortnight, is rare among its calls but not new.
+    /// 0 turns the discount off.
+    pub familiar_count: f64,
     /// An event time more than this many seconds ahead of the latest one seen is not believed
     /// until the next event confirms it (see [`crate::model::Model::observe`]); `None` believes
     /// every time.
@@ -201,6 +207,7 @@ impl Default for EngineSettings {
             calibration_half_life: 7 * 86_400,
             settle_count: 16,
             settle_time: 300,
+            familiar_count: 32.0,
             max_time_jump: Some(86_400),
         }
     }
@@ -353,6 +360,7 @@ struct RawEngine {
     escalation_half_life: Option<String>,
     calibration_half_life: Option<String>,
     settle_count: Option<u64>,
+    familiar_count: Option<f64>,
     settle_time: Option<String>,
     max_time_jump: Option<String>,
 }
@@ -431,7 +439,7 @@ impl Settings {
         let e = &self.engine;
         let _ = writeln!(
             s,
-            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={} max-time-jump={:?}",
+            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={} familiar-count={} max-time-jump={:?}",
             e.half_life.map(|d| d.as_secs()),
             e.max_nodes,
             e.warm_up,
@@ -441,6 +449,7 @@ impl Settings {
             e.calibration_half_life,
             e.settle_count,
             e.settle_time,
+            e.familiar_count,
             e.max_time_jump,
         );
         let c = &self.campaign;
@@ -713,6 +722,14 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
         }
         e.settle_time = d.as_secs();
     }
+    if let Some(k) = raw.familiar_count {
+        if !(0.0..=1e9).contains(&k) {
+            return Err(invalid(format!(
+                "engine.familiar-count: {k} is outside 0..=1000000000"
+            )));
+        }
+        e.familiar_count = k;
+    }
     if let Some(j) = raw.max_time_jump {
         e.max_time_jump = duration_or_off("engine.max-time-jump", &j, "off")?.map(|d| d.as_secs());
     }
@@ -780,6 +797,10 @@ mod tests {
         assert_eq!((s.engine.settle_count, s.engine.settle_time), (0, 120));
         let e = Settings::parse("[engine]\nmax-time-jump = \"0h\"").expect_err("invalid");
         assert!(e.to_string().contains("engine.max-time-jump"), "{e}");
+        let s = Settings::parse("[engine]\nfamiliar-count = 0").expect("valid");
+        assert_eq!(s.engine.familiar_count, 0.0);
+        let e = Settings::parse("[engine]\nfamiliar-count = -1").expect_err("invalid");
+        assert!(e.to_string().contains("engine.familiar-count"), "{e}");
         let s = Settings::parse("[engine]\nmax-time-jump = \"off\"").expect("valid");
         assert_eq!(s.engine.max_time_jump, None);
         let s = Settings::parse("[engine]\nmax-time-jump = \"3d\"").expect("valid");

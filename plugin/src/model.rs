@@ -239,6 +239,7 @@ impl Model {
         backoff_excess: f64,
         excess: bool,
         settle: Option<&EngineSettings>,
+        familiar_count: f64,
     ) -> Judged {
         let backoff_bits = bits(backoff);
         let mut judged = Judged {
@@ -272,7 +273,9 @@ impl Model {
         }
         judged.bits = bits(node.probability(n_v, backoff));
         if excess {
-            judged.excess = node.excess(n_v, backoff_bits).unwrap_or(backoff_excess);
+            judged.excess = node
+                .excess(n_v, backoff_bits, familiar_count)
+                .unwrap_or(backoff_excess);
         }
         judged.child = child;
         judged.n_v = n_v;
@@ -332,6 +335,7 @@ impl Model {
         // the latest seen (a stream replayed out of order, such as a directory of delivery files
         // sorted by region, then time): then every sighting counts fully.
         let e = &settings.engine;
+        let familiar = e.familiar_count;
         let settle = (e.settle_count > 0
             && time.is_some_and(|t| u64::from(t) + e.settle_time >= u64::from(latest)))
         .then_some(e);
@@ -341,7 +345,7 @@ impl Model {
         for &f in &profile.entity {
             let key = value_key(values[f]);
             let base = ctx.map_or(1.0, |c| self.tree.node(c).base_probability());
-            let mut j = self.judge(ctx, key, now, base, 0.0, true, None);
+            let mut j = self.judge(ctx, key, now, base, 0.0, true, None, familiar);
             // Who the principal is carries no novelty once it is known: only a first sighting
             // (a new principal, a new identity type) does. Otherwise the mix of identity types
             // (fewer people than roles) would add a constant to every event of some types.
@@ -364,8 +368,17 @@ impl Model {
                 let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
                 // The population's excess only matters where the principal has no context.
-                let pj = self.judge(pop, key, now, base, 0.0, ent.is_none(), settle);
-                let mut j = self.judge(ent, key, now, exp2(-pj.bits), pj.excess, true, settle);
+                let pj = self.judge(pop, key, now, base, 0.0, ent.is_none(), settle, familiar);
+                let mut j = self.judge(
+                    ent,
+                    key,
+                    now,
+                    exp2(-pj.bits),
+                    pj.excess,
+                    true,
+                    settle,
+                    familiar,
+                );
                 // A value that says the event does not know is no evidence (see `Field::neutral`).
                 if profile.fields[f].neutral.iter().any(|n| n == values[f]) {
                     j.excess = 0.0;

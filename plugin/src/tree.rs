@@ -86,7 +86,7 @@ impl Node {
     /// egress IPs) finds one more unremarkable, while a settled context finds any new value
     /// remarkable, and a new value is more remarkable the rarer it is compared with the new
     /// values this context usually shows.
-    pub fn excess(&self, n_v: f64, backoff_bits: f64) -> Option<f64> {
+    pub fn excess(&self, n_v: f64, backoff_bits: f64, familiar_count: f64) -> Option<f64> {
         let total = self.n + self.d;
         if total <= 0.0 {
             return None;
@@ -103,7 +103,14 @@ impl Node {
             } else {
                 (-log2(1.0 - p_new) - binary(p_new)).max(0.0)
             };
-            Some(whether + (which - seen_entropy).max(0.0))
+            // A value seen before is familiar in proportion to how often (see
+            // `EngineSettings::familiar_count`).
+            let familiar = if familiar_count > 0.0 {
+                1.0 / (1.0 + n_v / familiar_count)
+            } else {
+                1.0
+            };
+            Some(whether + familiar * (which - seen_entropy).max(0.0))
         } else {
             let binary = binary(p_new);
             let usual = if self.d > 0.0 { self.b / self.d } else { 0.0 };
