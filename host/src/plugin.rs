@@ -387,7 +387,9 @@ fn create_engine(
                 }
                 wit::SnapshotError::Checksum(m) => PluginError::Snapshot(format!("checksum: {m}")),
                 wit::SnapshotError::Mismatch(m) => {
-                    PluginError::Snapshot(format!("settings mismatch: {m}"))
+                    PluginError::Snapshot(format!(
+                        "settings mismatch: {m} (it was written with another configuration, or by an oddity whose built-in profile or model differs; run with the configuration that wrote it, or move the file away to learn afresh)"
+                    ))
                 }
             }),
     }

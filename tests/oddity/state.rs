@@ -160,7 +160,7 @@ fn a_damaged_or_foreign_snapshot_is_refused_by_name_and_kept() {
             "other settings",
             good.clone(),
             &["-c", config.to_str().expect("utf-8")],
-            &["settings mismatch", "fingerprint"],
+            &["settings mismatch", "fingerprint", "move the file away"],
         ),
         (
             "not a snapshot",
