@@ -456,16 +456,18 @@ impl Model {
         let novelty: f64 = judged.iter().map(|j| evidence(j.excess)).sum();
         // The most novel component, as an index into the observation (given fields are not in
         // it).
-        let observed = || judged.iter().filter(|j| !j.given);
-        let (top, top_judged) = observed()
-            .enumerate()
-            .fold((0, &judged[0]), |best, (i, j)| {
-                if j.excess > best.1.excess {
-                    (i, j)
-                } else {
-                    best
-                }
-            });
+        let (top, top_judged) =
+            judged
+                .iter()
+                .filter(|j| !j.given)
+                .enumerate()
+                .fold((0, &judged[0]), |best, (i, j)| {
+                    if j.excess > best.1.excess {
+                        (i, j)
+                    } else {
+                        best
+                    }
+                });
         let (top_excess, top_bits) = (top_judged.excess, top_judged.bits);
 
         let state = self.entities.entry(principal).or_default();
