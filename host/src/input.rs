@@ -274,7 +274,13 @@ async fn read_lines(
     cancel: &CancellationToken,
 ) -> Result<u64, (u64, String)> {
     use futures::FutureExt as _;
-    let mut framed = FramedRead::with_capacity(reader, LineCodec::new(opts.max_line), 1 << 20);
+    // One byte more than the longest line: a line ended by `\r\n` holds its `\r` (the limit
+    // is the line's own length, checked when the batch is prepared).
+    let mut framed = FramedRead::with_capacity(
+        reader,
+        LineCodec::new(opts.max_line.saturating_add(1)),
+        1 << 20,
+    );
     let mut number = 0u64;
     // Inside an over-long line whose pieces span batches: its next piece is the same line.
     let mut continuing = false;

@@ -387,7 +387,8 @@ fn prepare(batch: Batch, max_line: usize, long_len: &mut usize) -> Prepared {
             Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {
                 results.push(Outcome::Host(LineError::Empty));
             }
-            Frame::Line(line) if line.len() <= max_line => {
+            // The limit is the line's own length: a `\r` of a `\r\n` ending does not count.
+            Frame::Line(line) if line.len() - usize::from(line.ends_with(b"\r")) <= max_line => {
                 buf.extend_from_slice(line);
                 buf.push(b'\n');
                 sent.push(i);

@@ -140,6 +140,27 @@ fn over_long_lines_pass_through_whole() {
 }
 
 #[test]
+fn the_line_limit_is_the_same_for_crlf_line_ends() {
+    // A line of exactly the limit is scored whether it ends with `\n` or `\r\n`; one byte more
+    // is too long either way.
+    let limit = EVENT.len();
+    let flag = limit.to_string();
+    for end in ["\n", "\r\n"] {
+        let input = format!("{EVENT}{end}{EVENT} {end}");
+        let out = run(&["--max-line-bytes", &flag], Some(input.as_bytes()));
+        out.assert_ok();
+        let lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
+        assert_eq!(lines.len(), 3, "{end:?}");
+        score_record(&serde_json::from_slice(lines[0]).expect("json"));
+        assert!(
+            out.stderr.contains("1 scored, 1 not scored: too-long=1"),
+            "{end:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn the_summary_counts_events() {
     let input = format!("{EVENT}\nnope\n");
     let out = run(&[], Some(input.as_bytes()));
