@@ -592,23 +592,17 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                     // the records from there are records. Where the fault is itself at a
                     // record's start (`,{` in an object), framing resumes there; otherwise at
                     // the first start after the broken record's.
-                    if matches!(fault, Fault::Unexpected(b'{'))
+                    let here = matches!(fault, Fault::Unexpected(b'{'))
                         && self.starts_record_here()
-                        && self.plausible(self.pos - self.keep)
-                    {
-                        let at = self.pos;
-                        let what = fault.describe("a record");
-                        self.resume_at(at, what)?;
-                        continue;
-                    }
-                    match self.next_start(None)? {
-                        Some(at) => {
-                            let what = fault.describe("a record");
-                            self.resume_at(at, what)?;
-                            continue;
-                        }
-                        None => return Err(fault),
-                    }
+                        && self.plausible(self.pos - self.keep);
+                    let at = if here {
+                        Some(self.pos)
+                    } else {
+                        self.next_start(None)?
+                    };
+                    let Some(at) = at else { return Err(fault) };
+                    self.resume_at(at, fault.describe("a record"))?;
+                    continue;
                 }
                 Err(fault) => return Err(fault),
             }
@@ -628,7 +622,6 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                         return Ok(false);
                     }
                 }
-                self.keep = self.pos;
             } else {
                 let record = self.record();
                 if self.start.is_none() {
@@ -637,8 +630,8 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
                 if !self.hand(record) {
                     return Ok(false);
                 }
-                self.keep = self.pos;
             }
+            self.keep = self.pos;
             loop {
                 match self.skip_space()? {
                     Some(b',') => {
