@@ -328,12 +328,23 @@ async fn read_lines(
             };
             match frame {
                 // A delivery envelope on a line of its own (a file of JSON lines that holds one
-                // after its first line): its records, each with the line's number.
+                // after its first line): its records, each with the line's number. A line that
+                // gives no record (an empty envelope, or one cut before its first record: only
+                // brackets, which are not a bad item in a delivery file) is still a line of
+                // the stream, and gives its own output line like any other.
                 Frame::Line(line)
                     if line.first() == Some(&b'{')
                         && crate::records::looks_like_envelope(&line) =>
                 {
-                    for piece in crate::records::expand(&line, MAX_RECORD.max(opts.max_line)) {
+                    let pieces = crate::records::expand(&line, MAX_RECORD.max(opts.max_line));
+                    if pieces.is_empty() {
+                        batch.push(Item {
+                            frame: Frame::Line(line),
+                            source: index,
+                            number,
+                        });
+                    }
+                    for piece in pieces {
                         let (Piece::Record(text) | Piece::Bad(text)) = piece;
                         batch.push(Item {
                             frame: Frame::Line(Bytes::from(text)),

@@ -394,6 +394,34 @@ fn envelopes_inside_lines_and_arrays_give_their_records() {
     }
 }
 
+/// A line of JSON lines that looks like an envelope but gives no record (cut before its first
+/// record, or empty) is still one line in and one line out, in its place; before, it vanished
+/// without a word (the lines after it took its place).
+#[test]
+fn an_envelope_line_without_records_still_gives_its_line() {
+    let input = format!(
+        "{}\n{{\"Records\":[\n{}\n{{\"Records\": []}}\n{}\n",
+        event("raul", "One", ""),
+        event("raul", "Two", ""),
+        event("raul", "Three", ""),
+    );
+    let out = run(&["-q"], Some(input.as_bytes()));
+    out.assert_ok();
+    let lines = out.raw_lines();
+    assert_eq!(lines.len(), 5, "{}", String::from_utf8_lossy(&out.stdout));
+    // The cut envelope is not JSON: written through unchanged.
+    assert_eq!(lines[1], b"{\"Records\":[");
+    for (i, name) in [(0, "One"), (2, "Two"), (4, "Three")] {
+        let e: Value = serde_json::from_slice(lines[i]).expect("json");
+        assert_eq!(e["eventName"], name);
+        score_record(&e);
+    }
+    // The empty envelope is an object without the action: an event that cannot be scored.
+    let empty: Value = serde_json::from_slice(lines[3]).expect("json");
+    assert_eq!(empty["Records"], serde_json::json!([]));
+    assert_eq!(empty["novelty"]["error"], "field-missing");
+}
+
 /// A gzipped envelope cut short (a download that stopped): the records before the cut are
 /// events, and what was read of the record being read is one bad line.
 #[test]
