@@ -172,6 +172,13 @@ fn first_line_decides(head: &[u8]) -> bool {
 
 fn layout_of(head: &[u8]) -> Layout {
     let text = head.strip_prefix(BOM).unwrap_or(head);
+    // A whole first line that is more than a bracket decides alone: an envelope on the second
+    // line of a file of JSON lines does not make the file a delivery file (that line gives its
+    // records where it is, see `read_lines`).
+    let text = match memchr::memchr(b'\n', text) {
+        Some(end) if first_line_decides(head) => &text[..end],
+        _ => text,
+    };
     let mut rest = text.iter().copied().skip_while(u8::is_ascii_whitespace);
     match rest.next() {
         Some(b'[') => Layout::Records,
@@ -321,6 +328,12 @@ async fn read_lines(
             if !continuing {
                 number += 1;
             }
+            // A byte-order mark that begins a line (files written on Windows, concatenated) is
+            // not part of the event, as at the start of a file.
+            let frame = match frame {
+                Frame::Line(line) if line.starts_with(BOM) => Frame::Line(line.slice(BOM.len()..)),
+                frame => frame,
+            };
             continuing = matches!(frame, Frame::Long { last: false, .. });
             bytes += match &frame {
                 Frame::Line(line) => line.len(),
@@ -512,6 +525,12 @@ mod tests {
             Layout::Records
         );
         assert_eq!(layout_of(br#"{"Records": "x"}"#), Layout::Lines);
+        assert_eq!(
+            layout_of(b"{\"a\":1}\n{\"Records\":[]}\n"),
+            Layout::Lines,
+            "the first line decides"
+        );
+        assert_eq!(layout_of(b"{\"Records\":[]}\n{\"a\":1}\n"), Layout::Records);
         assert_eq!(layout_of(b"\xef\xbb\xbf{\"Records\":[]}"), Layout::Records);
         assert_eq!(layout_of(b"[{\"a\":1}]"), Layout::Records);
         assert_eq!(layout_of(b"{\"eventVersion\":\"1.08\"}\n"), Layout::Lines);

@@ -87,9 +87,13 @@ impl Extractor {
     /// string cut in the middle of a character) as U+FFFD, the replacement character, as
     /// browsers and most JSON readers do; and a number beyond the range of a 64-bit float
     /// (`1e999`) as its text. An attacker who controls one field (a user agent, a port) must
-    /// not be able to make the event unscorable with it. The line itself is not changed.
+    /// not be able to make the event unscorable with it. A UTF-8 byte-order mark before the
+    /// object is skipped: files written on Windows begin with one, and concatenated (`cat`)
+    /// it lands at the start of a line in the middle of a stream. The line itself is not
+    /// changed.
     pub fn extract<'a>(&self, line: &'a [u8], out: &mut Slots<'a>) -> Result<(), ExtractError> {
         let text = std::str::from_utf8(line).map_err(|_| ExtractError::NotUtf8)?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         match self.extract_str(text, out) {
             Err(ExtractError::NotJson(why)) => {
                 let Some(mended) = mend(text) else {
@@ -431,6 +435,15 @@ mod tests {
             Err(ExtractError::NotJson(_))
         ));
         assert!(matches!(run(&ex, ""), Err(ExtractError::NotJson(_))));
+        // A byte-order mark before the object is not part of it; anywhere else it is.
+        assert_eq!(
+            run(&ex, "\u{feff}{\"a\":\"x\"}"),
+            Ok(vec![Some("x".into())])
+        );
+        assert!(matches!(
+            run(&ex, "{\"a\":1}\u{feff}"),
+            Err(ExtractError::NotJson(_))
+        ));
         let mut out = Vec::new();
         assert_eq!(
             ex.extract(b"{\"a\":\"\xff\"}", &mut out),

@@ -182,15 +182,19 @@ fn the_summary_counts_events() {
 #[test]
 fn a_byte_order_mark_before_the_first_event_is_not_part_of_it() {
     // Files written on Windows begin with a UTF-8 byte-order mark; the first event is scored.
+    // Two such files concatenated (`cat a.jsonl b.jsonl`) put one at the start of a line in
+    // the middle of the stream: that event is scored too, and no output line carries one.
     let input = format!(
-        "\u{feff}{EVENT}\n{}\n",
-        EVENT.replace("DescribeInstances", "DescribeVolumes")
+        "\u{feff}{EVENT}\r\n{}\r\n\u{feff}{}\r\n",
+        EVENT.replace("DescribeInstances", "DescribeVolumes"),
+        EVENT.replace("DescribeInstances", "DescribeSnapshots")
     );
     let out = run(&[], Some(input.as_bytes()));
     out.assert_ok();
     let lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
-    assert_eq!(lines.len(), 3, "{}", String::from_utf8_lossy(&out.stdout));
-    for line in &lines[..2] {
+    assert_eq!(lines.len(), 4, "{}", String::from_utf8_lossy(&out.stdout));
+    for line in &lines[..3] {
+        assert!(line.starts_with(b"{"), "{}", String::from_utf8_lossy(line));
         let event: Value = serde_json::from_slice(line).expect("json");
         score_record(&event);
     }
