@@ -172,6 +172,13 @@ pub struct EngineSettings {
     /// uses once per run, two hundred times a fortnight, is rare among its calls but not new.
     /// 0 turns the discount off.
     pub familiar_count: f64,
+    /// A principal's context is judged as if it had also seen this many events at the rate of
+    /// new values its population context shows (`p_new = (d + a·p_pop) / (n + d + a)`). A
+    /// principal's first steps in a service it never used are a young context where half of
+    /// what it saw was new, so one more new bucket there looked unremarkable; the population
+    /// knows new buckets are rare. The weight of a few events fades as the context fills.
+    /// 0 turns the prior off.
+    pub population_prior: f64,
     /// An event time more than this many seconds ahead of the latest one seen is not believed
     /// until the next event confirms it (see [`crate::model::Model::observe`]); `None` believes
     /// every time.
@@ -208,6 +215,7 @@ impl Default for EngineSettings {
             settle_count: 16,
             settle_time: 300,
             familiar_count: 32.0,
+            population_prior: 1.0,
             max_time_jump: Some(86_400),
         }
     }
@@ -361,6 +369,7 @@ struct RawEngine {
     calibration_half_life: Option<String>,
     settle_count: Option<u64>,
     familiar_count: Option<f64>,
+    population_prior: Option<f64>,
     settle_time: Option<String>,
     max_time_jump: Option<String>,
 }
@@ -439,7 +448,7 @@ impl Settings {
         let e = &self.engine;
         let _ = writeln!(
             s,
-            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={} familiar-count={} max-time-jump={:?}",
+            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={} familiar-count={} population-prior={} max-time-jump={:?}",
             e.half_life.map(|d| d.as_secs()),
             e.max_nodes,
             e.warm_up,
@@ -450,6 +459,7 @@ impl Settings {
             e.settle_count,
             e.settle_time,
             e.familiar_count,
+            e.population_prior,
             e.max_time_jump,
         );
         let c = &self.campaign;
@@ -730,6 +740,14 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
         }
         e.familiar_count = k;
     }
+    if let Some(a) = raw.population_prior {
+        if !(0.0..=1e9).contains(&a) {
+            return Err(invalid(format!(
+                "engine.population-prior: {a} is outside 0..=1000000000"
+            )));
+        }
+        e.population_prior = a;
+    }
     if let Some(j) = raw.max_time_jump {
         e.max_time_jump = duration_or_off("engine.max-time-jump", &j, "off")?.map(|d| d.as_secs());
     }
@@ -801,6 +819,13 @@ mod tests {
         assert_eq!(s.engine.familiar_count, 0.0);
         let e = Settings::parse("[engine]\nfamiliar-count = -1").expect_err("invalid");
         assert!(e.to_string().contains("engine.familiar-count"), "{e}");
+        let s = Settings::parse("[engine]\npopulation-prior = 0").expect("valid");
+        assert_eq!(s.engine.population_prior, 0.0);
+        for bad in ["-1", "nan", "inf"] {
+            let e = Settings::parse(&format!("[engine]\npopulation-prior = {bad}"))
+                .expect_err("invalid");
+            assert!(e.to_string().contains("engine.population-prior"), "{e}");
+        }
         let s = Settings::parse("[engine]\nmax-time-jump = \"off\"").expect("valid");
         assert_eq!(s.engine.max_time_jump, None);
         let s = Settings::parse("[engine]\nmax-time-jump = \"3d\"").expect("valid");

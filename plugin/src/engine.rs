@@ -1169,6 +1169,46 @@ mod tests {
     }
 
     #[test]
+    fn a_principals_young_context_borrows_the_populations_rate_of_new_values() {
+        // Roles read two buckets all day; ana, who never used S3, reads one of them, then the
+        // other, new to her. Her S3 context has seen one value, new: alone it says half of
+        // what comes there is new, so the second new bucket is no surprise; the population
+        // says new buckets are rare.
+        let call = |i: usize, who: &str, service: &str, action: &str, bucket: &str| {
+            format!(
+                r#"{{"eventTime":"2024-03-04T{:02}:{:02}:00Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{who}"}},"eventSource":"{service}.amazonaws.com","eventName":"{action}","sourceIPAddress":"198.51.100.7","userAgent":"aws-cli/2.15.1","requestParameters":{{"bucketName":"{bucket}"}}}}"#,
+                i / 60 % 24,
+                i % 60,
+            )
+        };
+        let run = |config: &str| {
+            let mut e = Engine::new(config).expect("config");
+            for i in 0..1200 {
+                let line = match i % 4 {
+                    0 => call(i, "etl", "s3", "GetObject", "lake"),
+                    1 => call(i, "etl", "s3", "GetObject", "staging"),
+                    2 => call(i, "report", "s3", "GetObject", "lake"),
+                    _ => call(i, "ana", "ec2", "DescribeInstances", "-"),
+                };
+                e.score_line(line.as_bytes()).expect("scored");
+            }
+            e.score_line(call(1200, "ana", "s3", "GetObject", "lake").as_bytes())
+                .expect("scored");
+            e.score_line(call(1201, "ana", "s3", "GetObject", "staging").as_bytes())
+                .expect("scored")
+                .novelty
+        };
+        let with = run("");
+        let without = run("[engine]\npopulation-prior = 0\n");
+        // Measured: 8.6 bits against 7.9 (her context's rate of new values is 1/3 instead of
+        // 1/2: the second new bucket weighs 0.66 bits more).
+        assert!(
+            with > without + 0.5,
+            "{with} bits with the population's prior, {without} without"
+        );
+    }
+
+    #[test]
     fn a_principals_learning_does_not_escalate_its_first_warm_events() {
         // All events at the same time: nothing decays, as in a capture without event times.
         // The principal's first events are all first sightings (its learning); its ordinary

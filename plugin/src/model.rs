@@ -228,7 +228,9 @@ impl Model {
 
     /// Judges a component in context `ctx` (if it exists), given its probability in the
     /// backoff context and its excess there (computed only when `excess` is wanted); `settle`:
-    /// the settings when this event's sightings may be settling (else they count fully).
+    /// the settings when this event's sightings may be settling (else they count fully);
+    /// `prior`: the rate of new values, and its weight, the context is judged with beside its
+    /// own (see [`crate::tree::Node::excess`]).
     #[allow(clippy::too_many_arguments)] // one call site per kind of context, all in `observe`
     fn judge(
         &mut self,
@@ -240,6 +242,7 @@ impl Model {
         excess: bool,
         settle: Option<&EngineSettings>,
         familiar_count: f64,
+        prior: Option<(f64, f64)>,
     ) -> Judged {
         let backoff_bits = bits(backoff);
         let mut judged = Judged {
@@ -274,7 +277,7 @@ impl Model {
         judged.bits = bits(node.probability(n_v, backoff));
         if excess {
             judged.excess = node
-                .excess(n_v, backoff_bits, familiar_count)
+                .excess(n_v, backoff_bits, familiar_count, prior)
                 .unwrap_or(backoff_excess);
         }
         judged.child = child;
@@ -345,7 +348,7 @@ impl Model {
         for &f in &profile.entity {
             let key = value_key(values[f]);
             let base = ctx.map_or(1.0, |c| self.tree.node(c).base_probability());
-            let mut j = self.judge(ctx, key, now, base, 0.0, true, None, familiar);
+            let mut j = self.judge(ctx, key, now, base, 0.0, true, None, familiar, None);
             // Who the principal is carries no novelty once it is known: only a first sighting
             // (a new principal, a new identity type) does. Otherwise the mix of identity types
             // (fewer people than roles) would add a constant to every event of some types.
@@ -368,7 +371,25 @@ impl Model {
                 let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
                 // The population's excess only matters where the principal has no context.
-                let pj = self.judge(pop, key, now, base, 0.0, ent.is_none(), settle, familiar);
+                let pj = self.judge(
+                    pop,
+                    key,
+                    now,
+                    base,
+                    0.0,
+                    ent.is_none(),
+                    settle,
+                    familiar,
+                    None,
+                );
+                // The population's rate of new values here, as the principal's prior (see
+                // `EngineSettings::population_prior`).
+                let prior = pop.and_then(|c| {
+                    let node = self.tree.node(c);
+                    let total = node.n + node.d;
+                    (total > 0.0 && e.population_prior > 0.0)
+                        .then(|| (node.d / total, e.population_prior))
+                });
                 let mut j = self.judge(
                     ent,
                     key,
@@ -378,6 +399,7 @@ impl Model {
                     true,
                     settle,
                     familiar,
+                    prior,
                 );
                 // A value that says the event does not know is no evidence (see `Field::neutral`).
                 if profile.fields[f].neutral.iter().any(|n| n == values[f]) {

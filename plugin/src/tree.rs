@@ -86,12 +86,26 @@ impl Node {
     /// egress IPs) finds one more unremarkable, while a settled context finds any new value
     /// remarkable, and a new value is more remarkable the rarer it is compared with the new
     /// values this context usually shows.
-    pub fn excess(&self, n_v: f64, backoff_bits: f64, familiar_count: f64) -> Option<f64> {
+    ///
+    /// `prior`: a rate of new values and a weight in events, `(p, a)`, that the first stage
+    /// counts as if this context had also seen `a` events at that rate (a principal's context
+    /// borrows its population's; see `EngineSettings::population_prior`).
+    pub fn excess(
+        &self,
+        n_v: f64,
+        backoff_bits: f64,
+        familiar_count: f64,
+        prior: Option<(f64, f64)>,
+    ) -> Option<f64> {
         let total = self.n + self.d;
         if total <= 0.0 {
             return None;
         }
-        let p_new = (self.d / total).clamp(1e-12, 1.0 - 1e-12);
+        let p_new = match prior {
+            Some((p, a)) if a > 0.0 => (self.d + a * p) / (total + a),
+            _ => self.d / total,
+        };
+        let p_new = p_new.clamp(1e-12, 1.0 - 1e-12);
         let binary = |p: f64| -(p * log2(p) + (1.0 - p) * log2(1.0 - p));
         if n_v > 0.0 && self.n > 0.0 {
             let which = -log2(n_v / self.n);
