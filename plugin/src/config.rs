@@ -672,6 +672,23 @@ fn duration_or_off(key: &str, text: &str, word: &str) -> Result<Option<Duration>
     Ok(Some(d))
 }
 
+/// `value` if it lies in `range` (NaN never does), else an error naming `key` and the range.
+fn within<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(format!(
+            "{key}: {value} is outside {}..={}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
 fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError> {
     let mut e = EngineSettings::default();
     let Some(raw) = raw else { return Ok(e) };
@@ -679,12 +696,7 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
         e.half_life = duration_or_off("engine.half-life", &h, "never")?;
     }
     if let Some(m) = raw.max_nodes {
-        if !(1_000..=1_000_000_000).contains(&m) {
-            return Err(invalid(format!(
-                "engine.max-nodes: {m} is outside 1000..=1000000000"
-            )));
-        }
-        e.max_nodes = m;
+        e.max_nodes = within("engine.max-nodes", m, 1_000..=1_000_000_000)?;
     }
     if let Some(w) = raw.warm_up {
         e.warm_up = w;
@@ -718,12 +730,7 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
         e.calibration_half_life = d.as_secs();
     }
     if let Some(k) = raw.settle_count {
-        if k > 1_000_000 {
-            return Err(invalid(format!(
-                "engine.settle-count: {k} is outside 0..=1000000"
-            )));
-        }
-        e.settle_count = k;
+        e.settle_count = within("engine.settle-count", k, 0..=1_000_000)?;
     }
     if let Some(t) = raw.settle_time {
         let d = duration("engine.settle-time", &t)?;
@@ -733,20 +740,10 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
         e.settle_time = d.as_secs();
     }
     if let Some(k) = raw.familiar_count {
-        if !(0.0..=1e9).contains(&k) {
-            return Err(invalid(format!(
-                "engine.familiar-count: {k} is outside 0..=1000000000"
-            )));
-        }
-        e.familiar_count = k;
+        e.familiar_count = within("engine.familiar-count", k, 0.0..=1e9)?;
     }
     if let Some(a) = raw.population_prior {
-        if !(0.0..=1e9).contains(&a) {
-            return Err(invalid(format!(
-                "engine.population-prior: {a} is outside 0..=1000000000"
-            )));
-        }
-        e.population_prior = a;
+        e.population_prior = within("engine.population-prior", a, 0.0..=1e9)?;
     }
     if let Some(j) = raw.max_time_jump {
         e.max_time_jump = duration_or_off("engine.max-time-jump", &j, "off")?.map(|d| d.as_secs());

@@ -227,10 +227,10 @@ impl Model {
     }
 
     /// Judges a component in context `ctx` (if it exists), given its probability in the
-    /// backoff context and its excess there (computed only when `excess` is wanted); `settle`:
-    /// the settings when this event's sightings may be settling (else they count fully);
-    /// `prior`: the rate of new values, and its weight, the context is judged with beside its
-    /// own (see [`crate::tree::Node::excess`]).
+    /// backoff context and its excess there (computed only when `excess` is wanted);
+    /// `settling`: this event's sightings may be settling (else they count fully); `prior`: a
+    /// rate of new values the context is judged with beside its own, with the weight
+    /// `population-prior` (see [`crate::tree::Node::excess`]).
     #[allow(clippy::too_many_arguments)] // one call site per kind of context, all in `observe`
     fn judge(
         &mut self,
@@ -240,9 +240,9 @@ impl Model {
         backoff: f64,
         backoff_excess: f64,
         excess: bool,
-        settle: Option<&EngineSettings>,
-        familiar_count: f64,
-        prior: Option<(f64, f64)>,
+        e: &EngineSettings,
+        settling: bool,
+        prior: Option<f64>,
     ) -> Judged {
         let backoff_bits = bits(backoff);
         let mut judged = Judged {
@@ -271,13 +271,18 @@ impl Model {
             self.tree.node(id).n
         });
         let node = self.tree.node(c);
-        if let Some(e) = settle {
+        if settling {
             judged.weight = sighting_weight(e, child.is_none(), n_v, age, node.n);
         }
         judged.bits = bits(node.probability(n_v, backoff));
         if excess {
             judged.excess = node
-                .excess(n_v, backoff_bits, familiar_count, prior)
+                .excess(
+                    n_v,
+                    backoff_bits,
+                    e.familiar_count,
+                    prior.map(|p| (p, e.population_prior)),
+                )
                 .unwrap_or(backoff_excess);
         }
         judged.child = child;
@@ -338,17 +343,15 @@ impl Model {
         // the latest seen (a stream replayed out of order, such as a directory of delivery files
         // sorted by region, then time): then every sighting counts fully.
         let e = &settings.engine;
-        let familiar = e.familiar_count;
-        let settle = (e.settle_count > 0
-            && time.is_some_and(|t| u64::from(t) + e.settle_time >= u64::from(latest)))
-        .then_some(e);
+        let settling = e.settle_count > 0
+            && time.is_some_and(|t| u64::from(t) + e.settle_time >= u64::from(latest));
 
         // Score: entity components, then each view against the principal and the population.
         let mut ctx = Some(ENTITY_ROOT);
         for &f in &profile.entity {
             let key = value_key(values[f]);
             let base = ctx.map_or(1.0, |c| self.tree.node(c).base_probability());
-            let mut j = self.judge(ctx, key, now, base, 0.0, true, None, familiar, None);
+            let mut j = self.judge(ctx, key, now, base, 0.0, true, e, false, None);
             // Who the principal is carries no novelty once it is known: only a first sighting
             // (a new principal, a new identity type) does. Otherwise the mix of identity types
             // (fewer people than roles) would add a constant to every event of some types.
@@ -371,25 +374,10 @@ impl Model {
                 let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
                 // The population's excess only matters where the principal has no context.
-                let pj = self.judge(
-                    pop,
-                    key,
-                    now,
-                    base,
-                    0.0,
-                    ent.is_none(),
-                    settle,
-                    familiar,
-                    None,
-                );
-                // The population's rate of new values here, as the principal's prior (see
+                let pj = self.judge(pop, key, now, base, 0.0, ent.is_none(), e, settling, None);
+                // The population's rate of new values here is the principal's prior (see
                 // `EngineSettings::population_prior`).
-                let prior = pop.and_then(|c| {
-                    let node = self.tree.node(c);
-                    let total = node.n + node.d;
-                    (total > 0.0 && e.population_prior > 0.0)
-                        .then(|| (node.d / total, e.population_prior))
-                });
+                let prior = pop.and_then(|c| self.tree.node(c).new_rate());
                 let mut j = self.judge(
                     ent,
                     key,
@@ -397,8 +385,8 @@ impl Model {
                     exp2(-pj.bits),
                     pj.excess,
                     true,
-                    settle,
-                    familiar,
+                    e,
+                    settling,
                     prior,
                 );
                 // A value that says the event does not know is no evidence (see `Field::neutral`).

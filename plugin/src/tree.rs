@@ -132,6 +132,12 @@ impl Node {
         }
     }
 
+    /// The rate of new values here, `d / (n + d)`; `None` for a context with no history.
+    pub fn new_rate(&self) -> Option<f64> {
+        let total = self.n + self.d;
+        (total > 0.0).then(|| self.d / total)
+    }
+
     /// Witten–Bell interpolated probability of a value seen `n_v` times here, backing off to
     /// `backoff` (the value's probability in the coarser context).
     pub fn probability(&self, n_v: f64, backoff: f64) -> f64 {
