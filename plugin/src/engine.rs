@@ -1077,6 +1077,45 @@ mod tests {
         assert!(["network", "agent"].contains(&plain.most_novel.field.as_str()));
     }
 
+    /// In the CloudTrail profile, being throttled or failing for an everyday reason (a missing
+    /// object, a bad parameter) is neutral: a known user's first such outcome for a call he
+    /// makes every day is not novel, while his first denial of it is; the same profile without
+    /// `neutral` finds the throttling novel too.
+    #[test]
+    fn everyday_failures_are_neutral_and_a_denial_is_not() {
+        let builtin = crate::config::BUILTIN_PROFILES[0].1;
+        let without = builtin.replace("neutral = [\"throttled\", \"error\"]\n", "");
+        assert_ne!(builtin, without);
+        let run = |config: &str, code: &str| {
+            let mut e = Engine::new(config).expect("config");
+            for i in 0..200 {
+                let action = ["DescribeInstances", "DescribeVolumes"][i % 2];
+                e.score_line(event("raul", action, "198.51.100.7").as_bytes())
+                    .expect("scored");
+            }
+            let failed = event("raul", "DescribeInstances", "198.51.100.7").replace(
+                "\"eventID\"",
+                &format!("\"errorCode\":\"{code}\",\"eventID\""),
+            );
+            e.score_line(failed.as_bytes()).expect("scored")
+        };
+        for code in [
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "InvalidVolume.NotFound",
+        ] {
+            let r = run(builtin, code);
+            assert!(r.novelty < 0.5, "{code}: {} bits", r.novelty);
+            assert_ne!(r.most_novel.field, "outcome", "{code}");
+        }
+        let denied = run(builtin, "Client.UnauthorizedOperation");
+        assert!(denied.novelty > 5.0, "{} bits", denied.novelty);
+        assert_eq!(denied.most_novel.field, "outcome");
+        let plain = run(&without, "ThrottlingException");
+        assert!(plain.novelty > 5.0, "{} bits", plain.novelty);
+        assert_eq!(plain.most_novel.field, "outcome");
+    }
+
     /// The CloudTrail profile judges a resource given its service: a developer who touches a
     /// new Lambda function every hour is not thereby used to new buckets. The same profile
     /// judging resources alone finds her first read of a bucket she never used unremarkable.
