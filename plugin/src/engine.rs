@@ -737,6 +737,20 @@ mod tests {
             (r#","errorCode":"Client.UnauthorizedOperation""#, "denied"),
             (r#","errorCode":"ThrottlingException""#, "throttled"),
             (r#","errorCode":"NoSuchEntity""#, "error"),
+            // Credentials refused (a deleted or forged key, a bad signature) are denials, not
+            // everyday failures, which are neutral.
+            (r#","errorCode":"InvalidAccessKeyId""#, "denied"),
+            (r#","errorCode":"UnrecognizedClientException""#, "denied"),
+            (r#","errorCode":"InvalidSignatureException""#, "denied"),
+            (r#","errorCode":"IncompleteSignature""#, "denied"),
+            (
+                r#","errorCode":"MissingAuthenticationTokenException""#,
+                "denied",
+            ),
+            (r#","errorCode":"AuthorizationError""#, "denied"),
+            (r#","errorCode":"InvalidIdentityToken""#, "denied"),
+            (r#","errorCode":"IDPRejectedClaim""#, "denied"),
+            (r#","errorCode":"AuthorizationHeaderMalformed""#, "error"),
             // The call would have been allowed: how tools map what stolen keys may do.
             (r#","errorCode":"Client.DryRunOperation""#, "dry-run"),
             // IAM Identity Center's password check (AWS's documented failed sign-in).
