@@ -97,13 +97,10 @@ impl Node {
         familiar_count: f64,
         prior: Option<(f64, f64)>,
     ) -> Option<f64> {
-        let total = self.n + self.d;
-        if total <= 0.0 {
-            return None;
-        }
+        let own = self.new_rate()?;
         let p_new = match prior {
-            Some((p, a)) if a > 0.0 => (self.d + a * p) / (total + a),
-            _ => self.d / total,
+            Some((p, a)) if a > 0.0 => (self.d + a * p) / (self.n + self.d + a),
+            _ => own,
         };
         let p_new = p_new.clamp(1e-12, 1.0 - 1e-12);
         let binary = |p: f64| -(p * log2(p) + (1.0 - p) * log2(1.0 - p));
