@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use tokio::io::AsyncWrite;
 
-use crate::annotation::{Annotation, Campaign};
+use crate::annotation::{Annotation, Campaign, Severity};
 
 /// Events kept per campaign for its first alert (the engine keeps as many actions).
 pub const MAX_STAGES: usize = 64;
@@ -70,22 +70,14 @@ impl AlertSink {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertSettings {
     pub sink: AlertSink,
-    /// An event alerts when its `score` reaches this.
-    pub event_threshold: f64,
-    /// A campaign alerts when its `score` (bits) reaches this...
-    pub campaign_threshold: f64,
-    /// ...and it has at least this many events.
+    /// An event alerts when its severity (of its risk, or its campaign's) reaches this...
+    pub min_severity: Severity,
+    /// ...as part of its campaign when that has at least this many events.
     pub campaign_min_events: u32,
 }
 
-pub const DEFAULT_EVENT_THRESHOLD: f64 = 0.999;
-/// A campaign's stages combine as a Euclidean norm, so 20 bits takes one very novel step and
-/// another, or several fairly novel ones (`campaign-min-events` keeps a campaign of one event
-/// out). Measured with `oddity-eval` on generated seeds 7 and 8 and the Stratus stream:
-/// campaigns of two events or more reaching 20 bits, benign 71 / 41 / 64 and with attack
-/// events 7 / 7 / 20 of 7 / 7 / 21; the earlier sum at its default of 40 bits gave 91 / 64 / 76
-/// and 6 / 6 / 15.
-pub const DEFAULT_CAMPAIGN_THRESHOLD: f64 = 20.0;
+/// The engine's severity levels are set in `[risk]`; see docs/risk.md for what each costs.
+pub const DEFAULT_MIN_SEVERITY: Severity = Severity::Medium;
 /// A campaign of one event is that event, which the event alert already covers.
 pub const DEFAULT_CAMPAIGN_MIN_EVENTS: u32 = 2;
 
@@ -111,6 +103,7 @@ struct Stage {
     action: Option<String>,
     score: f64,
     novelty: f64,
+    risk: f64,
     source: String,
 }
 
@@ -125,8 +118,7 @@ struct OpenCampaign {
 /// Decides which events alert and renders their lines.
 #[derive(Debug)]
 pub struct Alerts {
-    event_threshold: f64,
-    campaign_threshold: f64,
+    min_severity: Severity,
     campaign_min_events: u32,
     open: HashMap<String, OpenCampaign>,
     observed: u64,
@@ -163,8 +155,12 @@ struct AlertLine<'a> {
     event_id: Option<&'a str>,
     event_time: Option<&'a str>,
     principal: &'a str,
+    severity: Severity,
+    risk: f64,
     score: f64,
     novelty: f64,
+    tactics: &'a [String],
+    techniques: &'a [String],
     cold: bool,
     explanation: Explanation<'a>,
     observation: Ordered<'a>,
@@ -179,8 +175,7 @@ struct AlertLine<'a> {
 impl Alerts {
     pub fn new(settings: &AlertSettings) -> Alerts {
         Alerts {
-            event_threshold: settings.event_threshold,
-            campaign_threshold: settings.campaign_threshold,
+            min_severity: settings.min_severity,
             campaign_min_events: settings.campaign_min_events,
             open: HashMap::new(),
             observed: 0,
@@ -192,11 +187,11 @@ impl Alerts {
         self.counts
     }
 
-    /// Whether an event with this score, in a campaign or not, needs [`Alerts::observe`]:
+    /// Whether an event of this severity, in a campaign or not, needs [`Alerts::observe`]:
     /// only those can alert or belong to a campaign that may alert. The others are counted
     /// with [`Alerts::pass`], without reading their annotation.
-    pub fn wants(&self, score: f64, in_campaign: bool) -> bool {
-        in_campaign || score >= self.event_threshold
+    pub fn wants(&self, severity: Severity, in_campaign: bool) -> bool {
+        in_campaign || severity >= self.min_severity
     }
 
     /// Counts an event that cannot alert.
@@ -225,10 +220,11 @@ impl Alerts {
                     action: c.actions.last().cloned(),
                     score: note.score,
                     novelty: note.novelty,
+                    risk: note.risk,
                     source: source.clone(),
                 });
             }
-            if c.score >= self.campaign_threshold && c.events >= self.campaign_min_events {
+            if note.severity >= self.min_severity && c.events >= self.campaign_min_events {
                 first_alert = Some(!open.alerted);
                 open_id = Some(c.id.clone());
             }
@@ -236,7 +232,7 @@ impl Alerts {
         let kind = if first_alert.is_some() {
             self.counts.campaigns += 1;
             "campaign"
-        } else if note.score >= self.event_threshold {
+        } else if note.severity >= self.min_severity {
             self.counts.events += 1;
             "event"
         } else {
@@ -250,8 +246,12 @@ impl Alerts {
             event_id: note.event_id.as_deref(),
             event_time: note.event_time.as_deref(),
             principal: &note.principal,
+            severity: note.severity,
+            risk: note.risk,
             score: note.score,
             novelty: note.novelty,
+            tactics: &note.tactics,
+            techniques: &note.techniques,
             cold: note.cold,
             explanation: Explanation {
                 view: &m.view,

@@ -17,6 +17,15 @@ pub struct Annotation {
     pub score: f64,
     pub info_content: f64,
     pub novelty: f64,
+    /// Novelty weighted by the action's stakes (bits); absent from files scored before it.
+    #[serde(default)]
+    pub risk: f64,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default)]
+    pub tactics: Vec<String>,
+    #[serde(default)]
+    pub techniques: Vec<String>,
     pub probability: f64,
     pub uniqueness: f64,
     pub sequence: u64,
@@ -67,14 +76,62 @@ pub struct Campaign {
     pub first: String,
     pub last: String,
     pub score: f64,
+    #[serde(default)]
+    pub risk: f64,
+    #[serde(default)]
+    pub tactics: Vec<String>,
     pub actions: Vec<String>,
+}
+
+/// How much an event is worth an analyst's attention (from its risk), lowest first.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The severity of this name, if it is one.
+    pub fn from_name(name: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 /// What became of a line the plugin saw (its output line comes from the plugin).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Status {
-    /// Scored: its score, and its campaign's score in bits when it belongs to one.
-    Scored { score: f64, campaign: Option<f64> },
+    /// Scored: its score, its severity, and its campaign's score in bits when it belongs to
+    /// one.
+    Scored {
+        score: f64,
+        severity: Severity,
+        campaign: Option<f64>,
+    },
     /// Not scored, and why.
     Failed(LineError),
 }

@@ -639,11 +639,15 @@ async fn write_batches(
                     let line = &out[start..];
                     written.events += 1;
                     match status {
-                        Status::Scored { score, campaign } => {
+                        Status::Scored {
+                            score,
+                            severity,
+                            campaign,
+                        } => {
                             written.scored += 1;
                             written.highest = written.highest.max(*score);
                             if let Some(alerts) = &mut alerts {
-                                if alerts.judge.wants(*score, campaign.is_some()) {
+                                if alerts.judge.wants(*severity, campaign.is_some()) {
                                     match annotation::read(line, key) {
                                         Some(note) => alerts.judge.observe(
                                             &note,

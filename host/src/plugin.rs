@@ -22,7 +22,7 @@ use wasmtime_wasi::{
 
 #[cfg(test)]
 use crate::annotation::{Annotation, Campaign, ComponentNovelty, ViewScore};
-use crate::annotation::{LineError, Status};
+use crate::annotation::{LineError, Severity, Status};
 
 wasmtime::component::bindgen!({ path: "../wit", world: "oddity" });
 
@@ -158,7 +158,7 @@ impl Plugin {
             .and_then(OddityPre::new)
             .map_err(|e| {
                 PluginError::Load(format!(
-                    "the component does not export oddity:detector@0.2.0: {e:#}"
+                    "the component does not export oddity:detector@0.3.0: {e:#}"
                 ))
             })?;
         let (mut store, bindings) = instantiate(&engine, &pre, limits)?;
@@ -350,6 +350,7 @@ fn checked(
         .map(|s| match s {
             wit::LineStatus::Scored(l) => Status::Scored {
                 score: l.score,
+                severity: severity(l.severity),
                 campaign: l.campaign,
             },
             wit::LineStatus::Failed(e) => Status::Failed(line_error(e)),
@@ -584,6 +585,10 @@ fn annotation(r: wit::ScoreRecord) -> Annotation {
         score: r.score,
         info_content: r.info_content,
         novelty: r.novelty,
+        risk: r.risk,
+        severity: severity(r.severity),
+        tactics: r.tactics,
+        techniques: r.techniques,
         probability: r.probability,
         uniqueness: r.uniqueness,
         sequence: r.sequence,
@@ -616,8 +621,20 @@ fn annotation(r: wit::ScoreRecord) -> Annotation {
             first: c.first,
             last: c.last,
             score: c.score,
+            risk: c.risk,
+            tactics: c.tactics,
             actions: c.actions,
         }),
+    }
+}
+
+fn severity(s: wit::Severity) -> Severity {
+    match s {
+        wit::Severity::Info => Severity::Info,
+        wit::Severity::Low => Severity::Low,
+        wit::Severity::Medium => Severity::Medium,
+        wit::Severity::High => Severity::High,
+        wit::Severity::Critical => Severity::Critical,
     }
 }
 

@@ -10,10 +10,8 @@ use std::time::Duration;
 use config::{Case, Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
-use crate::alerts::{
-    AlertSettings, AlertSink, DEFAULT_CAMPAIGN_MIN_EVENTS, DEFAULT_CAMPAIGN_THRESHOLD,
-    DEFAULT_EVENT_THRESHOLD,
-};
+use crate::alerts::{AlertSettings, AlertSink, DEFAULT_CAMPAIGN_MIN_EVENTS, DEFAULT_MIN_SEVERITY};
+use crate::annotation::Severity;
 use crate::cli::ScoreArgs;
 use crate::deadletter::BadLinePolicy;
 use crate::plugin::Limits;
@@ -101,9 +99,11 @@ struct RawState {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawAlerts {
     file: Option<String>,
-    event_threshold: Option<f64>,
-    campaign_threshold: Option<f64>,
+    min_severity: Option<String>,
     campaign_min_events: Option<u32>,
+    /// Replaced by `min-severity`; named only to say so.
+    event_threshold: Option<toml::Value>,
+    campaign_threshold: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -402,11 +402,19 @@ fn alerts(
     output: Option<&std::path::Path>,
 ) -> Result<Option<AlertSettings>, String> {
     let Some(raw) = raw else { return Ok(None) };
+    for (key, set) in [
+        ("event-threshold", raw.event_threshold.is_some()),
+        ("campaign-threshold", raw.campaign_threshold.is_some()),
+    ] {
+        if set {
+            return Err(format!(
+                "alerts.{key} is gone since 0.3: alerts are chosen by severity, from risk (novelty weighted by what the action is at stake for); use alerts.min-severity = \"info\" | \"low\" | \"medium\" | \"high\" | \"critical\" (default \"{}\"), and [risk] to tune the levels",
+                DEFAULT_MIN_SEVERITY.name()
+            ));
+        }
+    }
     let Some(file) = raw.file else {
-        if raw.event_threshold.is_some()
-            || raw.campaign_threshold.is_some()
-            || raw.campaign_min_events.is_some()
-        {
+        if raw.min_severity.is_some() || raw.campaign_min_events.is_some() {
             return Err("the alerts.* thresholds need alerts.file (--alerts FILE|-)".to_owned());
         }
         return Ok(None);
@@ -424,18 +432,14 @@ fn alerts(
         // That it is not the output (nor any other file written) is checked with them all.
         path => AlertSink::File(PathBuf::from(path)),
     };
-    let event_threshold = raw.event_threshold.unwrap_or(DEFAULT_EVENT_THRESHOLD);
-    if !(0.0..=1.0).contains(&event_threshold) {
-        return Err(format!(
-            "alerts.event-threshold {event_threshold} is outside [0, 1]"
-        ));
-    }
-    let campaign_threshold = raw.campaign_threshold.unwrap_or(DEFAULT_CAMPAIGN_THRESHOLD);
-    if !(campaign_threshold.is_finite() && campaign_threshold >= 0.0) {
-        return Err(format!(
-            "alerts.campaign-threshold {campaign_threshold} is not a number of bits >= 0"
-        ));
-    }
+    let min_severity = match raw.min_severity.as_deref() {
+        None => DEFAULT_MIN_SEVERITY,
+        Some(name) => Severity::from_name(name).ok_or_else(|| {
+            format!(
+                "alerts.min-severity \"{name}\" is not a severity (info, low, medium, high, critical)"
+            )
+        })?,
+    };
     let campaign_min_events = raw
         .campaign_min_events
         .unwrap_or(DEFAULT_CAMPAIGN_MIN_EVENTS);
@@ -444,8 +448,7 @@ fn alerts(
     }
     Ok(Some(AlertSettings {
         sink,
-        event_threshold,
-        campaign_threshold,
+        min_severity,
         campaign_min_events,
     }))
 }
@@ -595,7 +598,7 @@ mod tests {
         let path = dir.path().join("oddity.toml");
         std::fs::write(
             &path,
-            "[alerts]\nfile = \"a.jsonl\"\ncampaign-threshold = 25.5\n",
+            "[alerts]\nfile = \"a.jsonl\"\nmin-severity = \"high\"\n",
         )
         .expect("write");
         let args = ScoreArgs {
@@ -606,8 +609,7 @@ mod tests {
             .expect("valid");
         let a = s.alerts.expect("alerts");
         assert_eq!(a.sink, AlertSink::File("a.jsonl".into()));
-        assert_eq!(a.event_threshold, DEFAULT_EVENT_THRESHOLD);
-        assert_eq!(a.campaign_threshold, 25.5);
+        assert_eq!(a.min_severity, Severity::High);
         assert_eq!(a.campaign_min_events, 3);
         let args = ScoreArgs {
             config: Some(path),
@@ -654,8 +656,12 @@ mod tests {
             }
         };
         bad(
-            with("[alerts]\nfile = \"a\"\ncampaign-threshold = -1\n"),
-            &["alerts.campaign-threshold", "bad.toml"],
+            with("[alerts]\nfile = \"a\"\nmin-severity = \"urgent\"\n"),
+            &["alerts.min-severity", "bad.toml"],
+        );
+        bad(
+            with("[alerts]\nfile = \"a\"\ncampaign-threshold = 20\n"),
+            &["alerts.campaign-threshold", "min-severity"],
         );
         bad(
             with("[alerts]\nfile = \"a\"\ncampaign-min-events = 0\n"),

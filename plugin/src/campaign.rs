@@ -9,7 +9,8 @@
 
 use std::collections::VecDeque;
 
-use crate::config::CampaignSettings;
+use crate::config::{CampaignSettings, RiskSettings};
+use crate::stakes::{Matched, TacticSet};
 
 /// Most recent actions kept per campaign.
 pub const MAX_ACTIONS: usize = 64;
@@ -38,7 +39,40 @@ pub struct Campaign {
     pub first_t: u32,
     pub last_t: u32,
     pub score: f64,
+    /// Risk in bits: the steps' novelty weighted by their stakes (a Euclidean norm, as
+    /// `score`), raised by `risk.progression` for each tactic beyond the first.
+    pub risk: f64,
+    /// The Euclidean norm of the weighted steps, before the progression.
+    pub risk_steps: f64,
+    /// The tactics of the campaign's steps so far.
+    pub tactics: TacticSet,
+    /// Event time of the latest high-stakes step (0: none): the campaign stays open for
+    /// `risk.sequence-window` after it.
+    pub high_t: u32,
     pub actions: VecDeque<String>,
+}
+
+/// What one scored event brings to its principal's campaign.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// The event's calibrated score.
+    pub score: f64,
+    /// Its novelty beyond the principal's usual, in bits.
+    pub step: f64,
+    pub now: u32,
+    pub time_text: &'a str,
+    pub action: &'a str,
+    pub stakes: &'a Matched,
+}
+
+impl Campaign {
+    /// Whether the campaign is over at `now`: no step for `window`, and no high-stakes step
+    /// for `sequence-window`.
+    fn ended(&self, now: u32, window: u64, risk: &RiskSettings) -> bool {
+        let since = |t: u32| u64::from(now.saturating_sub(t));
+        since(self.last_t) > window
+            && (self.high_t == 0 || since(self.high_t) > risk.sequence_window.as_secs())
+    }
 }
 
 /// Per-principal state kept beside the tree.
@@ -159,21 +193,24 @@ impl EntityState {
         self.young.clear();
     }
 
-    /// Updates the campaign with one scored event whose novelty beyond the principal's usual
-    /// is `step`; returns the campaign it belongs to, if any.
-    #[allow(clippy::too_many_arguments)]
+    /// Updates the campaign with one scored event; returns the campaign it belongs to, if any.
     pub fn observe<'v>(
         &mut self,
         settings: &CampaignSettings,
+        risk: &RiskSettings,
         principal: impl Iterator<Item = &'v str>,
-        score: f64,
-        step: f64,
-        now: u32,
-        time_text: &str,
-        action: &str,
+        event: Step<'_>,
     ) -> Option<Campaign> {
+        let Step {
+            score,
+            step,
+            now,
+            time_text,
+            action,
+            stakes,
+        } = event;
         if let Some(c) = &self.campaign
-            && u64::from(now.saturating_sub(c.last_t)) > settings.window.as_secs()
+            && c.ended(now, settings.window.as_secs(), risk)
         {
             self.campaign = None;
         }
@@ -198,6 +235,10 @@ impl EntityState {
                 first_t: now,
                 last_t: now,
                 score: 0.0,
+                risk: 0.0,
+                risk_steps: 0.0,
+                tactics: 0,
+                high_t: 0,
                 actions: VecDeque::new(),
             }
         });
@@ -217,7 +258,16 @@ impl EntityState {
         // the sum and 9th with the norm).
         if !c.actions.iter().any(|a| a == action) {
             c.score = c.score.hypot(step);
+            c.risk_steps = c.risk_steps.hypot(step * stakes.weight);
         }
+        c.tactics |= stakes.tactics;
+        if stakes.weight > risk.high_stakes {
+            c.high_t = c.high_t.max(now);
+        }
+        // Progression across tactics (discovery, then persistence, then exfiltration) is what
+        // an attack looks like and a busy afternoon does not.
+        let more = c.tactics.count_ones().saturating_sub(1);
+        c.risk = c.risk_steps * (1.0 + risk.progression * f64::from(more));
         if c.actions.len() == MAX_ACTIONS {
             c.actions.pop_front();
         }
@@ -231,55 +281,68 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn novel_events_close_in_time_form_one_campaign() {
+    fn settings() -> (CampaignSettings, RiskSettings) {
         let s = CampaignSettings {
             threshold: 0.99,
             window: Duration::from_secs(3600),
         };
+        (s, RiskSettings::default())
+    }
+
+    /// One event of `raul`: score, step, time, action, stakes.
+    fn step(
+        e: &mut EntityState,
+        at: (f64, f64, u32),
+        action: &str,
+        stakes: &Matched,
+    ) -> Option<Campaign> {
+        let (s, r) = settings();
+        let (score, step, now) = at;
+        let time_text = format!("t{now}");
+        e.observe(
+            &s,
+            &r,
+            ["raul"].into_iter(),
+            Step {
+                score,
+                step,
+                now,
+                time_text: &time_text,
+                action,
+                stakes,
+            },
+        )
+    }
+
+    fn neutral() -> Matched {
+        Matched {
+            weight: 1.0,
+            ..Matched::default()
+        }
+    }
+
+    fn at_stake(weight: f64, tactic: usize) -> Matched {
+        Matched {
+            weight,
+            tactics: 1 << tactic,
+            rules: vec![0],
+        }
+    }
+
+    #[test]
+    fn novel_events_close_in_time_form_one_campaign() {
         let mut e = EntityState::default();
-        assert!(
-            e.observe(&s, ["raul"].into_iter(), 0.5, 0.0, 0, "t0", "ListBuckets")
-                .is_none()
-        );
-        let a = e
-            .observe(
-                &s,
-                ["raul"].into_iter(),
-                0.995,
-                12.0,
-                100,
-                "t1",
-                "GetCallerIdentity",
-            )
-            .expect("novel");
-        let b = e
-            .observe(
-                &s,
-                ["raul"].into_iter(),
-                0.999,
-                15.0,
-                700,
-                "t2",
-                "CreateSnapshot",
-            )
-            .expect("novel");
+        let n = neutral();
+        assert!(step(&mut e, (0.5, 0.0, 0), "ListBuckets", &n).is_none());
+        let a = step(&mut e, (0.995, 12.0, 100), "GetCallerIdentity", &n).expect("novel");
+        let b = step(&mut e, (0.999, 15.0, 700), "CreateSnapshot", &n).expect("novel");
         assert_eq!(a.id, b.id);
         assert_eq!(b.events, 2);
         assert!(b.score > a.score);
+        assert_eq!(b.risk, b.score, "neutral stakes: risk is the score");
         assert_eq!(b.actions, ["GetCallerIdentity", "CreateSnapshot"]);
-        assert_eq!((b.first.as_str(), b.last.as_str()), ("t1", "t2"));
-        let c = e
-            .observe(
-                &s,
-                ["raul"].into_iter(),
-                0.999,
-                15.0,
-                700 + 7200,
-                "t3",
-                "DeleteSnapshot",
-            )
-            .expect("novel");
+        assert_eq!((b.first.as_str(), b.last.as_str()), ("t100", "t700"));
+        let c = step(&mut e, (0.999, 15.0, 700 + 7200), "DeleteSnapshot", &n).expect("novel");
         assert_ne!(
             c.id, b.id,
             "a gap longer than the window starts a new campaign"
@@ -289,10 +352,6 @@ mod tests {
 
     #[test]
     fn a_repeated_action_is_not_a_new_stage() {
-        let s = CampaignSettings {
-            threshold: 0.99,
-            window: Duration::from_secs(3600),
-        };
         let mut e = EntityState::default();
         let mut last = None;
         for (i, action) in [
@@ -304,15 +363,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            last = e.observe(
-                &s,
-                ["role"].into_iter(),
-                0.995,
-                8.0,
-                60 * i as u32,
-                "t",
-                action,
-            );
+            last = step(&mut e, (0.995, 8.0, 60 * i as u32), action, &neutral());
         }
         let c = last.expect("novel");
         assert_eq!(c.events, 4, "every novel event is in the campaign");
@@ -321,6 +372,51 @@ mod tests {
             8.0f64.hypot(8.0),
             "two stages: GetParameter once, SendMessage"
         );
+    }
+
+    #[test]
+    fn high_stakes_steps_weigh_progress_across_tactics_and_link_over_days() {
+        const DISCOVERY: usize = 8;
+        const PERSISTENCE: usize = 4;
+        const EXFILTRATION: usize = 12;
+        let mut e = EntityState::default();
+        let a = step(
+            &mut e,
+            (0.99, 10.0, 0),
+            "ListUsers",
+            &at_stake(1.1, DISCOVERY),
+        );
+        let a = a.expect("novel");
+        assert!((a.risk - 11.0).abs() < 1e-9, "one tactic: no progression");
+        let b = step(
+            &mut e,
+            (0.99, 10.0, 600),
+            "CreateAccessKey",
+            &at_stake(2.0, PERSISTENCE),
+        );
+        let b = b.expect("novel");
+        let steps = 11.0f64.hypot(20.0);
+        assert!((b.risk - steps * 1.25).abs() < 1e-9, "two tactics");
+        let day = 86_400;
+        let c = step(
+            &mut e,
+            (0.99, 10.0, 600 + day),
+            "ModifySnapshotAttribute",
+            &at_stake(2.5, EXFILTRATION),
+        );
+        let c = c.expect("novel");
+        assert_eq!(
+            c.id, b.id,
+            "a high-stakes step keeps the sequence open for two days"
+        );
+        assert!((c.risk - steps.hypot(25.0) * 1.5).abs() < 1e-9);
+        let d = step(
+            &mut e,
+            (0.99, 10.0, 600 + 4 * day),
+            "ListBuckets",
+            &neutral(),
+        );
+        assert_ne!(d.expect("novel").id, b.id, "past the sequence window");
     }
 
     #[test]

@@ -20,7 +20,7 @@ wit_bindgen::generate!({
 use exports::oddity::detector::detector::{Engine, EngineStats, Guest, GuestEngine};
 use oddity::detector::types::{
     Annotated, Campaign, ComponentNovelty, ConfigError, Judged, LineStatus, ScoreError,
-    ScoreRecord, ScoredLine, SnapshotError, ViewScore,
+    ScoreRecord, ScoredLine, Severity, SnapshotError, ViewScore,
 };
 
 struct Component;
@@ -56,7 +56,21 @@ fn campaign(c: EngineCampaign) -> Campaign {
         first: c.first,
         last: c.last,
         score: c.score,
+        risk: c.risk,
+        tactics: crate::stakes::tactic_names(c.tactics)
+            .map(str::to_owned)
+            .collect(),
         actions: c.actions.into(),
+    }
+}
+
+fn severity(name: &str) -> Severity {
+    match name {
+        "low" => Severity::Low,
+        "medium" => Severity::Medium,
+        "high" => Severity::High,
+        "critical" => Severity::Critical,
+        _ => Severity::Info,
     }
 }
 
@@ -66,6 +80,10 @@ fn record(r: EngineRecord) -> ScoreRecord {
         score: r.score,
         info_content: r.info_content,
         novelty: r.novelty,
+        risk: r.risk,
+        severity: severity(r.severity),
+        tactics: r.tactics.into_iter().map(str::to_owned).collect(),
+        techniques: r.techniques,
         probability: r.probability,
         uniqueness: r.uniqueness,
         sequence: r.sequence,
@@ -109,9 +127,15 @@ fn results(
 
 fn line_status(s: EngineLineStatus) -> LineStatus {
     match s {
-        EngineLineStatus::Scored { score, campaign } => {
-            LineStatus::Scored(ScoredLine { score, campaign })
-        }
+        EngineLineStatus::Scored {
+            score,
+            severity: level,
+            campaign,
+        } => LineStatus::Scored(ScoredLine {
+            score,
+            severity: severity(level),
+            campaign,
+        }),
         EngineLineStatus::Failed(e) => LineStatus::Failed(score_error(e)),
     }
 }

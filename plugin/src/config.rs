@@ -12,10 +12,14 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::normalize::Normalizer;
+use crate::stakes::{RawStakes, Stakes};
 
-/// Built-in profiles: (name, TOML text).
-pub const BUILTIN_PROFILES: &[(&str, &str)] =
-    &[("cloudtrail", include_str!("profiles/cloudtrail.toml"))];
+/// Built-in profiles: (name, TOML text, the TOML text of its `[stakes]` table).
+pub const BUILTIN_PROFILES: &[(&str, &str, &str)] = &[(
+    "cloudtrail",
+    include_str!("profiles/cloudtrail.toml"),
+    include_str!("profiles/cloudtrail-stakes.toml"),
+)];
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +137,11 @@ pub struct Profile {
     pub views: Vec<View>,
     /// Field whose value is listed as the "action" of campaign steps.
     pub action: Option<usize>,
+    /// The field naming the principal's peer group (people, workloads, CI, AWS services...):
+    /// each view backs off from the principal to its peers before the whole population.
+    pub peer: Option<usize>,
+    /// What each action is at stake for (ATT&CK tactics and their weights).
+    pub stakes: Stakes,
     /// Paths of the event time, the first present wins (RFC 3339 text, or epoch seconds /
     /// milliseconds as a number). Empty: the events have no time.
     pub time: Vec<JsonPath>,
@@ -194,12 +203,40 @@ pub struct CampaignSettings {
     pub window: Duration,
 }
 
+/// Risk: novelty weighted by stakes (`[risk]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskSettings {
+    /// Each tactic of a campaign beyond its first raises the campaign's risk by this fraction.
+    pub progression: f64,
+    /// A step weighing more than this is high-stakes: its campaign stays open for
+    /// `sequence-window` after it, not only `campaign.window`.
+    pub high_stakes: f64,
+    /// How long a campaign with a high-stakes step stays open (event time).
+    pub sequence_window: Duration,
+    /// Risk in bits from which an event is of severity low, medium, high, critical.
+    pub severity: [f64; 4],
+}
+
+/// Names of the severities above "info", in [`RiskSettings::severity`]'s order.
+pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+impl RiskSettings {
+    /// The severity of a risk in bits: "info", or an entry of [`SEVERITIES`].
+    pub fn severity(&self, risk: f64) -> &'static str {
+        self.severity
+            .iter()
+            .rposition(|&t| risk >= t)
+            .map_or("info", |i| SEVERITIES[i])
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub profile: Profile,
     pub engine: EngineSettings,
     pub campaign: CampaignSettings,
+    pub risk: RiskSettings,
 }
 
 impl Default for EngineSettings {
@@ -221,6 +258,17 @@ impl Default for EngineSettings {
     }
 }
 
+impl Default for RiskSettings {
+    fn default() -> Self {
+        RiskSettings {
+            progression: 0.25,
+            high_stakes: 1.5,
+            sequence_window: Duration::from_secs(48 * 3600),
+            severity: [25.0, 40.0, 60.0, 90.0],
+        }
+    }
+}
+
 impl Default for CampaignSettings {
     fn default() -> Self {
         CampaignSettings {
@@ -238,6 +286,7 @@ struct RawConfig {
     body: RawProfile,
     engine: Option<RawEngine>,
     campaign: Option<RawCampaign>,
+    risk: Option<RawRisk>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -247,8 +296,10 @@ struct RawProfile {
     id: Option<RawPaths>,
     entity: Option<Vec<String>>,
     action: Option<String>,
+    peer: Option<String>,
     fields: Option<BTreeMap<String, RawField>>,
     views: Option<Vec<RawView>>,
+    stakes: Option<RawStakes>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,6 +427,18 @@ struct RawEngine {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRisk {
+    progression: Option<f64>,
+    high_stakes: Option<f64>,
+    sequence_window: Option<String>,
+    low: Option<f64>,
+    medium: Option<f64>,
+    high: Option<f64>,
+    critical: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawCampaign {
     threshold: Option<f64>,
     window: Option<String>,
@@ -393,26 +456,33 @@ impl Settings {
             }
             Err(e) => return Err(invalid(e.to_string().trim_end().to_owned())),
         };
-        let user_defines_profile =
-            raw.body.entity.is_some() || raw.body.fields.is_some() || raw.body.views.is_some();
+        let user_defines_profile = raw.body.entity.is_some()
+            || raw.body.fields.is_some()
+            || raw.body.views.is_some()
+            || raw.body.peer.is_some();
         let (name, body) = match (&raw.profile, user_defines_profile) {
             (Some(name), true) => {
                 return Err(invalid(format!(
                     "`profile = \"{name}\"` names a built-in profile; a configuration cannot also define \
-                     `entity`, `fields` or `views` (drop `profile` to describe a custom one)"
+                     `entity`, `fields`, `views` or `peer` (drop `profile` to describe a custom one)"
                 )));
             }
-            (Some(name), false) => (name.clone(), builtin(name)?),
+            (Some(name), false) => (name.clone(), with_stakes(builtin(name)?, raw.body.stakes)),
             (None, true) => ("custom".to_owned(), raw.body),
-            (None, false) => ("cloudtrail".to_owned(), builtin("cloudtrail")?),
+            (None, false) => (
+                "cloudtrail".to_owned(),
+                with_stakes(builtin("cloudtrail")?, raw.body.stakes),
+            ),
         };
         let profile = validate_profile(name, body)?;
         let engine = validate_engine(raw.engine)?;
         let campaign = validate_campaign(raw.campaign)?;
+        let risk = validate_risk(raw.risk)?;
         Ok(Settings {
             profile,
             engine,
             campaign,
+            risk,
         })
     }
 
@@ -437,7 +507,7 @@ impl Settings {
                 f.neutral
             );
         }
-        let _ = writeln!(s, "entity={:?}", p.entity);
+        let _ = writeln!(s, "entity={:?} peer={:?}", p.entity, p.peer);
         for v in &p.views {
             let _ = write!(s, "view {} {:?}", v.name, v.components);
             if !v.given.is_empty() {
@@ -469,6 +539,16 @@ impl Settings {
             c.threshold,
             c.window.as_secs()
         );
+        let r = &self.risk;
+        let _ = writeln!(
+            s,
+            "risk progression={} high-stakes={} sequence-window={} severity={:?}",
+            r.progression,
+            r.high_stakes,
+            r.sequence_window.as_secs(),
+            r.severity
+        );
+        s.push_str(&p.stakes.canonical());
         s
     }
 
@@ -482,14 +562,28 @@ impl Settings {
 }
 
 fn builtin(name: &str) -> Result<RawProfile, ConfigError> {
-    let Some((_, text)) = BUILTIN_PROFILES.iter().find(|(n, _)| *n == name) else {
-        let known: Vec<_> = BUILTIN_PROFILES.iter().map(|(n, _)| *n).collect();
+    let Some((_, text, stakes)) = BUILTIN_PROFILES.iter().find(|(n, _, _)| *n == name) else {
+        let known: Vec<_> = BUILTIN_PROFILES.iter().map(|(n, _, _)| *n).collect();
         return Err(invalid(format!(
             "profile: unknown built-in profile \"{name}\" (known: {})",
             known.join(", ")
         )));
     };
-    toml::from_str(text).map_err(|e| invalid(format!("built-in profile {name}: {e}")))
+    let body: RawProfile =
+        toml::from_str(text).map_err(|e| invalid(format!("built-in profile {name}: {e}")))?;
+    let table: RawProfile = toml::from_str(stakes)
+        .map_err(|e| invalid(format!("built-in profile {name}'s stakes: {e}")))?;
+    Ok(with_stakes(body, table.stakes))
+}
+
+/// A built-in profile with a configuration's own `[stakes]` laid over its table: its tactic
+/// weights replace the profile's, its rules come after the profile's.
+fn with_stakes(mut body: RawProfile, own: Option<RawStakes>) -> RawProfile {
+    if let Some(own) = own {
+        let base = body.stakes.get_or_insert_with(RawStakes::default);
+        base.extend(own);
+    }
+    body
 }
 
 fn to_path(key: &str, raw: RawPath) -> Result<JsonPath, ConfigError> {
@@ -636,6 +730,19 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
         Some(a) => Some(index_of("action", &a)?),
         None => views[0].components.last().copied(),
     };
+    let peer = match raw.peer {
+        Some(p) => {
+            let f = index_of("peer", &p)?;
+            if entity.contains(&f) {
+                return Err(invalid(format!(
+                    "peer: \"{p}\" is part of the entity; name the field that groups principals"
+                )));
+            }
+            Some(f)
+        }
+        None => None,
+    };
+    let stakes = Stakes::validate(raw.stakes.unwrap_or_default(), index_of, action)?;
     let time = to_paths("time", raw.time)?;
     let id = to_paths("id", raw.id)?;
     Ok(Profile {
@@ -644,6 +751,8 @@ fn validate_profile(name: String, raw: RawProfile) -> Result<Profile, ConfigErro
         entity,
         views,
         action,
+        peer,
+        stakes,
         time,
         id,
     })
@@ -751,6 +860,36 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
     Ok(e)
 }
 
+fn validate_risk(raw: Option<RawRisk>) -> Result<RiskSettings, ConfigError> {
+    let mut r = RiskSettings::default();
+    let Some(raw) = raw else { return Ok(r) };
+    if let Some(p) = raw.progression {
+        r.progression = within("risk.progression", p, 0.0..=10.0)?;
+    }
+    if let Some(h) = raw.high_stakes {
+        r.high_stakes = within("risk.high-stakes", h, 0.0..=100.0)?;
+    }
+    if let Some(w) = raw.sequence_window {
+        r.sequence_window = duration("risk.sequence-window", &w)?;
+    }
+    let levels = [raw.low, raw.medium, raw.high, raw.critical];
+    for (i, (level, name)) in levels.into_iter().zip(SEVERITIES).enumerate() {
+        if let Some(t) = level {
+            r.severity[i] = within(&format!("risk.{name}"), t, 0.0..=1e6)?;
+        }
+    }
+    if let Some(w) = r.severity.windows(2).position(|w| w[0] > w[1]) {
+        return Err(invalid(format!(
+            "risk.{}: {} is below risk.{} ({}); severities rise from low to critical",
+            SEVERITIES[w + 1],
+            r.severity[w + 1],
+            SEVERITIES[w],
+            r.severity[w]
+        )));
+    }
+    Ok(r)
+}
+
 fn validate_campaign(raw: Option<RawCampaign>) -> Result<CampaignSettings, ConfigError> {
     let mut c = CampaignSettings::default();
     let Some(raw) = raw else { return Ok(c) };
@@ -776,7 +915,9 @@ mod tests {
     fn empty_text_is_the_cloudtrail_profile() {
         let s = Settings::parse("").expect("valid");
         assert_eq!(s.profile.name, "cloudtrail");
-        assert_eq!(s.profile.views.len(), 4);
+        assert_eq!(s.profile.views.len(), 5);
+        assert!(s.profile.peer.is_some());
+        assert!(!s.profile.stakes.is_empty());
         assert_eq!(
             s.fingerprint(),
             Settings::parse("profile = \"cloudtrail\"")

@@ -11,6 +11,7 @@
 //! - [`tree`]: the counting prefix tree with lazy forgetting and a node cap.
 //! - [`model`]: scoring (Witten–Bell backoff from principal to population, excess surprisal).
 //! - [`calibrate`]: the running distribution that turns raw novelty into `score`.
+//! - [`stakes`]: what each action is at stake for (ATT&CK tactics) and how much that weighs.
 //! - [`campaign`]: per-principal state and the grouping of novel events into campaigns.
 //! - [`render`]: the annotation written straight into the output line (the filter fast path).
 //! - [`snapshot`]: the versioned, checksummed snapshot format.
@@ -31,6 +32,7 @@ pub mod normalize;
 pub mod render;
 pub mod snapshot;
 mod staged;
+pub mod stakes;
 pub mod tree;
 
 #[cfg(target_arch = "wasm32")]

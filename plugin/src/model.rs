@@ -21,13 +21,16 @@ use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::calibrate::Calibration;
-use crate::campaign::{Campaign, EntityState};
+use crate::campaign::{Campaign, EntityState, Step};
 use crate::config::{EngineSettings, Settings, View};
 use crate::fastmath::{exp2, log2};
+use crate::stakes::Matched;
 use crate::tree::{ENTITY_ROOT, NodeId, POPULATION_ROOT, Tree};
 
 /// Seed of the hash that keys view nodes, distinct from value hashes.
 const VIEW_SEED: u64 = 0x0dd1_7956_1e57_0001;
+/// Seed of the hash that keys peer groups under the population root.
+const PEER_SEED: u64 = 0x0dd1_7956_1e57_0002;
 
 /// How novel one component was.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +57,14 @@ pub struct ScoreRecord {
     pub score: f64,
     pub info_content: f64,
     pub novelty: f64,
+    /// Novelty weighted by the action's stakes, in bits.
+    pub risk: f64,
+    /// "info", "low", "medium", "high" or "critical": of the event's risk, or of its
+    /// campaign's when that is higher.
+    pub severity: &'static str,
+    /// ATT&CK tactics the action serves (names), and the matched techniques (ids).
+    pub tactics: Vec<&'static str>,
+    pub techniques: Vec<String>,
     pub probability: f64,
     pub uniqueness: f64,
     pub sequence: u64,
@@ -74,6 +85,10 @@ pub struct Verdict {
     pub score: f64,
     pub info_content: f64,
     pub novelty: f64,
+    pub risk: f64,
+    pub severity: &'static str,
+    /// What the action is at stake for.
+    pub stakes: Matched,
     pub uniqueness: f64,
     pub sequence: u64,
     pub cold: bool,
@@ -97,9 +112,9 @@ struct Scratch {
     sightings: Vec<(usize, u64, f64)>,
     /// The key of each view's node, in profile order (hashed once, not twice per event).
     view_keys: Vec<u64>,
-    /// Each view's node under the principal and in the population, when they exist already
-    /// (found while scoring, so learning needs no second lookup).
-    view_nodes: Vec<(Option<NodeId>, Option<NodeId>)>,
+    /// Each view's node under the principal, its peer group and the population, when they
+    /// exist already (found while scoring, so learning needs no second lookup).
+    view_nodes: Vec<[Option<NodeId>; 3]>,
 }
 
 /// Everything learned; what a snapshot holds.
@@ -129,8 +144,11 @@ struct Judged {
     /// The value's node under the principal and in the population, when they exist already
     /// (learning then needs no second lookup).
     child: Option<NodeId>,
+    peer_child: Option<NodeId>,
     pop_child: Option<NodeId>,
-    /// Surprisal of the value in the population's context (learnt there if it is new).
+    /// Surprisal of the value in the peer group's and the population's backoff contexts
+    /// (learnt there if it is new).
+    peer_backoff_bits: f64,
     pop_backoff_bits: f64,
     /// Count of the value under the principal before this event.
     n_v: f64,
@@ -145,6 +163,7 @@ struct Judged {
     /// What learning this sighting adds to the value's count, under the principal and in the
     /// population (see [`sighting_weight`]).
     weight: f64,
+    peer_weight: f64,
     pop_weight: f64,
 }
 
@@ -187,6 +206,10 @@ pub fn value_key(value: &str) -> u64 {
 
 fn view_key(name: &str) -> u64 {
     xxh3_64_with_seed(name.as_bytes(), VIEW_SEED)
+}
+
+fn peer_key(group: &str) -> u64 {
+    xxh3_64_with_seed(group.as_bytes(), PEER_SEED)
 }
 
 impl Model {
@@ -250,13 +273,16 @@ impl Model {
             bits: backoff_bits,
             excess: backoff_excess,
             child: None,
+            peer_child: None,
             pop_child: None,
+            peer_backoff_bits: 0.0,
             pop_backoff_bits: 0.0,
             n_v: 0.0,
             backoff_bits,
             first: true,
             given: false,
             weight: 1.0,
+            peer_weight: 1.0,
             pop_weight: 1.0,
         };
         let Some(c) = ctx else { return judged };
@@ -362,28 +388,63 @@ impl Model {
             judged.push(j);
         }
         let principal_node = ctx;
+        let peer = profile.peer.map(|f| peer_key(values[f]));
+        let peer_root = peer.and_then(|k| self.tree.child(POPULATION_ROOT, k));
         let mut min_leaf = f64::INFINITY;
         let view_nodes = &mut scratch.view_nodes;
         view_nodes.clear();
         for (view, &vkey) in profile.views.iter().zip(view_keys) {
             let mut ent = principal_node.and_then(|p| self.tree.child(p, vkey));
+            let mut grp = peer_root.and_then(|p| self.tree.child(p, vkey));
             let mut pop = self.tree.child(POPULATION_ROOT, vkey);
-            view_nodes.push((ent, pop));
+            view_nodes.push([ent, grp, pop]);
             let mut leaf = 0.0;
             for (f, given) in view.path() {
                 let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
-                // The population's excess only matters where the principal has no context.
-                let pj = self.judge(pop, key, now, base, 0.0, ent.is_none(), e, settling, None);
-                // The population's rate of new values here is the principal's prior (see
-                // `EngineSettings::population_prior`).
-                let prior = pop.and_then(|c| self.tree.node(c).new_rate());
+                // A backoff context's excess only matters where the contexts before it are
+                // missing.
+                let pj = self.judge(
+                    pop,
+                    key,
+                    now,
+                    base,
+                    0.0,
+                    ent.is_none() && grp.is_none(),
+                    e,
+                    settling,
+                    None,
+                );
+                // The population's rate of new values here is the peers' prior, and the peers'
+                // the principal's (see `EngineSettings::population_prior`).
+                let pop_prior = pop.and_then(|c| self.tree.node(c).new_rate());
+                // Peers back off to the population; the principal to its peers (people are
+                // judged among people before everybody, so a call some role makes all day is
+                // still rare for a person).
+                let qj = match peer {
+                    Some(_) => self.judge(
+                        grp,
+                        key,
+                        now,
+                        exp2(-pj.bits),
+                        pj.excess,
+                        ent.is_none(),
+                        e,
+                        settling,
+                        pop_prior,
+                    ),
+                    None => pj,
+                };
+                let prior = match peer {
+                    Some(_) => grp.and_then(|c| self.tree.node(c).new_rate()).or(pop_prior),
+                    None => pop_prior,
+                };
                 let mut j = self.judge(
                     ent,
                     key,
                     now,
-                    exp2(-pj.bits),
-                    pj.excess,
+                    exp2(-qj.bits),
+                    qj.excess,
                     true,
                     e,
                     settling,
@@ -404,8 +465,12 @@ impl Model {
                 j.pop_child = pj.child;
                 j.pop_backoff_bits = pj.backoff_bits;
                 j.pop_weight = pj.weight;
+                j.peer_child = qj.child;
+                j.peer_backoff_bits = qj.backoff_bits;
+                j.peer_weight = qj.weight;
                 leaf = j.n_v;
                 ent = j.child;
+                grp = qj.child;
                 pop = pj.child;
                 judged.push(j);
             }
@@ -422,22 +487,32 @@ impl Model {
         }
         let principal = at;
         self.tree.learn_root(POPULATION_ROOT, now);
+        let peer_at = peer.map(|k| {
+            self.tree
+                .learn(POPULATION_ROOT, k, peer_root, now, 0.0, 1.0)
+        });
         let mut k = profile.entity.len();
-        for ((view, &vkey), &(ent_view, pop_view)) in
+        for ((view, &vkey), &[ent_view, peer_view, pop_view]) in
             profile.views.iter().zip(view_keys).zip(view_nodes.iter())
         {
             let mut ent = self.tree.learn(principal, vkey, ent_view, now, 0.0, 1.0);
+            let mut grp = peer_at.map(|p| self.tree.learn(p, vkey, peer_view, now, 0.0, 1.0));
             let mut pop = self
                 .tree
                 .learn(POPULATION_ROOT, vkey, pop_view, now, 0.0, 1.0);
             // A node below a settling one learns no more than it (a context never counts fewer
             // events than its children).
-            let (mut w, mut pw) = (1.0f64, 1.0f64);
+            let (mut w, mut qw, mut pw) = (1.0f64, 1.0f64, 1.0f64);
             for _ in 0..view.path_len() {
                 let j = judged[k];
                 w = w.min(j.weight);
+                qw = qw.min(j.peer_weight);
                 pw = pw.min(j.pop_weight);
                 ent = self.tree.learn(ent, j.key, j.child, now, j.backoff_bits, w);
+                grp = grp.map(|g| {
+                    self.tree
+                        .learn(g, j.key, j.peer_child, now, j.peer_backoff_bits, qw)
+                });
                 pop = self
                     .tree
                     .learn(pop, j.key, j.pop_child, now, j.pop_backoff_bits, pw);
@@ -534,15 +609,24 @@ impl Model {
         );
         let action = profile.action.map_or("", |f| values[f]);
         let entity_values = profile.entity.iter().map(|&f| values[f]);
+        let stakes = profile.stakes.judge(values);
         let campaign = state.observe(
             &settings.campaign,
+            &settings.risk,
             entity_values,
-            score,
-            step,
-            now,
-            time_text,
-            action,
+            Step {
+                score,
+                step,
+                now,
+                time_text,
+                action,
+                stakes: &stakes,
+            },
         );
+        let risk = novelty * stakes.weight;
+        let severity = settings
+            .risk
+            .severity(campaign.as_ref().map_or(risk, |c| c.risk.max(risk)));
 
         if self.tree.len() as u64 > settings.engine.max_nodes {
             let target = (settings.engine.max_nodes as f64 * 0.9) as usize;
@@ -556,6 +640,9 @@ impl Model {
             score,
             info_content,
             novelty,
+            risk,
+            severity,
+            stakes,
             uniqueness: 1.0 / (1.0 + if min_leaf.is_finite() { min_leaf } else { 0.0 }),
             sequence,
             cold,

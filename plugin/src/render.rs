@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use crate::model::Verdict;
+use crate::stakes::{Stakes, TacticSet, tactic_names};
 
 /// Decimals of scores (0..1) and of bits: shorter lines, and cheaper to write (the typed record
 /// keeps full precision).
@@ -30,6 +31,7 @@ pub struct Note<'a> {
     pub names: &'a [String],
     pub layout: &'a [Slot],
     pub entity: &'a [usize],
+    pub stakes: &'a Stakes,
     pub views: &'a [String],
     pub id: Option<&'a str>,
     pub time: Option<&'a str>,
@@ -152,6 +154,41 @@ fn principal(out: &mut Vec<u8>, n: &Note<'_>) {
     out.push(b'"');
 }
 
+/// Writes a set of tactics as a JSON array of their names.
+fn tactics(out: &mut Vec<u8>, set: TacticSet) {
+    out.push(b'[');
+    for (i, name) in tactic_names(set).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, name);
+    }
+    out.push(b']');
+}
+
+/// Writes the matched techniques' ids as a JSON array, each once, in table order.
+fn techniques(out: &mut Vec<u8>, n: &Note<'_>) {
+    out.push(b'[');
+    let rules = n.stakes.rules();
+    let matched = &n.verdict.stakes.rules;
+    let mut first = true;
+    for (i, &r) in matched.iter().enumerate() {
+        let id = &rules[usize::from(r)].technique;
+        if matched[..i]
+            .iter()
+            .any(|&p| rules[usize::from(p)].technique == *id)
+        {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        string(out, id);
+    }
+    out.push(b']');
+}
+
 /// Writes the annotation of a scored event as one JSON object (the shape documented in the
 /// README, "The score record").
 pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
@@ -162,6 +199,14 @@ pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
     fixed(out, v.info_content, BITS);
     out.extend_from_slice(b",\"novelty\":");
     fixed(out, v.novelty, BITS);
+    out.extend_from_slice(b",\"risk\":");
+    fixed(out, v.risk, BITS);
+    out.extend_from_slice(b",\"severity\":\"");
+    out.extend_from_slice(v.severity.as_bytes());
+    out.extend_from_slice(b"\",\"tactics\":");
+    tactics(out, v.stakes.tactics);
+    out.extend_from_slice(b",\"techniques\":");
+    techniques(out, n);
     out.extend_from_slice(b",\"probability\":");
     float(out, crate::fastmath::exp2(-v.info_content));
     out.extend_from_slice(b",\"uniqueness\":");
@@ -229,6 +274,10 @@ pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
         string(out, &c.last);
         out.extend_from_slice(b",\"score\":");
         fixed(out, c.score, BITS);
+        out.extend_from_slice(b",\"risk\":");
+        fixed(out, c.risk, BITS);
+        out.extend_from_slice(b",\"tactics\":");
+        tactics(out, c.tactics);
         out.extend_from_slice(b",\"actions\":[");
         for (i, a) in c.actions.iter().enumerate() {
             if i > 0 {

@@ -26,7 +26,7 @@ use crate::model::Model;
 use crate::tree::{Node, Tree};
 
 pub const MAGIC: &[u8; 8] = b"ODDITYSN";
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
@@ -177,6 +177,10 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
                 w.u32(c.first_t);
                 w.u32(c.last_t);
                 w.f64(c.score);
+                w.f64(c.risk);
+                w.f64(c.risk_steps);
+                w.u32(u32::from(c.tactics));
+                w.u32(c.high_t);
                 w.u32(c.actions.len() as u32);
                 for a in &c.actions {
                     w.str(a);
@@ -305,6 +309,12 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
                 let first_t = r.u32("a campaign")?;
                 let last_t = r.u32("a campaign")?;
                 let score = r.f64("a campaign")?;
+                let risk = r.f64("a campaign")?;
+                let risk_steps = r.f64("a campaign")?;
+                let tactics = u16::try_from(r.u32("a campaign")?).map_err(|_| {
+                    DecodeError::NotASnapshot("a campaign's tactics are out of range".to_owned())
+                })?;
+                let high_t = r.u32("a campaign")?;
                 let n = r.count(4, "a campaign's actions")?;
                 let actions = (0..n)
                     .map(|_| r.str("a campaign action"))
@@ -317,6 +327,10 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
                     first_t,
                     last_t,
                     score,
+                    risk,
+                    risk_steps,
+                    tactics,
+                    high_t,
                     actions,
                 })
             }

@@ -13,6 +13,10 @@ use crate::streams::{Stream, Truth};
 
 /// Name of oddity in the reports; always detector 0.
 pub const ODDITY: &str = "oddity";
+/// oddity's risk (novelty weighted by stakes) as a ranking; always detector 1.
+pub const ODDITY_RISK: &str = "oddity-risk";
+/// Index of the first baseline among the detectors.
+pub const FIRST_BASELINE: usize = 2;
 
 /// The campaign an oddity verdict placed an event in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,8 +24,9 @@ pub struct CampaignTag {
     pub id: u64,
     /// Events in the campaign so far (this one included).
     pub events: u32,
-    /// The campaign's score so far.
+    /// The campaign's score and risk so far.
     pub score: f64,
+    pub risk: f64,
 }
 
 /// What is kept of one event after scoring.
@@ -39,6 +44,20 @@ pub struct Row {
     /// oddity: index into [`Scored::novel_values`] of the most novel component's value.
     pub novel_value: u32,
     pub campaign: Option<CampaignTag>,
+    /// oddity: the event's severity, 0 (info) to 4 (critical), and the risk it is of (the
+    /// event's, or its campaign's when that is higher).
+    pub severity: u8,
+    pub alert_risk: f64,
+    /// The event's time (seconds), when it has one.
+    pub time: Option<u32>,
+}
+
+/// Rank of a severity name: 0 for "info", then low, medium, high, critical.
+pub fn severity_rank(name: &str) -> u8 {
+    oddity_engine::config::SEVERITIES
+        .iter()
+        .position(|s| *s == name)
+        .map_or(0, |i| i as u8 + 1)
 }
 
 /// A scored stream.
@@ -71,7 +90,7 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
     let mut engine = Engine::new(config).context("engine configuration")?;
     let mut baselines: Vec<Box<dyn Baseline>> = baselines::all();
     let norm = Normalizers::builtin();
-    let mut detectors = vec![ODDITY];
+    let mut detectors = vec![ODDITY, ODDITY_RISK];
     detectors.extend(baselines.iter().map(|b| b.name()));
     let mut scores: Vec<Vec<f64>> = vec![Vec::new(); detectors.len()];
     let mut novelty = Vec::new();
@@ -103,11 +122,21 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
             novel_field: u16::MAX,
             novel_value: u32::MAX,
             campaign: None,
+            severity: 0,
+            alert_risk: 0.0,
+            time: None,
         };
         match verdict {
             Ok(r) => {
                 scores[0].push(r.score);
+                scores[1].push(r.risk);
                 novelty.push(r.novelty);
+                row.severity = severity_rank(r.severity);
+                row.alert_risk = r.campaign.as_ref().map_or(r.risk, |c| c.risk.max(r.risk));
+                row.time = r
+                    .event_time
+                    .as_deref()
+                    .and_then(oddity_engine::engine::parse_time);
                 row.cold = r.cold;
                 let f = &r.most_novel.field;
                 row.novel_field = match novel_fields.iter().position(|x| x == f) {
@@ -131,6 +160,7 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
                     id: c.id,
                     events: c.events,
                     score: c.score,
+                    risk: c.risk,
                 });
             }
             Err(e) => {
@@ -142,18 +172,19 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
                 };
                 *errors.entry(kind).or_insert(0) += 1;
                 scores[0].push(0.0);
+                scores[1].push(0.0);
                 novelty.push(0.0);
             }
         }
         match (&fields, ids) {
             (Some(f), Some(ids)) => {
-                for (b, s) in baselines.iter_mut().zip(&mut scores[1..]) {
+                for (b, s) in baselines.iter_mut().zip(&mut scores[FIRST_BASELINE..]) {
                     s.push(b.score_and_learn(&ids, f.time));
                 }
             }
             _ => {
                 unreadable += 1;
-                for s in &mut scores[1..] {
+                for s in &mut scores[FIRST_BASELINE..] {
                     s.push(0.0);
                 }
             }

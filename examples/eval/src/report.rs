@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::fields::{ACTION, PRINCIPAL};
-use crate::harness::Scored;
+use crate::harness::{FIRST_BASELINE, Scored, severity_rank};
 use crate::metrics::{Ranking, average_precision, lexicographic_key, roc_auc, top_k};
 
 /// Share of each stream's first events that is scored and learned but not measured.
@@ -40,8 +40,69 @@ pub struct StreamReport {
     pub steps: Vec<StepReport>,
     pub classes: Vec<ClassReport>,
     pub campaigns: CampaignReport,
+    pub alerts: AlertReport,
     pub oddity_top: TopComposition,
 }
+
+/// What the alert stream would hold at the default settings: an event alerts when its
+/// severity (of its risk, or its campaign's) reaches [`ALERT_SEVERITY`]; the alerts of one
+/// campaign are one group, an alert outside a campaign of two events or more is a group alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertReport {
+    /// Scenarios (groups) with at least one alerting event, of all scenarios.
+    pub scenarios_alerted: usize,
+    pub scenarios: usize,
+    /// Alert groups holding no attack event, and per day of the evaluated stream.
+    pub benign_groups: usize,
+    pub days: f64,
+    pub benign_per_day: Option<f64>,
+    /// Alerting events, and of those attack events.
+    pub alert_events: usize,
+    pub attack_alert_events: usize,
+    /// The same at other risk thresholds (bits): (threshold, scenarios alerted, benign groups).
+    pub sweep: Vec<(f64, usize, usize)>,
+}
+
+/// Risk thresholds (bits) the alert sweep tries.
+pub const SWEEP: [f64; 9] = [12.0, 16.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0];
+
+/// Alert groups and alerted scenarios when events alert at `alerts(row)`.
+fn alert_groups(
+    rows: &[crate::harness::Row],
+    group_of: &[Option<usize>],
+    scenarios: usize,
+    alerts: impl Fn(&crate::harness::Row) -> bool,
+) -> (usize, usize, usize, usize) {
+    let mut groups: BTreeMap<(bool, u64), bool> = BTreeMap::new();
+    let mut alerted = vec![false; scenarios];
+    let (mut alert_events, mut attack_alert_events) = (0, 0);
+    for (i, r) in rows.iter().enumerate() {
+        if !alerts(r) {
+            continue;
+        }
+        alert_events += 1;
+        let key = match r.campaign {
+            Some(c) if c.events >= 2 => (true, c.id),
+            _ => (false, i as u64),
+        };
+        *groups.entry(key).or_insert(false) |= r.truth.positive;
+        if r.truth.positive {
+            attack_alert_events += 1;
+        }
+        if let Some(g) = group_of[i] {
+            alerted[g] = true;
+        }
+    }
+    (
+        alerted.iter().filter(|&&a| a).count(),
+        groups.values().filter(|&&attack| !attack).count(),
+        alert_events,
+        attack_alert_events,
+    )
+}
+
+/// The severity from which the host alerts by default (`alerts.min-severity`).
+pub const ALERT_SEVERITY: &str = "medium";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectorMetrics {
@@ -152,6 +213,8 @@ pub struct CampaignReport {
     /// positives being those that hold attack events (how well the campaign list puts attacks
     /// first).
     pub ap: Option<f64>,
+    /// The same, the campaigns ranked by risk.
+    pub risk_ap: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -247,6 +310,7 @@ pub fn evaluate(s: &Scored) -> StreamReport {
 
     // Campaign ranks by final score.
     let mut campaign_final: BTreeMap<u64, (f64, u32, bool)> = BTreeMap::new();
+    let mut campaign_risk: BTreeMap<u64, f64> = BTreeMap::new();
     for r in rows {
         if let Some(c) = r.campaign {
             let e = campaign_final.entry(c.id).or_insert((0.0, 0, false));
@@ -255,6 +319,8 @@ pub fn evaluate(s: &Scored) -> StreamReport {
             }
             e.1 = e.1.max(c.events);
             e.2 |= r.truth.positive;
+            let risk = campaign_risk.entry(c.id).or_insert(0.0);
+            *risk = risk.max(c.risk);
         }
     }
     let mut by_score: Vec<(u64, f64)> = campaign_final.iter().map(|(&id, v)| (id, v.0)).collect();
@@ -378,7 +444,7 @@ pub fn evaluate(s: &Scored) -> StreamReport {
     let best_baseline = detectors
         .iter()
         .enumerate()
-        .skip(1)
+        .skip(FIRST_BASELINE)
         .max_by(|(ia, a), (ib, b)| {
             let key = |m: &DetectorMetrics| {
                 (
@@ -485,8 +551,14 @@ pub fn evaluate(s: &Scored) -> StreamReport {
         .map(|v| (v.0, v.2))
         .unzip();
     let campaign_ap = average_precision(&campaign_scores, &holds_attack);
+    let (risks, risk_attack): (Vec<f64>, Vec<bool>) = campaign_final
+        .iter()
+        .filter(|(_, v)| v.1 >= 2)
+        .map(|(id, v)| (campaign_risk[id], v.2))
+        .unzip();
     let campaigns = CampaignReport {
         ap: campaign_ap,
+        risk_ap: average_precision(&risks, &risk_attack),
         campaigns: campaign_final.len(),
         campaigns_with_attack: campaign_final.values().filter(|v| v.2).count(),
         attack_events: positives,
@@ -499,6 +571,8 @@ pub fn evaluate(s: &Scored) -> StreamReport {
             .filter(|r| !r.truth.positive && r.campaign.is_some())
             .count(),
     };
+
+    let alerts = alert_report(rows, &group_of, group_names.len());
 
     // What fills oddity's top 0.1 %.
     let top: Vec<usize> = rankings[0].order().take(k_small).collect();
@@ -552,7 +626,43 @@ pub fn evaluate(s: &Scored) -> StreamReport {
         steps,
         classes,
         campaigns,
+        alerts,
         oddity_top,
+    }
+}
+
+/// The alerts the default settings would raise on the evaluated rows.
+fn alert_report(
+    rows: &[crate::harness::Row],
+    group_of: &[Option<usize>],
+    scenarios: usize,
+) -> AlertReport {
+    let at = severity_rank(ALERT_SEVERITY);
+    let (scenarios_alerted, benign_groups, alert_events, attack_alert_events) =
+        alert_groups(rows, group_of, scenarios, |r| r.severity >= at);
+    let sweep = SWEEP
+        .iter()
+        .map(|&t| {
+            let (s, b, _, _) = alert_groups(rows, group_of, scenarios, |r| r.alert_risk >= t);
+            (t, s, b)
+        })
+        .collect();
+    let times = rows.iter().filter_map(|r| r.time);
+    let (lo, hi) = times.fold((u32::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let days = if hi > lo {
+        f64::from(hi - lo) / 86_400.0
+    } else {
+        0.0
+    };
+    AlertReport {
+        scenarios_alerted,
+        scenarios,
+        benign_groups,
+        days,
+        benign_per_day: (days >= 1.0).then(|| benign_groups as f64 / days),
+        alert_events,
+        attack_alert_events,
+        sweep,
     }
 }
 
@@ -829,6 +939,28 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
             String::new()
         }
     );
+    let a = &r.alerts;
+    let _ = writeln!(
+        out,
+        "{bullet}alerts at defaults (severity >= {ALERT_SEVERITY}): {}/{} scenarios alerted; {} benign alert groups in {:.1} days ({}/day); {} alerting events, {} of them attack events",
+        a.scenarios_alerted,
+        a.scenarios,
+        a.benign_groups,
+        a.days,
+        a.benign_per_day
+            .map_or_else(|| "-".into(), |d| format!("{d:.2}")),
+        a.alert_events,
+        a.attack_alert_events
+    );
+    let _ = writeln!(
+        out,
+        "{bullet}alerts at other risk thresholds (bits: scenarios alerted, benign groups): {}",
+        a.sweep
+            .iter()
+            .map(|(t, s, b)| format!("{t:.0}: {s}/{}, {b}", a.scenarios))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -879,15 +1011,14 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
             .count();
         let mut t = Table::new(
             format!(
-                "oddity campaigns, {}: {} attack events of {} carry a campaign; {} campaigns in the stream, {} holding attack events (campaign AP {}); {} other events carry one{}",
+                "oddity campaigns, {}: {} attack events of {} carry a campaign; {} campaigns in the stream, {} holding attack events (campaign AP {}, by risk {}); {} other events carry one{}",
                 r.name,
                 r.campaigns.attack_events_with_campaign,
                 r.campaigns.attack_events,
                 r.campaigns.campaigns,
                 r.campaigns.campaigns_with_attack,
-                r.campaigns
-                    .ap
-                    .map_or_else(|| "-".into(), |ap| format!("{ap:.3}")),
+                f3(r.campaigns.ap),
+                f3(r.campaigns.risk_ap),
                 r.campaigns.other_events_with_campaign,
                 if long && without > 0 {
                     format!(" ({without} attacks without a campaign not listed)")

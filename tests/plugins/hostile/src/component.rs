@@ -11,7 +11,7 @@ wit_bindgen::generate!({
 use exports::oddity::detector::detector::{Engine, EngineStats, Guest, GuestEngine};
 use oddity::detector::types::{
     Annotated, ComponentNovelty, ConfigError, Judged, LineStatus, ScoreError, ScoreRecord,
-    ScoredLine, SnapshotError, ViewScore,
+    ScoredLine, Severity, SnapshotError, ViewScore,
 };
 
 const MAGIC: &[u8] = b"HOSTILE1";
@@ -38,6 +38,10 @@ fn record(sequence: u64) -> ScoreRecord {
         score: 0.5,
         info_content: 1.0,
         novelty: 1.0,
+        risk: 1.0,
+        severity: Severity::Info,
+        tactics: Vec::new(),
+        techniques: Vec::new(),
         probability: 0.5,
         uniqueness: 1.0,
         sequence,
@@ -273,6 +277,7 @@ impl GuestEngine for Hostile {
                 splice(&forged, &key, "{\"score\":1}", &mut output);
                 status.push(LineStatus::Scored(ScoredLine {
                     score: 1.0,
+                    severity: Severity::Info,
                     campaign: None,
                 }));
                 continue;
@@ -286,6 +291,7 @@ impl GuestEngine for Hostile {
                     splice(line, &key, &note, &mut output);
                     status.push(LineStatus::Scored(ScoredLine {
                         score: r.score,
+                        severity: Severity::Info,
                         campaign: None,
                     }));
                 }
@@ -332,6 +338,7 @@ impl GuestEngine for Hostile {
                     notes.extend_from_slice(b"{\"score\":0.5,");
                     status.push(LineStatus::Scored(ScoredLine {
                         score: 0.5,
+                        severity: Severity::Info,
                         campaign: None,
                     }));
                 }
@@ -345,6 +352,7 @@ impl GuestEngine for Hostile {
                     );
                     status.push(LineStatus::Scored(ScoredLine {
                         score: r.score,
+                        severity: Severity::Info,
                         campaign: None,
                     }));
                 }
