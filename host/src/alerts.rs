@@ -298,11 +298,16 @@ mod tests {
     use super::*;
     use crate::annotation::ComponentNovelty;
 
-    fn note(id: &str, score: f64, campaign: Option<(&str, u32, f64, &str)>) -> Annotation {
+    /// A note of `severity`, in a campaign of (id, events, risk, action) or not.
+    fn note(id: &str, severity: Severity, campaign: Option<(&str, u32, f64, &str)>) -> Annotation {
         Annotation {
-            score,
+            score: 0.99,
             info_content: 10.0,
             novelty: 8.0,
+            risk: 16.0,
+            severity,
+            tactics: vec!["defense-evasion".into()],
+            techniques: vec!["T1578.001".into()],
             probability: 0.001,
             uniqueness: 1.0,
             sequence: 30,
@@ -324,13 +329,15 @@ mod tests {
             views: Vec::new(),
             event_id: Some(id.into()),
             event_time: Some("2024-03-04T12:00:00Z".into()),
-            campaign: campaign.map(|(cid, events, score, action)| Campaign {
+            campaign: campaign.map(|(cid, events, risk, action)| Campaign {
                 id: cid.into(),
                 principal: "IAMUser arn:aws:iam::1:user/raul".into(),
                 events,
                 first: "2024-03-04T12:00:00Z".into(),
                 last: "2024-03-04T12:00:00Z".into(),
-                score,
+                score: risk / 2.0,
+                risk,
+                tactics: vec!["defense-evasion".into()],
                 actions: vec![action.into()],
             }),
         }
@@ -346,24 +353,27 @@ mod tests {
     fn settings() -> AlertSettings {
         AlertSettings {
             sink: AlertSink::Stdout,
-            event_threshold: 0.999,
-            campaign_threshold: 40.0,
+            min_severity: Severity::Medium,
             campaign_min_events: 2,
         }
     }
 
     #[test]
-    fn events_above_the_threshold_alert_once() {
+    fn events_of_the_severity_alert_once() {
         let mut a = Alerts::new(&settings());
         let mut out = Vec::new();
-        a.observe(&note("quiet", 0.5, None), "f", 1, &mut out);
-        a.observe(&note("loud", 0.9995, None), "f", 2, &mut out);
+        a.observe(&note("quiet", Severity::Low, None), "f", 1, &mut out);
+        a.observe(&note("loud", Severity::High, None), "f", 2, &mut out);
         let l = lines(&out);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0]["kind"], "event");
         assert_eq!(l[0]["eventId"], "loud");
         assert_eq!(l[0]["source"], "f:2");
         assert_eq!(l[0]["explanation"]["value"], "CreateSnapshot");
+        assert_eq!(l[0]["severity"], "high");
+        assert_eq!(l[0]["risk"], 16.0);
+        assert_eq!(l[0]["tactics"][0], "defense-evasion");
+        assert_eq!(l[0]["techniques"][0], "T1578.001");
         assert!(l[0]["campaign"].is_null());
         let text = String::from_utf8(out).expect("utf-8");
         assert!(
@@ -384,21 +394,33 @@ mod tests {
         let mut a = Alerts::new(&settings());
         let mut out = Vec::new();
         a.observe(
-            &note("probe", 0.995, Some(("c1", 1, 25.0, "GetCallerIdentity"))),
+            &note(
+                "probe",
+                Severity::Low,
+                Some(("c1", 1, 25.0, "GetCallerIdentity")),
+            ),
             "f",
             1,
             &mut out,
         );
-        assert!(out.is_empty(), "one event, below the campaign threshold");
+        assert!(out.is_empty(), "one event, below the severity");
         a.observe(
-            &note("list", 0.992, Some(("c1", 2, 35.0, "DescribeInstances"))),
+            &note(
+                "list",
+                Severity::Low,
+                Some(("c1", 2, 35.0, "DescribeInstances")),
+            ),
             "f",
             2,
             &mut out,
         );
-        assert!(out.is_empty(), "35 bits: not yet");
+        assert!(out.is_empty(), "low: not yet");
         a.observe(
-            &note("snap", 0.993, Some(("c1", 3, 45.0, "CreateSnapshot"))),
+            &note(
+                "snap",
+                Severity::Medium,
+                Some(("c1", 3, 45.0, "CreateSnapshot")),
+            ),
             "f",
             3,
             &mut out,
@@ -406,8 +428,8 @@ mod tests {
         a.observe(
             &note(
                 "share",
-                0.9999,
-                Some(("c1", 4, 60.0, "ModifySnapshotAttribute")),
+                Severity::Critical,
+                Some(("c1", 4, 95.0, "ModifySnapshotAttribute")),
             ),
             "f",
             4,
@@ -441,7 +463,12 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..(MAX_OPEN + 10) {
             let id = format!("c{i}");
-            a.observe(&note("e", 0.99, Some((&id, 1, 1.0, "A"))), "f", 1, &mut out);
+            a.observe(
+                &note("e", Severity::Info, Some((&id, 1, 1.0, "A"))),
+                "f",
+                1,
+                &mut out,
+            );
         }
         assert!(a.open.len() <= MAX_OPEN);
         assert!(a.open.contains_key(&format!("c{}", MAX_OPEN + 9)));

@@ -1,8 +1,8 @@
-//! `oddity top`: the most novel events of a scored stream, as a table for people.
+//! `oddity top`: the riskiest events of a scored stream, as a table for people.
 //!
-//! Reads scored JSON lines (files or standard input), keeps the `count` highest by score (ties
-//! broken by raw novelty, then by position), and prints one row each: score, raw novelty bits,
-//! event time, principal, the observation, the explanation and the event id.
+//! Reads scored JSON lines (files or standard input), keeps the `count` highest by risk (ties
+//! broken by score, then by position), and prints one row each: risk, severity, score, event
+//! time, principal, the observation, the explanation, the tactics and the event id.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -14,8 +14,8 @@ use crate::annotation::{self, Annotation};
 /// One candidate row.
 #[derive(Debug)]
 struct Row {
+    risk: f64,
     score: f64,
-    bits: f64,
     position: u64,
     note: Annotation,
 }
@@ -32,11 +32,11 @@ impl PartialOrd for Row {
     }
 }
 impl Ord for Row {
-    /// Greater is more novel; earlier events win ties.
+    /// Greater is riskier; earlier events win ties.
     fn cmp(&self, other: &Self) -> Ordering {
         crate::report::collect::by_novelty(
-            (self.score, self.bits, self.position),
-            (other.score, other.bits, other.position),
+            (self.risk, self.score, self.position),
+            (other.risk, other.score, other.position),
         )
     }
 }
@@ -78,8 +78,8 @@ pub fn run(
                 }
             }
             let row = Row {
+                risk: note.risk,
                 score: note.score,
-                bits: note.novelty,
                 position,
                 note,
             };
@@ -109,8 +109,16 @@ pub fn run(
     rows.sort_by(|a, b| b.cmp(a));
     writeln!(
         out,
-        "{:>3}  {:<6}  {:>5}  {:<20}  {:<34}  {:<44}  {:<30}  event id",
-        "#", "score", "bits", "time", "principal", "observation", "most novel"
+        "{:>3}  {:>5}  {:<8}  {:<6}  {:<20}  {:<34}  {:<44}  {:<30}  {:<20}  event id",
+        "#",
+        "risk",
+        "severity",
+        "score",
+        "time",
+        "principal",
+        "observation",
+        "most novel",
+        "tactics"
     )?;
     for (i, r) in rows.iter().enumerate() {
         let n = &r.note;
@@ -132,14 +140,16 @@ pub fn run(
         // escaped, never sent to the terminal.
         writeln!(
             out,
-            "{:>3}  {:<6.4}  {:>5.1}  {:<20}  {:<34}  {:<44}  {:<30}  {}{}{}",
+            "{:>3}  {:>5.1}  {:<8}  {:<6.4}  {:<20}  {:<34}  {:<44}  {:<30}  {:<20}  {}{}{}",
             i + 1,
+            r.risk,
+            n.severity.name(),
             r.score,
-            r.bits,
             clip(&printable(n.event_time.as_deref().unwrap_or("-")), 20),
             clip_left(&printable(short_principal(&n.principal)), 34),
             clip(&printable(&obs.join(" ")), 44),
             clip(&printable(&format!("{}={}", m.field, m.value)), 30),
+            clip(&n.tactics.join(","), 20),
             printable(n.event_id.as_deref().unwrap_or("-")),
             printable(&campaign),
             if n.cold { "  (warm-up)" } else { "" },
@@ -204,6 +214,10 @@ mod tests {
                 score: s,
                 info_content: 1.0,
                 novelty: 1.0,
+                risk: 0.0,
+                severity: crate::annotation::Severity::Info,
+                tactics: Vec::new(),
+                techniques: Vec::new(),
                 probability: 0.5,
                 uniqueness: 1.0,
                 sequence: 1,

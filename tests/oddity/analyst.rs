@@ -11,8 +11,8 @@ use crate::data::example_labels;
 use crate::util::{Run, example, isolated, oddity, run, run_cmd, tempdir};
 
 /// Default alert thresholds (README, "Alerts").
-const EVENT_THRESHOLD: f64 = 0.999;
-const CAMPAIGN_THRESHOLD: f64 = 20.0;
+/// The severities from which events alert by default (`alerts.min-severity = "medium"`).
+const ALERTING: [&str; 3] = ["medium", "high", "critical"];
 const CAMPAIGN_MIN_EVENTS: u64 = 2;
 
 fn path_str(p: &Path) -> &str {
@@ -90,14 +90,14 @@ fn alerts_hold_what_crosses_the_thresholds_and_the_stream_keeps_every_event() {
                 .or_default()
                 .push(id.clone());
         }
-        let crossing = c["score"].as_f64().unwrap_or(0.0) >= CAMPAIGN_THRESHOLD
-            && c["events"].as_u64().unwrap_or(0) >= CAMPAIGN_MIN_EVENTS;
+        let severe = ALERTING.contains(&n["severity"].as_str().expect("severity"));
+        let crossing = severe && c["events"].as_u64().unwrap_or(0) >= CAMPAIGN_MIN_EVENTS;
         if crossing {
             let cid = c["id"].as_str().expect("campaign id").to_owned();
             let first = alerted_campaigns.insert(cid.clone());
             let story = first.then(|| campaign_events[&cid].clone());
             expected.push((i + 1, id, "campaign", Some(first), story));
-        } else if n["score"].as_f64().expect("score") >= EVENT_THRESHOLD {
+        } else if severe {
             expected.push((i + 1, id, "event", None, None));
         }
     }
@@ -187,17 +187,17 @@ fn alert_settings_are_validated_and_layered() {
     let config = dir.path().join("oddity.toml");
     std::fs::write(
         &config,
-        "[alerts]\nfile = \"a.jsonl\"\nevent-threshold = 1.5\n",
+        "[alerts]\nfile = \"a.jsonl\"\nmin-severity = \"severe\"\n",
     )
     .expect("write");
     let out = run(&["-c", path_str(&config)], Some(b""));
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
-        out.stderr.contains("alerts.event-threshold") && out.stderr.contains("oddity.toml"),
+        out.stderr.contains("alerts.min-severity") && out.stderr.contains("oddity.toml"),
         "{}",
         out.stderr
     );
-    std::fs::write(&config, "[alerts]\ncampaign-threshold = 10\n").expect("write");
+    std::fs::write(&config, "[alerts]\nmin-severity = \"low\"\n").expect("write");
     let out = run(&["-c", path_str(&config)], Some(b""));
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
@@ -205,7 +205,7 @@ fn alert_settings_are_validated_and_layered() {
         "thresholds without a file: {}",
         out.stderr
     );
-    // Every event alerts with a zero threshold; the environment sets it, the flag the file.
+    // Every event alerts from severity info; the environment sets it, the flag the file.
     let alerts = dir.path().join("all.jsonl");
     std::fs::write(&config, "[alerts]\nfile = \"elsewhere.jsonl\"\n").expect("write");
     let input = (0..30)
@@ -214,20 +214,20 @@ fn alert_settings_are_validated_and_layered() {
     let out = run_cmd(
         oddity()
             .args(["-q", "-c", path_str(&config), "--alerts", path_str(&alerts)])
-            .env("ODDITY_ALERTS__EVENT_THRESHOLD", "0")
+            .env("ODDITY_ALERTS__MIN_SEVERITY", "info")
             .current_dir(dir.path()),
         Some(input.as_bytes()),
     );
     out.assert_ok();
     assert_eq!(out.lines(), 30);
     let lines = json_lines(&std::fs::read(&alerts).expect("alerts"));
-    assert_eq!(lines.len(), 30, "threshold 0: every event alerts");
+    assert_eq!(lines.len(), 30, "from info: every event alerts");
     assert!(!dir.path().join("elsewhere.jsonl").exists());
     // The alert file is appended to, run after run.
     let out = run_cmd(
         oddity()
             .args(["-q", "--alerts", path_str(&alerts)])
-            .env("ODDITY_ALERTS__EVENT_THRESHOLD", "0"),
+            .env("ODDITY_ALERTS__MIN_SEVERITY", "info"),
         Some(input.as_bytes()),
     );
     out.assert_ok();

@@ -568,6 +568,10 @@ mod tests {
             score,
             info_content: 5.0,
             novelty: score * 20.0,
+            risk: score * 20.0,
+            severity: crate::annotation::Severity::Info,
+            tactics: Vec::new(),
+            techniques: Vec::new(),
             probability: 0.03,
             uniqueness: 1.0,
             sequence: i,
@@ -651,6 +655,8 @@ mod tests {
                     first: "2024-03-04T12:00:00Z".into(),
                     last: format!("2024-03-04T12:{i:02}:00Z"),
                     score: 20.0 + i as f64,
+                    risk: 20.0 + i as f64,
+                    tactics: Vec::new(),
                     actions: vec![format!("Action{i}")],
                 });
                 c.add(b"{}", n);
@@ -684,6 +690,8 @@ mod tests {
                 first: "2024-03-04T12:50:00Z".into(),
                 last: format!("2024-03-04T12:{:02}:00Z", i % 60),
                 score: (i - 289) as f64 * 10.0,
+                risk: (i - 289) as f64 * 10.0,
+                tactics: Vec::new(),
                 actions: vec![format!("Action{i}")],
             });
             let score = if i >= 290 {
