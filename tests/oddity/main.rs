@@ -9,6 +9,7 @@
 //! - `hostile`: bad lines and the dead-letter file, corrupt files, deep nesting, huge lines.
 //! - `sandbox`: an untrusted plugin's capabilities, and its traps, recovered from.
 //! - `crash`: kill -9, a failing disk, signals and a closed pipe; the state survives.
+//! - `portable`: `oddity plugin export`.
 
 mod analyst;
 mod config;
@@ -16,6 +17,7 @@ mod crash;
 mod data;
 mod filter;
 mod hostile;
+mod portable;
 mod sandbox;
 mod state;
 mod util;
