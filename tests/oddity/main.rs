@@ -9,7 +9,7 @@
 //! - `hostile`: bad lines and the dead-letter file, corrupt files, deep nesting, huge lines.
 //! - `sandbox`: an untrusted plugin's capabilities, and its traps, recovered from.
 //! - `crash`: kill -9, a failing disk, signals and a closed pipe; the state survives.
-//! - `portable`: `oddity plugin export`.
+//! - `portable`: `oddity plugin export`, and the component in Node and Python, byte for byte.
 
 mod analyst;
 mod config;
