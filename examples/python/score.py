@@ -70,7 +70,7 @@ class Detector:
 def fixed(x, decimals):
     """`x` rounded to `decimals` decimals (ties to even), without trailing zeros."""
     scaled = x * 10**decimals
-    if not math.isfinite(scaled) or abs(scaled) >= 9.0e15:
+    if not math.isfinite(scaled) or abs(round(scaled)) >= 9.0e15:
         return shortest(x)
     n = round(scaled)
     digits = f"{abs(n) // 10**decimals}."
