@@ -31,6 +31,29 @@ pub enum Command {
     /// Turn a scored stream into one self-contained HTML report: plots, the most novel events,
     /// campaign timelines and the principals behind them.
     Report(ReportArgs),
+    /// The embedded WebAssembly component, for other component hosts.
+    Plugin(PluginArgs),
+}
+
+/// `oddity plugin`.
+#[derive(Debug, Args, Clone)]
+pub struct PluginArgs {
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum PluginCommand {
+    /// Write the embedded component to FILE and its WIT contract beside it, as `detector.wit`.
+    Export(ExportArgs),
+}
+
+/// Flags of `oddity plugin export`.
+#[derive(Debug, Args, Clone)]
+pub struct ExportArgs {
+    /// The component file to write (such as `oddity.wasm`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 /// Flags of `oddity top`.

@@ -16,6 +16,7 @@
 //! - [`problems`]: counting and rate-limited reporting of unscored lines.
 //! - [`top`]: `oddity top`, the most novel events as a table.
 //! - [`report`]: `oddity report`, a scored stream as one self-contained HTML page.
+//! - [`export`]: `oddity plugin export`, the embedded component and its contract as files.
 
 pub mod alerts;
 pub mod annotation;
@@ -23,6 +24,7 @@ pub mod blocking;
 pub mod cli;
 pub mod codec;
 pub mod deadletter;
+pub mod export;
 pub mod input;
 pub mod pipeline;
 pub mod plugin;

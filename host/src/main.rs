@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use oddity::cli::{Cli, Command, ScoreArgs};
+use oddity::cli::{Cli, Command, ExportArgs, PluginCommand, ScoreArgs};
 use oddity::pipeline::{self, Summary};
 use oddity::settings::Settings;
 
@@ -57,6 +57,9 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
+        Some(Command::Plugin(plugin)) => match plugin.command {
+            PluginCommand::Export(export) => return export_plugin(&export),
+        },
         None => cli.score,
     };
     init_logging(&args);
@@ -91,6 +94,17 @@ fn main() -> ExitCode {
 async fn score(args: &ScoreArgs) -> anyhow::Result<Summary> {
     let settings = Settings::load(args)?;
     pipeline::run(settings, shutdown_signal()).await
+}
+
+/// `oddity plugin export`.
+fn export_plugin(args: &ExportArgs) -> ExitCode {
+    match oddity::export::export(&args.output) {
+        Ok(done) => {
+            eprintln!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.into()),
+    }
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {

@@ -1,12 +1,10 @@
-//! Real data: the bundled examples and the public CloudTrail captures in `../shared/data`.
+//! Real data: the bundled examples and the public CloudTrail captures in `tests/data`.
 
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{
-    check_all_scored_or_explained, example, run, score_record, shared_data, tempdir,
-};
+use crate::util::{check_all_scored_or_explained, example, run, score_record, tempdir, test_data};
 
 /// Records in a delivery envelope or a JSON array file.
 fn records(path: &Path) -> Vec<Value> {
@@ -33,7 +31,7 @@ fn files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn invictus_delivery_files_in_a_directory() {
-    let dir = shared_data().join("invictus-ir_aws_dataset/CloudTrail");
+    let dir = test_data().join("invictus-ir_aws_dataset/CloudTrail");
     let expected: usize = files(&dir, "json").iter().map(|f| records(f).len()).sum();
     assert_eq!(expected, 2900);
     let out = run(&[dir.to_str().expect("utf-8")], None);
@@ -51,7 +49,7 @@ fn invictus_delivery_files_in_a_directory() {
 
 #[test]
 fn stratus_red_team_array_files() {
-    let dir = shared_data().join("stratus-red-team_detonation_logs");
+    let dir = test_data().join("stratus-red-team_detonation_logs");
     let paths = files(&dir, "json");
     let expected: usize = paths.iter().map(|f| records(f).len()).sum();
     let mut args: Vec<&str> = paths.iter().map(|p| p.to_str().expect("utf-8")).collect();
@@ -64,7 +62,7 @@ fn stratus_red_team_array_files() {
 #[test]
 fn panther_rule_test_events_as_json_lines() {
     let src = std::fs::read_to_string(
-        shared_data().join("panther-analysis/panther_cloudtrail_rule_tests.jsonl"),
+        test_data().join("panther-analysis/panther_cloudtrail_rule_tests.jsonl"),
     )
     .expect("read");
     let mut events = String::new();
@@ -83,8 +81,8 @@ fn panther_rule_test_events_as_json_lines() {
 
 #[test]
 fn otrf_logstash_lines_without_event_time() {
-    let path = shared_data()
-        .join("otrf_security_datasets/ec2_proxy_s3_exfiltration_2020-09-14011940.json");
+    let path =
+        test_data().join("otrf_security_datasets/ec2_proxy_s3_exfiltration_2020-09-14011940.json");
     let n = std::fs::read_to_string(&path)
         .expect("read")
         .lines()
@@ -96,7 +94,7 @@ fn otrf_logstash_lines_without_event_time() {
 
 #[test]
 fn gzip_and_odd_delivery_files_with_one_broken_file() {
-    let dir = shared_data().join("aws-cloudtrail-processing-library_fixtures");
+    let dir = test_data().join("aws-cloudtrail-processing-library_fixtures");
     let good: usize = files(&dir, "json")
         .iter()
         .filter(|p| !p.ends_with("SerializerTestFileBadJsonFormat.json"))

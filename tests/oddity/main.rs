@@ -2,13 +2,14 @@
 //!
 //! - `util`: running the binary and checking its output.
 //! - `filter`: one line out per event, errors written through, stdin/stdout use.
-//! - `data`: the bundled examples and the real CloudTrail data in `../shared/data`.
+//! - `data`: the bundled examples and the real CloudTrail data in `tests/data`.
 //! - `state`: snapshots, and the A-then-B equals A+B guarantee.
 //! - `config`: configuration errors and layering.
 //! - `analyst`: alerts, the HTML report in headless Chromium, progress on a terminal.
 //! - `hostile`: bad lines and the dead-letter file, corrupt files, deep nesting, huge lines.
 //! - `sandbox`: an untrusted plugin's capabilities, and its traps, recovered from.
 //! - `crash`: kill -9, a failing disk, signals and a closed pipe; the state survives.
+//! - `portable`: `oddity plugin export`, and the component in Node and Python, byte for byte.
 
 mod analyst;
 mod config;
@@ -16,6 +17,7 @@ mod crash;
 mod data;
 mod filter;
 mod hostile;
+mod portable;
 mod sandbox;
 mod state;
 mod util;

@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use crate::util::{run, shared_data, tempdir};
+use crate::util::{run, tempdir, test_data};
 
 /// The invictus events as JSON lines, in delivery order.
 fn invictus_lines() -> Vec<String> {
-    let dir = shared_data().join("invictus-ir_aws_dataset/CloudTrail");
+    let dir = test_data().join("invictus-ir_aws_dataset/CloudTrail");
     let out = run(&["-q", "-k", "scratch", dir.to_str().expect("utf-8")], None);
     out.assert_ok();
     out.json()

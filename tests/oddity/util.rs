@@ -14,18 +14,9 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared/data` beside the repository (read-only real data; CI has it).
-pub fn shared_data() -> PathBuf {
-    let dir = root()
-        .parent()
-        .expect("the repository has a parent")
-        .join("shared/data");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the tests need the shared CloudTrail data",
-        dir.display()
-    );
-    dir
+/// `tests/data`: the real CloudTrail captures in the repository (see its README.md).
+pub fn test_data() -> PathBuf {
+    root().join("tests/data")
 }
 
 pub fn example(rel: &str) -> PathBuf {

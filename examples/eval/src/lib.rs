@@ -34,9 +34,9 @@ pub const FIRST_SEED: u64 = 7;
 /// Seed of the Stratus background.
 pub const STRATUS_BACKGROUND_SEED: u64 = 7;
 
-/// The data directory next to the repository (`../shared/data`).
+/// The repository's real data (`tests/data`, shared with the integration tests).
 pub fn default_data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
 }
 
 /// What a run evaluates beyond the default streams: other seeds and organisation shapes, for

@@ -169,12 +169,8 @@ fn stratus_injection_rewrites_identity_shifts_time_and_keeps_every_record() {
 }
 
 #[test]
-fn stratus_stream_from_the_shared_data_when_present() {
+fn stratus_stream_from_the_repository_data() {
     let dir = oddity_eval::default_data_dir().join("stratus-red-team_detonation_logs");
-    if !dir.is_dir() {
-        eprintln!("skipped: {} not found", dir.display());
-        return;
-    }
     let techniques = streams::load_techniques(&dir).expect("readable");
     let records: usize = techniques.iter().map(|t| t.records.len()).sum();
     let spec = StreamSpec::Stratus {
