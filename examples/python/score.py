@@ -24,7 +24,7 @@ import time
 from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Variant
 
-INTERFACE = "oddity:detector/detector@0.2.0"
+INTERFACE = "oddity:detector/detector@0.3.0"
 # The configuration the native filter passes by default: the built-in CloudTrail profile.
 CONFIG = 'profile = "cloudtrail"\n'
 # The native filter's defaults: events per call, longest line scored, the output key.
@@ -105,6 +105,11 @@ def string(s):
     return json.dumps(s, ensure_ascii=False)
 
 
+def enum_name(value):
+    """A WIT enum case's name, as the component writes it ("medium")."""
+    return value if isinstance(value, str) else getattr(value, "name", str(value)).lower()
+
+
 def note(r):
     """The score record as the component's fast path writes it (README, "The score record")."""
     principal = string(r.principal)
@@ -113,6 +118,10 @@ def note(r):
         '{"score":', fixed(r.score, 6),
         ',"infoContent":', fixed(getattr(r, "info-content"), 3),
         ',"novelty":', fixed(r.novelty, 3),
+        ',"risk":', fixed(r.risk, 3),
+        ',"severity":', string(enum_name(r.severity)),
+        ',"tactics":[', ",".join(map(string, r.tactics)), "]",
+        ',"techniques":[', ",".join(map(string, r.techniques)), "]",
         ',"probability":', shortest(r.probability),
         ',"uniqueness":', fixed(r.uniqueness, 6),
         ',"sequence":', str(r.sequence),
@@ -147,6 +156,8 @@ def note(r):
             ',"first":', string(c.first),
             ',"last":', string(c.last),
             ',"score":', fixed(c.score, 3),
+            ',"risk":', fixed(c.risk, 3),
+            ',"tactics":[', ",".join(map(string, c.tactics)), "]",
             ',"actions":[', ",".join(map(string, c.actions)), "]}",
         ]
     out.append("}")
