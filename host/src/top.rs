@@ -215,7 +215,7 @@ mod tests {
                 info_content: 1.0,
                 novelty: 1.0,
                 risk: 0.0,
-                severity: crate::annotation::Severity::Info,
+                severity: annotation::Severity::Info,
                 tactics: Vec::new(),
                 techniques: Vec::new(),
                 probability: 0.5,
