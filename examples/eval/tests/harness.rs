@@ -196,7 +196,11 @@ fn harness_runs_end_to_end_with_finite_metrics() {
     assert!(scored.rows.len() > 1000);
     assert!(scored.errors.is_empty(), "{:?}", scored.errors);
     assert_eq!(scored.unreadable, 0);
-    assert_eq!(scored.detectors.len(), 4);
+    assert_eq!(
+        scored.detectors.len(),
+        5,
+        "oddity, oddity-risk and three baselines"
+    );
     for s in &scored.scores {
         assert_eq!(s.len(), scored.rows.len());
         assert!(s.iter().all(|x| x.is_finite()));
@@ -253,7 +257,7 @@ fn harness_runs_end_to_end_with_finite_metrics() {
     let md = report::render_stream(&r, true, report::Steps::All);
     assert!(md.contains("| detector"));
     let summary = report::summarize(std::slice::from_ref(&r));
-    assert_eq!(summary.len(), 4);
+    assert_eq!(summary.len(), 5);
     serde_json::to_string(&r).expect("serialises");
     // The per-event dump: a header and one row per event, one column per detector.
     let mut csv = Vec::new();
@@ -264,7 +268,7 @@ fn harness_runs_end_to_end_with_finite_metrics() {
     let mut lines = csv.lines();
     let header = lines.next().expect("header");
     assert!(
-        header.ends_with(",oddity,avf,first-seen,rare-by-user"),
+        header.ends_with(",oddity,oddity-risk,avf,first-seen,rare-by-user"),
         "{header}"
     );
     assert_eq!(lines.count(), scored.rows.len());
