@@ -310,8 +310,8 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         0 => None,
         f => Some(f),
     };
-    // The budget's checks cost the plugin about a quarter of its speed (measured: README,
-    // "Performance"), so by default only a plugin loaded with `plugin` (untrusted) runs under
+    // The budget's checks cost the plugin about a quarter of its speed (measured:
+    // docs/operations.md, "The sandbox"), so by default only a plugin loaded with `plugin` (untrusted) runs under
     // it; the embedded one is our own code, linear in each line's length.
     let deadline = match sandbox.deadline.as_deref() {
         None if raw.plugin.is_some() => Some(DEFAULT_DEADLINE),

@@ -2,7 +2,7 @@
 //!
 //! A raw source IP, a full user-agent string or a role-session ARN changes all day for benign
 //! reasons; counted raw, those first sightings would fill the top of the ranking. Each field of a
-//! profile lists normalisers applied in order (see the README for the list and examples).
+//! profile lists normalisers applied in order (see docs/configuration.md for the list and examples).
 
 use std::borrow::Cow;
 use std::net::IpAddr;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::data::example_labels;
 use crate::util::{Run, example, isolated, oddity, run, run_cmd, tempdir};
 
-/// Default alert thresholds (README, "Alerts").
+/// Default alert settings (docs/alerts.md).
 /// The severities from which events alert by default (`alerts.min-severity = "medium"`).
 const ALERTING: [&str; 3] = ["medium", "high", "critical"];
 const CAMPAIGN_MIN_EVENTS: u64 = 2;
