@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use crate::campaign::Campaign as EngineCampaign;
-use crate::config::ConfigError as EngineConfigError;
+use crate::config::{ConfigError as EngineConfigError, Severity as EngineSeverity};
 use crate::engine::{
     Engine as Inner, LineStatus as EngineLineStatus, ScoreError as EngineScoreError,
     SnapshotError as EngineSnapshotError,
@@ -64,13 +64,13 @@ fn campaign(c: EngineCampaign) -> Campaign {
     }
 }
 
-fn severity(name: &str) -> Severity {
-    match name {
-        "low" => Severity::Low,
-        "medium" => Severity::Medium,
-        "high" => Severity::High,
-        "critical" => Severity::Critical,
-        _ => Severity::Info,
+fn severity(s: EngineSeverity) -> Severity {
+    match s {
+        EngineSeverity::Info => Severity::Info,
+        EngineSeverity::Low => Severity::Low,
+        EngineSeverity::Medium => Severity::Medium,
+        EngineSeverity::High => Severity::High,
+        EngineSeverity::Critical => Severity::Critical,
     }
 }
 

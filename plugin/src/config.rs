@@ -217,16 +217,43 @@ pub struct RiskSettings {
     pub severity: [f64; 4],
 }
 
-/// Names of the severities above "info", in [`RiskSettings::severity`]'s order.
-pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+/// How much an event is worth an analyst's attention, from its risk; lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// The severities above [`Severity::Info`], in [`RiskSettings::severity`]'s order.
+pub const SEVERITIES: [Severity; 4] = [
+    Severity::Low,
+    Severity::Medium,
+    Severity::High,
+    Severity::Critical,
+];
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
 
 impl RiskSettings {
-    /// The severity of a risk in bits: "info", or an entry of [`SEVERITIES`].
-    pub fn severity(&self, risk: f64) -> &'static str {
+    /// The severity of a risk in bits.
+    pub fn severity(&self, risk: f64) -> Severity {
         self.severity
             .iter()
             .rposition(|&t| risk >= t)
-            .map_or("info", |i| SEVERITIES[i])
+            .map_or(Severity::Info, |i| SEVERITIES[i])
     }
 }
 
@@ -873,17 +900,17 @@ fn validate_risk(raw: Option<RawRisk>) -> Result<RiskSettings, ConfigError> {
         r.sequence_window = duration("risk.sequence-window", &w)?;
     }
     let levels = [raw.low, raw.medium, raw.high, raw.critical];
-    for (i, (level, name)) in levels.into_iter().zip(SEVERITIES).enumerate() {
+    for (i, (level, severity)) in levels.into_iter().zip(SEVERITIES).enumerate() {
         if let Some(t) = level {
-            r.severity[i] = within(&format!("risk.{name}"), t, 0.0..=1e6)?;
+            r.severity[i] = within(&format!("risk.{}", severity.name()), t, 0.0..=1e6)?;
         }
     }
     if let Some(w) = r.severity.windows(2).position(|w| w[0] > w[1]) {
         return Err(invalid(format!(
             "risk.{}: {} is below risk.{} ({}); severities rise from low to critical",
-            SEVERITIES[w + 1],
+            SEVERITIES[w + 1].name(),
             r.severity[w + 1],
-            SEVERITIES[w],
+            SEVERITIES[w].name(),
             r.severity[w]
         )));
     }

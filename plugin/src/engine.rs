@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::config::{ConfigError, Settings, Source};
+use crate::config::{ConfigError, Settings, Severity, Source};
 use crate::extract::{ExtractError, Extractor, Slots};
 use crate::model::{ComponentNovelty, Model, ScoreRecord, Verdict, ViewScore};
 use crate::normalize::truncate;
@@ -197,7 +197,7 @@ pub enum LineStatus {
     /// one.
     Scored {
         score: f64,
-        severity: &'static str,
+        severity: Severity,
         campaign: Option<f64>,
     },
     /// Not scored, and why.
@@ -401,7 +401,13 @@ impl Engine {
             risk: v.risk,
             severity: v.severity,
             tactics: crate::stakes::tactic_names(v.stakes.tactics).collect(),
-            techniques: self.techniques(&v.stakes),
+            techniques: self
+                .settings
+                .profile
+                .stakes
+                .techniques(&v.stakes)
+                .map(str::to_owned)
+                .collect(),
             probability: crate::fastmath::exp2(-v.info_content),
             uniqueness: v.uniqueness,
             sequence: v.sequence,
@@ -439,19 +445,6 @@ impl Engine {
             campaign: v.campaign,
             principal,
         }
-    }
-
-    /// The ids of the techniques matched, each once, in table order.
-    fn techniques(&self, m: &crate::stakes::Matched) -> Vec<String> {
-        let rules = self.settings.profile.stakes.rules();
-        let mut ids: Vec<String> = Vec::with_capacity(m.rules.len());
-        for &r in &m.rules {
-            let id = &rules[usize::from(r)].technique;
-            if !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
-        ids
     }
 
     /// Scores, then learns, one line and writes the output line (without newline) to `out`:

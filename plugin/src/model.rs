@@ -22,7 +22,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::calibrate::Calibration;
 use crate::campaign::{Campaign, EntityState, Step};
-use crate::config::{EngineSettings, Settings, View};
+use crate::config::{EngineSettings, Settings, Severity, View};
 use crate::fastmath::{exp2, log2};
 use crate::stakes::Matched;
 use crate::tree::{ENTITY_ROOT, NodeId, POPULATION_ROOT, Tree};
@@ -59,9 +59,8 @@ pub struct ScoreRecord {
     pub novelty: f64,
     /// Novelty weighted by the action's stakes, in bits.
     pub risk: f64,
-    /// "info", "low", "medium", "high" or "critical": of the event's risk, or of its
-    /// campaign's when that is higher.
-    pub severity: &'static str,
+    /// Of the event's risk, or of its campaign's when that is higher.
+    pub severity: Severity,
     /// ATT&CK tactics the action serves (names), and the matched techniques (ids).
     pub tactics: Vec<&'static str>,
     pub techniques: Vec<String>,
@@ -86,7 +85,7 @@ pub struct Verdict {
     pub info_content: f64,
     pub novelty: f64,
     pub risk: f64,
-    pub severity: &'static str,
+    pub severity: Severity,
     /// What the action is at stake for.
     pub stakes: Matched,
     pub uniqueness: f64,

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use crate::model::Verdict;
-use crate::stakes::{Stakes, TacticSet, tactic_names};
+use crate::stakes::{Stakes, tactic_names};
 
 /// Decimals of scores (0..1) and of bits: shorter lines, and cheaper to write (the typed record
 /// keeps full precision).
@@ -154,37 +154,14 @@ fn principal(out: &mut Vec<u8>, n: &Note<'_>) {
     out.push(b'"');
 }
 
-/// Writes a set of tactics as a JSON array of their names.
-fn tactics(out: &mut Vec<u8>, set: TacticSet) {
+/// Writes strings as a JSON array.
+fn strings<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
     out.push(b'[');
-    for (i, name) in tactic_names(set).enumerate() {
+    for (i, s) in items.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        string(out, name);
-    }
-    out.push(b']');
-}
-
-/// Writes the matched techniques' ids as a JSON array, each once, in table order.
-fn techniques(out: &mut Vec<u8>, n: &Note<'_>) {
-    out.push(b'[');
-    let rules = n.stakes.rules();
-    let matched = &n.verdict.stakes.rules;
-    let mut first = true;
-    for (i, &r) in matched.iter().enumerate() {
-        let id = &rules[usize::from(r)].technique;
-        if matched[..i]
-            .iter()
-            .any(|&p| rules[usize::from(p)].technique == *id)
-        {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        string(out, id);
+        string(out, s);
     }
     out.push(b']');
 }
@@ -202,11 +179,11 @@ pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
     out.extend_from_slice(b",\"risk\":");
     fixed(out, v.risk, BITS);
     out.extend_from_slice(b",\"severity\":\"");
-    out.extend_from_slice(v.severity.as_bytes());
+    out.extend_from_slice(v.severity.name().as_bytes());
     out.extend_from_slice(b"\",\"tactics\":");
-    tactics(out, v.stakes.tactics);
+    strings(out, tactic_names(v.stakes.tactics));
     out.extend_from_slice(b",\"techniques\":");
-    techniques(out, n);
+    strings(out, n.stakes.techniques(&v.stakes));
     out.extend_from_slice(b",\"probability\":");
     float(out, crate::fastmath::exp2(-v.info_content));
     out.extend_from_slice(b",\"uniqueness\":");
@@ -277,7 +254,7 @@ pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
         out.extend_from_slice(b",\"risk\":");
         fixed(out, c.risk, BITS);
         out.extend_from_slice(b",\"tactics\":");
-        tactics(out, c.tactics);
+        strings(out, tactic_names(c.tactics));
         out.extend_from_slice(b",\"actions\":[");
         for (i, a) in c.actions.iter().enumerate() {
             if i > 0 {

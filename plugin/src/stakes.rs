@@ -112,8 +112,9 @@ struct RawRule {
     technique: String,
     #[serde(default)]
     name: String,
-    #[serde(default)]
-    sources: Vec<String>,
+    /// The references the rule rests on: documentation, read only so the table validates.
+    #[serde(default, rename = "sources")]
+    _sources: Vec<String>,
     when: Option<RawWhen>,
 }
 
@@ -262,7 +263,6 @@ impl Stakes {
             r.technique,
             when.as_ref().map(|(f, re)| (f, re.as_str()))
         );
-        let _ = r.sources;
         Ok(Rule {
             service: r.service,
             actions,
@@ -294,8 +294,15 @@ impl Stakes {
         self.rules.push(rule);
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
+    /// The ids of the techniques an event matched, each once, in table order.
+    pub fn techniques<'a>(&'a self, m: &'a Matched) -> impl Iterator<Item = &'a str> {
+        m.rules.iter().enumerate().filter_map(move |(i, &r)| {
+            let id = self.rules[usize::from(r)].technique.as_str();
+            let seen = m.rules[..i]
+                .iter()
+                .any(|&p| self.rules[usize::from(p)].technique == id);
+            (!seen).then_some(id)
+        })
     }
 
     pub fn is_empty(&self) -> bool {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use oddity_engine::config::Severity;
 use oddity_engine::{Engine, ScoreError};
 
 use crate::baselines::{self, Baseline};
@@ -44,20 +45,12 @@ pub struct Row {
     /// oddity: index into [`Scored::novel_values`] of the most novel component's value.
     pub novel_value: u32,
     pub campaign: Option<CampaignTag>,
-    /// oddity: the event's severity, 0 (info) to 4 (critical), and the risk it is of (the
-    /// event's, or its campaign's when that is higher).
-    pub severity: u8,
+    /// oddity: the event's severity, and the risk it is of (the event's, or its campaign's
+    /// when that is higher).
+    pub severity: Severity,
     pub alert_risk: f64,
     /// The event's time (seconds), when it has one.
     pub time: Option<u32>,
-}
-
-/// Rank of a severity name: 0 for "info", then low, medium, high, critical.
-pub fn severity_rank(name: &str) -> u8 {
-    oddity_engine::config::SEVERITIES
-        .iter()
-        .position(|s| *s == name)
-        .map_or(0, |i| i as u8 + 1)
 }
 
 /// A scored stream.
@@ -122,7 +115,7 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
             novel_field: u16::MAX,
             novel_value: u32::MAX,
             campaign: None,
-            severity: 0,
+            severity: Severity::Info,
             alert_risk: 0.0,
             time: None,
         };
@@ -131,7 +124,7 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
                 scores[0].push(r.score);
                 scores[1].push(r.risk);
                 novelty.push(r.novelty);
-                row.severity = severity_rank(r.severity);
+                row.severity = r.severity;
                 row.alert_risk = r.campaign.as_ref().map_or(r.risk, |c| c.risk.max(r.risk));
                 row.time = r
                     .event_time

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::fields::{ACTION, PRINCIPAL};
-use crate::harness::{FIRST_BASELINE, Scored, severity_rank};
+use crate::harness::{FIRST_BASELINE, Scored};
 use crate::metrics::{Ranking, average_precision, lexicographic_key, roc_auc, top_k};
+use oddity_engine::config::Severity;
 
 /// Share of each stream's first events that is scored and learned but not measured.
 pub const WARM_UP: f64 = 0.10;
@@ -102,7 +103,7 @@ fn alert_groups(
 }
 
 /// The severity from which the host alerts by default (`alerts.min-severity`).
-pub const ALERT_SEVERITY: &str = "medium";
+pub const ALERT_SEVERITY: Severity = Severity::Medium;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectorMetrics {
@@ -637,9 +638,8 @@ fn alert_report(
     group_of: &[Option<usize>],
     scenarios: usize,
 ) -> AlertReport {
-    let at = severity_rank(ALERT_SEVERITY);
     let (scenarios_alerted, benign_groups, alert_events, attack_alert_events) =
-        alert_groups(rows, group_of, scenarios, |r| r.severity >= at);
+        alert_groups(rows, group_of, scenarios, |r| r.severity >= ALERT_SEVERITY);
     let sweep = SWEEP
         .iter()
         .map(|&t| {
@@ -942,7 +942,8 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
     let a = &r.alerts;
     let _ = writeln!(
         out,
-        "{bullet}alerts at defaults (severity >= {ALERT_SEVERITY}): {}/{} scenarios alerted; {} benign alert groups in {:.1} days ({}/day); {} alerting events, {} of them attack events",
+        "{bullet}alerts at defaults (severity >= {}): {}/{} scenarios alerted; {} benign alert groups in {:.1} days ({}/day); {} alerting events, {} of them attack events",
+        ALERT_SEVERITY.name(),
         a.scenarios_alerted,
         a.scenarios,
         a.benign_groups,
