@@ -34,7 +34,7 @@ impl PartialOrd for Row {
 impl Ord for Row {
     /// Greater is riskier; earlier events win ties.
     fn cmp(&self, other: &Self) -> Ordering {
-        crate::report::collect::by_novelty(
+        crate::report::collect::by_risk(
             (self.risk, self.score, self.position),
             (other.risk, other.score, other.position),
         )

@@ -88,36 +88,36 @@ pub struct Kept {
 
 impl Kept {
     fn rank(&self) -> (f64, f64, u64) {
-        (self.note.score, self.note.novelty, self.position)
+        (self.note.risk, self.note.score, self.position)
     }
 }
 
-/// Greater is more novel: by score, then raw novelty; the earlier event wins ties. `oddity top`
-/// ranks by it too, so that its table and the report's agree.
-pub(crate) fn by_novelty(a: (f64, f64, u64), b: (f64, f64, u64)) -> Ordering {
+/// Greater ranks higher: by risk, then score; the earlier event wins ties. `oddity top` ranks
+/// by it too, so that its table and the report's agree.
+pub(crate) fn by_risk(a: (f64, f64, u64), b: (f64, f64, u64)) -> Ordering {
     a.0.total_cmp(&b.0)
         .then(a.1.total_cmp(&b.1))
         .then(b.2.cmp(&a.2))
 }
 
-/// Heap order: greater is more novel; earlier events win ties.
+/// Heap order: greater is riskier; earlier events win ties.
 #[derive(Debug)]
-struct ByNovelty(Kept);
+struct ByRisk(Kept);
 
-impl PartialEq for ByNovelty {
+impl PartialEq for ByRisk {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for ByNovelty {}
-impl PartialOrd for ByNovelty {
+impl Eq for ByRisk {}
+impl PartialOrd for ByRisk {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for ByNovelty {
+impl Ord for ByRisk {
     fn cmp(&self, other: &Self) -> Ordering {
-        by_novelty(self.0.rank(), other.0.rank())
+        by_risk(self.0.rank(), other.0.rank())
     }
 }
 
@@ -324,6 +324,7 @@ pub struct Principal {
     pub novel: u64,
     pub highest_score: f64,
     pub campaigns: u32,
+    /// The highest risk (bits) of its campaigns.
     pub best_campaign: f64,
     pub first: Option<String>,
     pub last: Option<String>,
@@ -363,7 +364,7 @@ pub struct Collector {
     keep: usize,
     /// Events before this time (seconds since the epoch) are left out.
     since: Option<f64>,
-    heap: BinaryHeap<std::cmp::Reverse<ByNovelty>>,
+    heap: BinaryHeap<std::cmp::Reverse<ByRisk>>,
     out: Collected,
 }
 
@@ -481,7 +482,7 @@ impl Collector {
             || self
                 .heap
                 .peek()
-                .is_some_and(|min| by_novelty(kept.rank(), min.0.0.rank()).is_gt());
+                .is_some_and(|min| by_risk(kept.rank(), min.0.0.rank()).is_gt());
         let in_campaign = kept.note.campaign.is_some();
         if !wanted && !in_campaign {
             return;
@@ -492,7 +493,7 @@ impl Collector {
             self.campaign(kept.clone());
         }
         if wanted {
-            self.heap.push(std::cmp::Reverse(ByNovelty(kept)));
+            self.heap.push(std::cmp::Reverse(ByRisk(kept)));
             if self.heap.len() > self.keep {
                 self.heap.pop();
             }
@@ -518,7 +519,7 @@ impl Collector {
             if c.events == 1 {
                 p.campaigns += 1;
             }
-            p.best_campaign = p.best_campaign.max(c.score);
+            p.best_campaign = p.best_campaign.max(c.risk);
         }
         if let Some(t) = &note.event_time {
             if p.first.is_none() {
@@ -545,13 +546,13 @@ impl Collector {
         }
         track.stages.push(kept);
         if campaigns.len() > MAX_CAMPAIGNS {
-            // Keep the higher-scored half; a dropped campaign that goes on is followed afresh.
-            let mut scores: Vec<f64> = campaigns.values().map(|t| t.record.score).collect();
+            // Keep the riskier half; a dropped campaign that goes on is followed afresh.
+            let mut scores: Vec<f64> = campaigns.values().map(|t| t.record.risk).collect();
             let mid = scores.len() / 2;
             let (_, cut, _) = scores.select_nth_unstable_by(mid, f64::total_cmp);
             let cut = *cut;
             let before = campaigns.len();
-            campaigns.retain(|_, t| t.record.score > cut);
+            campaigns.retain(|_, t| t.record.risk > cut);
             self.out.campaigns_dropped += (before - campaigns.len()) as u64;
         }
     }
@@ -559,7 +560,7 @@ impl Collector {
     /// The collected data, the most novel events first.
     pub fn finish(mut self) -> Collected {
         let mut top: Vec<Kept> = self.heap.into_iter().map(|r| r.0.0).collect();
-        top.sort_by(|a, b| by_novelty(b.rank(), a.rank()));
+        top.sort_by(|a, b| by_risk(b.rank(), a.rank()));
         self.out.top = top;
         self.out.far_times = self.out.by_time.finish();
         self.out

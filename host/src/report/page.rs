@@ -58,13 +58,16 @@ struct CampaignRef {
     short: String,
     /// Whether the page has its timeline (then `#campaign-<id>` links to it).
     shown: bool,
-    score: String,
+    risk: String,
     events: u32,
 }
 
 #[derive(Debug, Serialize)]
 struct EventRow {
     rank: usize,
+    risk: String,
+    severity: &'static str,
+    tactics: String,
     score: String,
     bits: String,
     time: Option<String>,
@@ -105,6 +108,8 @@ struct CampaignView {
     principal_short: String,
     events: u32,
     score: String,
+    risk: String,
+    tactics: String,
     first: String,
     last: String,
     duration: Option<String>,
@@ -231,6 +236,8 @@ fn campaign_view(t: &Track, shown: bool) -> anyhow::Result<CampaignView> {
         principal_short: display_principal(&r.principal),
         events: r.events,
         score: format!("{:.1}", r.score),
+        risk: format!("{:.1}", r.risk),
+        tactics: r.tactics.join(", "),
         first: r.first.clone(),
         last: r.last.clone(),
         duration: duration_text(&r.first, &r.last),
@@ -247,7 +254,7 @@ fn campaign_ref(t: &Track, shown: bool) -> CampaignRef {
         id: t.record.id.clone(),
         short: short_id(&t.record.id),
         shown,
-        score: format!("{:.1}", t.record.score),
+        risk: format!("{:.1}", t.record.risk),
         events: t.record.events,
     }
 }
@@ -257,8 +264,8 @@ pub fn build(c: &Collected, args: &ReportArgs, sources: &[String]) -> anyhow::Re
     let mut tracks: Vec<&Track> = c.campaigns.values().collect();
     tracks.sort_by(|a, b| {
         b.record
-            .score
-            .total_cmp(&a.record.score)
+            .risk
+            .total_cmp(&a.record.risk)
             .then_with(|| a.record.id.cmp(&b.record.id))
     });
     let shown: HashSet<&str> = tracks
@@ -367,6 +374,9 @@ pub fn build(c: &Collected, args: &ReportArgs, sources: &[String]) -> anyhow::Re
             let m = &k.note.most_novel;
             EventRow {
                 rank: i + 1,
+                risk: format!("{:.1}", k.note.risk),
+                severity: k.note.severity.name(),
+                tactics: k.note.tactics.join(", "),
                 score: score_text(k.note.score),
                 bits: format!("{:.1}", k.note.novelty),
                 time: k.note.event_time.clone(),
@@ -390,7 +400,7 @@ pub fn build(c: &Collected, args: &ReportArgs, sources: &[String]) -> anyhow::Re
                             id: r.id.clone(),
                             short: short_id(&r.id),
                             shown: false,
-                            score: format!("{:.1}", r.score),
+                            risk: format!("{:.1}", r.risk),
                             events: r.events,
                         },
                     }),
