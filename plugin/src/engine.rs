@@ -1298,6 +1298,35 @@ mod tests {
     }
 
     #[test]
+    fn without_peers_a_new_principal_is_judged_against_the_population_at_every_component() {
+        // Everybody starts `ls` from `bash`; a host never seen starts `nc` from `bash`. The
+        // parent is common in the population; the process after it is not, and that is the
+        // evidence (a profile without `peer` backs off from the principal to the population).
+        let profile = include_str!("../../examples/process-launch/profile.toml");
+        let launch = |i: usize, host: &str, process: &str| {
+            format!(
+                r#"{{"timestamp":{},"host":{{"name":"{host}"}},"user":{{"name":"www"}},"process":{{"name":"{process}","parent":{{"name":"bash"}}}}}}"#,
+                1_700_000_000 + i * 60
+            )
+        };
+        let mut e = Engine::new(profile).expect("config");
+        for i in 0..500 {
+            e.score_line(launch(i, ["web-1", "web-2"][i % 2], "ls").as_bytes())
+                .expect("scored");
+        }
+        let usual = e.score_line(launch(500, "web-3", "ls").as_bytes());
+        let odd = e.score_line(launch(501, "web-4", "nc").as_bytes());
+        let (usual, odd) = (usual.expect("scored"), odd.expect("scored"));
+        assert_eq!(odd.most_novel.value, "nc");
+        assert!(
+            odd.novelty > usual.novelty + 4.0,
+            "{} bits for nc, {} for ls",
+            odd.novelty,
+            usual.novelty
+        );
+    }
+
+    #[test]
     fn an_action_outside_the_stakes_table_is_neutral() {
         let mut e = Engine::new("").expect("config");
         for i in 0..100 {

@@ -469,7 +469,7 @@ impl Model {
                 j.peer_weight = qj.weight;
                 leaf = j.n_v;
                 ent = j.child;
-                grp = qj.child;
+                grp = peer.and(qj.child);
                 pop = pj.child;
                 judged.push(j);
             }
