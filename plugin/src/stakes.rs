@@ -359,12 +359,13 @@ impl Stakes {
         }
         for &id in &self.patterned {
             let rule = &self.rules[usize::from(id)];
-            let service_ok = rule.service.as_deref().is_none_or(|s| s == service);
-            let action_ok = rule.actions.iter().any(|p| match p {
-                Pattern::Glob(re) => re.is_match(action),
-                Pattern::Exact(_) => false,
-            });
-            if service_ok && action_ok {
+            // The service first: a pattern is matched only for its own service's calls.
+            let matches = rule.service.as_deref().is_none_or(|s| s == service)
+                && rule.actions.iter().any(|p| match p {
+                    Pattern::Glob(re) => re.is_match(action),
+                    Pattern::Exact(_) => false,
+                });
+            if matches {
                 hit(id, &mut m);
             }
         }
