@@ -20,13 +20,14 @@ import * as cli from "@bytecodealliance/preview2-shim/cli";
 import * as io from "@bytecodealliance/preview2-shim/io";
 
 // What the native filter passes by default: the configuration (the built-in CloudTrail
-// profile), the output key, events per call, and the longest line that is scored.
+// profile), the output key (as a JSON string) and events per call.
 const CONFIG = 'profile = "cloudtrail"\n';
-const KEY = "novelty";
+const KEY = Buffer.from(JSON.stringify("novelty"));
 const BATCH = 256;
-const MAX_LINE = 1 << 20;
 const NEWLINE = 0x0a;
 const CR = 0x0d;
+const OPEN = 0x7b; // {
+const CLOSE = 0x7d; // }
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 // Rust's `u8::is_ascii_whitespace`: space, tab, line feed, form feed, carriage return.
 const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0c, 0x0d]);
@@ -94,42 +95,69 @@ async function loadEngine(wasmPath, dir) {
 const isBlank = (line) => line.every((b) => WHITESPACE.has(b));
 
 /**
- * An input line (without its `\n`) as the native filter hands it on: `{ send }`, the bytes for
- * the component, or `{ out }`, the output line when the component is not asked (over the
- * longest line: written as read; blank: written without its `\r`).
+ * `line` with `note` as its top-level object's last member `novelty`, or `line` as it is when
+ * the note is empty or the line is not an object that ends in `}` (as the native host).
  */
-function prepared(raw) {
-  if (raw.length > MAX_LINE) {
-    return { out: raw };
+function spliced(line, note) {
+  let first = 0;
+  let last = line.length - 1;
+  while (first <= last && WHITESPACE.has(line[first])) first++;
+  while (last >= first && WHITESPACE.has(line[last])) last--;
+  if (note.length === 0 || first >= last || line[first] !== OPEN || line[last] !== CLOSE) {
+    return line;
   }
-  const line = raw.subarray(0, BOM.length).equals(BOM) ? raw.subarray(BOM.length) : raw;
-  if (isBlank(line)) {
-    return { out: line.at(-1) === CR ? line.subarray(0, -1) : line };
-  }
-  return { send: line };
+  const empty = isBlank(line.subarray(first + 1, last));
+  return Buffer.concat([
+    line.subarray(0, last),
+    empty ? Buffer.alloc(0) : Buffer.from(","),
+    KEY,
+    Buffer.from(":"),
+    note,
+    line.subarray(last),
+  ]);
 }
 
-/** The output of a batch of input lines: one `\n`-terminated line per line, in order. */
-function scoreBatch(engine, lines) {
-  const items = lines.map(prepared);
-  const sent = items.filter((i) => i.send);
-  const outputs = [];
-  if (sent.length > 0) {
-    const input = Buffer.concat(sent.flatMap((i) => [i.send, Buffer.of(NEWLINE)]));
-    const { output } = engine.annotateBatch(input, KEY);
-    const bytes = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
-    let start = 0;
-    for (let end = bytes.indexOf(NEWLINE); end !== -1; end = bytes.indexOf(NEWLINE, start)) {
-      outputs.push(bytes.subarray(start, end));
-      start = end + 1;
-    }
-    if (outputs.length !== sent.length || start !== bytes.length) {
-      throw new Error(`${outputs.length} output lines for a batch of ${sent.length} lines`);
-    }
+/** Scores, then learns, a batch of `count` `\n`-terminated lines: one note per line. */
+function judge(engine, lines, count) {
+  let judged;
+  try {
+    judged = engine.judge({ tag: "lines", val: lines });
+  } catch (e) {
+    // jco returns a `result`'s `ok` value and throws its `err` value as `e.payload`.
+    throw new Error(`the component refused a batch: ${JSON.stringify(e.payload ?? e.message)}`);
   }
+  const notes = Buffer.from(judged.notes, "utf8");
+  const out = [];
+  let start = 0;
+  for (let end = notes.indexOf(NEWLINE); end !== -1; end = notes.indexOf(NEWLINE, start)) {
+    out.push(notes.subarray(start, end));
+    start = end + 1;
+  }
+  if (out.length !== count || start !== notes.length) {
+    throw new Error(`${out.length} notes for a batch of ${count} lines`);
+  }
+  return out;
+}
+
+/**
+ * The output of a batch of input lines (each without its `\n`): one `\n`-terminated line per
+ * line, in order. Like the native filter, a byte-order mark that begins a line is dropped, a
+ * blank line is not sent, and a line is written without the `\r` of a `\r\n` ending (the
+ * component ignores that `\r` too).
+ */
+function scoreBatch(engine, batch) {
+  const lines = batch.map((l) =>
+    l.subarray(0, BOM.length).equals(BOM) ? l.subarray(BOM.length) : l,
+  );
+  const sent = lines.filter((l) => !isBlank(l));
+  const input = Buffer.concat(sent.flatMap((l) => [l, Buffer.of(NEWLINE)]));
+  const notes = sent.length > 0 ? judge(engine, input, sent.length) : [];
   let next = 0;
   return Buffer.concat(
-    items.flatMap((i) => [i.send ? outputs[next++] : i.out, Buffer.of(NEWLINE)]),
+    lines.flatMap((l) => {
+      const bare = l.at(-1) === CR ? l.subarray(0, -1) : l;
+      return [isBlank(l) ? bare : spliced(bare, notes[next++]), Buffer.of(NEWLINE)];
+    }),
   );
 }
 

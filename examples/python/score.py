@@ -7,30 +7,26 @@ for the same file with its default settings (built-in profile `cloudtrail`, key 
 
 The component comes from `oddity plugin export -o oddity.wasm`. See README.md beside this file.
 
-The lines cross into the component through `score` (`list<string>`), not through the filter
-fast path `annotate-batch` (`list<u8>`): wasmtime-py 51 lowers a `list<u8>` one element at a
-time, in Python, in both directions, which makes `annotate-batch` many times slower. The score
-record each line gets back is written into the line here, exactly as the component's own
-fast path writes it (`plugin/src/render.rs`).
+Each batch goes to the engine's `judge` as `batch.text` (one string) rather than `batch.lines`
+(`list<u8>`): wasmtime-py 51 copies a string at once but a `list<u8>` one byte at a time, in
+Python. The component gives back one note per line (`judged.notes`, also one string), which
+this script adds to its line as the native filter does.
 """
 
 import argparse
-import decimal
 import json
-import math
 import sys
 import time
 
 from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Variant
 
-INTERFACE = "oddity:detector/detector@0.3.0"
+INTERFACE = "oddity:detector/detector@0.4.0"
 # The configuration the native filter passes by default: the built-in CloudTrail profile.
 CONFIG = 'profile = "cloudtrail"\n'
-# The native filter's defaults: events per call, longest line scored, the output key.
+# The native filter's defaults: events per call and the output key (as a JSON string).
 BATCH = 256
-MAX_LINE = 1 << 20
-KEY = "novelty"
+KEY = json.dumps("novelty").encode()
 BOM = b"\xef\xbb\xbf"
 # What Rust's `u8::is_ascii_whitespace` accepts (not vertical tab, unlike Python's `isspace`).
 WHITESPACE = b" \t\n\x0c\r"
@@ -56,165 +52,58 @@ class Detector:
             index = instance.get_export_index(self.store, name, interface)
             return instance.get_func(self.store, index)
 
+        # A `result` comes back as its `ok` value, or as its `err` value: a `Variant`.
         created = func("[static]engine.create")(self.store, config)
         if isinstance(created, Variant):
             sys.exit(f"score.py: the component refused the configuration: {created.payload}")
         self.engine = created
-        self.score_func = func("[method]engine.score")
+        self.judge_func = func("[method]engine.judge")
 
-    def score(self, lines):
-        """Scores, then learns, each line (a str) in order: one result per line."""
-        return self.score_func(self.store, self.engine, lines)
-
-
-def fixed(x, decimals):
-    """`x` rounded to `decimals` decimals (ties to even), without trailing zeros."""
-    scaled = x * 10**decimals
-    if not math.isfinite(scaled) or abs(round(scaled)) >= 9.0e15:
-        return shortest(x)
-    n = round(scaled)
-    digits = f"{abs(n) // 10**decimals}."
-    frac = abs(n) % 10**decimals
-    digits += f"{frac:0{decimals}d}".rstrip("0") if frac else "0"
-    return ("-" if n < 0 else "") + digits
+    def notes(self, texts):
+        """Scores, then learns, each line (a str) in order: one note (bytes) per line."""
+        judged = self.judge_func(self.store, self.engine, Variant("text", "\n".join(texts) + "\n"))
+        if isinstance(judged, Variant):
+            sys.exit(f"score.py: the component refused a batch: {judged.tag}: {judged.payload}")
+        notes = judged.notes.encode().split(b"\n")
+        if len(notes) != len(texts) + 1 or notes.pop() != b"":
+            sys.exit(f"score.py: {len(notes)} notes for {len(texts)} lines")
+        return notes
 
 
-def shortest(x):
-    """`x` as serde_json writes an f64: the shortest text that reads back as `x`, in plain
-    notation for decimal exponents -5 to 15, otherwise as `1.5e-7`, `1e+16`."""
-    if not math.isfinite(x):
-        return "null"
-    sign, digits, exponent = decimal.Decimal(repr(x)).as_tuple()
-    text = "".join(map(str, digits)).rstrip("0") or "0"
-    e = exponent + len(digits) - 1
-    if -5 <= e <= 15:
-        if len(text) - 1 <= e:
-            body = text + "0" * (e + 1 - len(text)) + ".0"
-        elif e >= 0:
-            body = text[: e + 1] + "." + text[e + 1 :]
-        else:
-            body = "0." + "0" * (-e - 1) + text
-    else:
-        body = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        body += f"e{'+' if e >= 0 else '-'}{abs(e)}"
-    return ("-" if sign else "") + body
-
-
-def string(s):
-    """A JSON string, escaped as serde_json escapes it (non-ASCII kept as it is)."""
-    return json.dumps(s, ensure_ascii=False)
-
-
-def enum_name(value):
-    """A WIT enum case's name, as the component writes it ("medium")."""
-    return value if isinstance(value, str) else getattr(value, "name", str(value)).lower()
-
-
-def note(r):
-    """The score record as the component's fast path writes it (README, "The score record")."""
-    principal = string(r.principal)
-    top = getattr(r, "most-novel")
-    out = [
-        '{"score":', fixed(r.score, 6),
-        ',"infoContent":', fixed(getattr(r, "info-content"), 3),
-        ',"novelty":', fixed(r.novelty, 3),
-        ',"risk":', fixed(r.risk, 3),
-        ',"severity":', string(enum_name(r.severity)),
-        ',"tactics":[', ",".join(map(string, r.tactics)), "]",
-        ',"techniques":[', ",".join(map(string, r.techniques)), "]",
-        ',"probability":', shortest(r.probability),
-        ',"uniqueness":', fixed(r.uniqueness, 6),
-        ',"sequence":', str(r.sequence),
-        ',"cold":', "true" if r.cold else "false",
-        ',"principal":', principal,
-        ',"observation":{',
-        ",".join(f"{string(f)}:{string(v)}" for f, v in zip(r.fields, r.observation)),
-        '},"mostNovelComponent":{"index":', str(top.index),
-        ',"view":', string(top.view),
-        ',"field":', string(top.field),
-        ',"value":', string(top.value),
-        ',"novelty":', fixed(top.novelty, 6),
-        ',"bits":', fixed(top.bits, 3),
-        '},"views":{',
-        ",".join(
-            f'{string(v.name)}:{{"infoContent":{fixed(getattr(v, "info-content"), 3)},'
-            f'"excess":{fixed(v.excess, 3)}}}'
-            for v in r.views
-        ),
-        "}",
-    ]
-    for key, name in (("id", "event-id"), ("time", "event-time")):
-        value = getattr(r, name)
-        if value is not None:
-            out += [f',"{key}":', string(value)]
-    if r.campaign is not None:
-        c = r.campaign
-        out += [
-            ',"campaign":{"id":', string(c.id),
-            ',"principal":', principal,
-            ',"events":', str(c.events),
-            ',"first":', string(c.first),
-            ',"last":', string(c.last),
-            ',"score":', fixed(c.score, 3),
-            ',"risk":', fixed(c.risk, 3),
-            ',"tactics":[', ",".join(map(string, c.tactics)), "]",
-            ',"actions":[', ",".join(map(string, c.actions)), "]}",
-        ]
-    out.append("}")
-    return "".join(out).encode()
-
-
-def splice(line, value):
-    """`line` with `"novelty": value` as its top-level object's last member, or None when the
-    line is not an object ending in `}`."""
+def spliced(line, note):
+    """`line` with `note` as its top-level object's last member `novelty`, or `line` as it is
+    when the note is empty or the line is not an object that ends in `}` (as the native host)."""
     body = line.strip(WHITESPACE)
-    if not body.startswith(b"{") or not body.endswith(b"}"):
-        return None
+    if not note or body[:1] != b"{" or body[-1:] != b"}":
+        return line
     end = len(line.rstrip(WHITESPACE)) - 1
     comma = b"," if body[1:-1].strip(WHITESPACE) else b""
-    return line[:end] + comma + string(KEY).encode() + b":" + value + line[end:]
+    return line[:end] + comma + KEY + b":" + note + line[end:]
 
 
-def annotated(line, result):
-    """The output line of a line the component judged."""
-    if not isinstance(result, Variant):
-        value = note(result)
-    elif result.tag == "field-missing":
-        reason = "field missing: " + result.payload
-        value = ('{"error":"field-missing","reason":' + string(reason) + "}").encode()
-    else:
-        return line
-    return splice(line, value) or line
-
-
-def prepared(raw):
-    """An input line (without its `\\n`) as the native filter hands it on: (the line without a
-    leading byte-order mark and a trailing `\\r`, its text for the component), or (the output
-    line, None) when the component is not asked (over the longest line, blank, not UTF-8: the
-    component gives such a line back unchanged and learns nothing from it)."""
-    if len(raw) > MAX_LINE:
-        return raw, None
-    line = raw[len(BOM) :] if raw.startswith(BOM) else raw
-    line = line[:-1] if line.endswith(b"\r") else line
+def text_of(line):
+    """The line for the component, as a str, or None when the script answers it itself: a
+    blank line, or one that is not UTF-8 (the component would give it an empty note)."""
     if not line.strip(WHITESPACE):
-        return line, None
+        return None
     try:
-        return line, line.decode("utf-8")
+        return line.decode("utf-8")
     except UnicodeDecodeError:
-        return line, None
+        return None
 
 
 def score_batch(detector, lines):
     """The output of a batch of input lines (each without its `\\n`): one line per line."""
-    batch = [prepared(raw) for raw in lines]
-    texts = [text for _, text in batch if text is not None]
-    results = detector.score(texts) if texts else []
-    if len(results) != len(texts):
-        sys.exit(f"score.py: {len(results)} results for {len(texts)} lines")
-    results = iter(results)
+    # Like the native filter: a byte-order mark that begins a line is dropped, and a line is
+    # written without the `\r` of a `\r\n` ending (the component ignores that `\r` too).
+    lines = [line[len(BOM) :] if line.startswith(BOM) else line for line in lines]
+    texts = [text_of(line) for line in lines]
+    sent = [text for text in texts if text is not None]
+    notes = iter(detector.notes(sent) if sent else [])
     out = bytearray()
-    for line, text in batch:
-        out += line if text is None else annotated(line, next(results))
+    for line, text in zip(lines, texts):
+        line = line[:-1] if line.endswith(b"\r") else line
+        out += line if text is None else spliced(line, next(notes))
         out += b"\n"
     return bytes(out)
 

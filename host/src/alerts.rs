@@ -22,10 +22,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
-use tokio::io::AsyncWrite;
 
 use crate::annotation::{Annotation, Campaign, Severity};
 
@@ -48,21 +46,6 @@ impl AlertSink {
             AlertSink::Stdout => "standard output".to_owned(),
             AlertSink::File(p) => p.display().to_string(),
         }
-    }
-
-    /// Opens the sink: standard output, or the file for appending (created if missing).
-    pub async fn open(&self) -> anyhow::Result<Box<dyn AsyncWrite + Unpin + Send>> {
-        Ok(match self {
-            AlertSink::Stdout => Box::new(tokio::io::stdout()),
-            AlertSink::File(p) => Box::new(
-                tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .await
-                    .with_context(|| format!("alerts file {}", p.display()))?,
-            ),
-        })
     }
 }
 

@@ -125,12 +125,12 @@ impl Severity {
 /// What became of a line the plugin saw (its output line comes from the plugin).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Status {
-    /// Scored: its score, its severity, and its campaign's score in bits when it belongs to
+    /// Scored: its score, its severity, and its campaign's risk in bits when it belongs to
     /// one.
     Scored {
         score: f64,
         severity: Severity,
-        campaign: Option<f64>,
+        campaign_risk: Option<f64>,
     },
     /// Not scored, and why.
     Failed(LineError),
@@ -302,8 +302,7 @@ pub fn splice(line: &[u8], key: &str, value: &impl Serialize, out: &mut Vec<u8>)
 }
 
 /// [`splice`] for a value that is JSON text already (a plugin's note), written as it is: before
-/// the closing brace, after a comma unless the object is empty, as the plugin's own
-/// `annotate-batch` does.
+/// the closing brace, after a comma unless the object is empty. The one splice of the host.
 pub fn splice_raw(line: &[u8], key: &str, json: &[u8], out: &mut Vec<u8>) -> bool {
     let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
     let start = line.iter().position(|b| !b.is_ascii_whitespace());

@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::annotation::LineError;
-use crate::codec::Frame;
+use crate::input::Frame;
 
 /// What to do with bad lines.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

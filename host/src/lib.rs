@@ -3,17 +3,19 @@
 //! # Layout
 //! - [`cli`]: command-line flags as parsed.
 //! - [`settings`]: flags, `ODDITY_` environment and the TOML file, validated into [`settings::Settings`].
-//! - [`input`]: sources (stdin, files, directories; JSON lines, CloudTrail envelopes, gzip) into batches.
-//! - [`codec`]: newline framing with a maximum line length.
+//! - [`input`]: the [`input::Source`] plug point; stdin, files, directories (JSON lines, CloudTrail
+//!   envelopes, gzip) into batches.
+//! - [`output`]: the [`output::Sink`] plug point; standard output, files, memory.
 //! - [`blocking`]: standard input and output, and files, on threads of their own.
 //! - [`plugin`]: the wasmtime sandbox around the WebAssembly component (the only file that sees wasmtime).
-//! - [`annotation`]: score records as JSON, spliced into the original events.
+//! - [`annotation`]: notes as records, and the one splice of a note into its event.
 //! - [`deadletter`]: the bad-lines policy, and the dead-letter file.
-//! - [`pipeline`]: reader → scorer → writer, state saving, recovery.
+//! - [`pipeline`]: sources → reader → scorer → writer → sinks, state saving, recovery.
 //! - [`alerts`]: the events and campaigns that cross a threshold, as JSON lines for a SIEM.
 //! - [`progress`]: the live progress line on a terminal.
 //! - [`state`]: atomic snapshot files.
 //! - [`problems`]: counting and rate-limited reporting of unscored lines.
+//! - [`scored`]: reading scored files (gzip, long lines, times, the ranking by risk).
 //! - [`top`]: `oddity top`, the most novel events as a table.
 //! - [`report`]: `oddity report`, a scored stream as one self-contained HTML page.
 //! - [`export`]: `oddity plugin export`, the embedded component and its contract as files.
@@ -22,16 +24,16 @@ pub mod alerts;
 pub mod annotation;
 pub mod blocking;
 pub mod cli;
-pub mod codec;
 pub mod deadletter;
 pub mod export;
 pub mod input;
+pub mod output;
 pub mod pipeline;
 pub mod plugin;
 pub mod problems;
 pub mod progress;
-pub mod records;
 pub mod report;
+pub mod scored;
 pub mod settings;
 pub mod state;
 pub mod top;

@@ -93,7 +93,8 @@ fn main() -> ExitCode {
 
 async fn score(args: &ScoreArgs) -> anyhow::Result<Summary> {
     let settings = Settings::load(args)?;
-    pipeline::run(settings, shutdown_signal()).await
+    let io = pipeline::open(&settings)?;
+    pipeline::run(settings, io, shutdown_signal()).await
 }
 
 /// `oddity plugin export`.
@@ -187,7 +188,7 @@ fn describe(s: &Summary) -> String {
     }
     if s.forged > 0 {
         text.push_str(&format!(
-            "\noddity: the plugin rewrote {} events; they were written as read, with a note",
+            "\noddity: the plugin gave {} notes that are not one JSON value; their events were written as read, with a note that it failed",
             s.forged
         ));
     }

@@ -1,6 +1,6 @@
 //! The plugin sandbox: loads the oddity component with wasmtime and drives its `engine` resource.
 //! This is the only file of the host that sees wasmtime or WIT-generated types; everything else
-//! gets [`Annotation`]s and plain errors.
+//! gets notes, [`Status`]es and plain errors.
 //!
 //! The plugin runs in a store that grants nothing the contract does not need (events carry their
 //! own time, so it needs no clock): no preopened files, no environment, arguments or working
@@ -20,8 +20,6 @@ use wasmtime_wasi::{
     Deterministic, HostMonotonicClock, HostWallClock, ResourceTable, WasiCtx, WasiCtxView, WasiView,
 };
 
-#[cfg(test)]
-use crate::annotation::{Annotation, Campaign, ComponentNovelty, ViewScore};
 use crate::annotation::{LineError, Severity, Status};
 
 wasmtime::component::bindgen!({ path: "../wit", world: "oddity" });
@@ -96,9 +94,22 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
-/// What the fast path gives for a batch: one `\n`-terminated output line (`annotate-batch`) or
-/// note (`judge-extracted`) per input line, and what became of each.
-pub type AnnotatedBatch = (Vec<u8>, Vec<Status>);
+/// What `judge` gives for a batch: one `\n`-terminated note per line (the JSON object to add
+/// to the line under the output key; empty for a line that is not an object) and what became
+/// of each line.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub notes: Vec<u8>,
+    pub statuses: Vec<Status>,
+}
+
+/// A batch for [`Plugin::judge`]: `\n`-terminated lines, or what [`Plugin::extract`] of a
+/// sibling read from them.
+#[derive(Debug, Clone, Copy)]
+pub enum Batch<'a> {
+    Lines(&'a [u8]),
+    Observations(&'a [u8]),
+}
 
 /// A trap as one line: its cause (`wasm trap: all fuel consumed...`, a host function's refusal),
 /// without the wasm backtrace, which goes to the debug log.
@@ -158,7 +169,7 @@ impl Plugin {
             .and_then(OddityPre::new)
             .map_err(|e| {
                 PluginError::Load(format!(
-                    "the component does not export oddity:detector@0.3.0: {e:#}"
+                    "the component does not export oddity:detector@0.4.0: {e:#}"
                 ))
             })?;
         let (mut store, bindings) = instantiate(&engine, &pre, limits)?;
@@ -184,22 +195,27 @@ impl Plugin {
         }
     }
 
-    /// Scores a batch of `\n`-terminated lines with the filter fast path: the output lines
-    /// (one per input line, each `\n`-terminated) and what became of each.
-    pub fn annotate_batch(
-        &mut self,
-        batch: &[u8],
-        lines: usize,
-        key: &str,
-    ) -> Result<AnnotatedBatch, PluginError> {
+    /// Scores, then learns, a batch of `lines` lines: their notes and statuses. `Ok(None)`
+    /// when the engine refused a batch of observations (it learned nothing then).
+    pub fn judge(&mut self, batch: Batch<'_>, lines: usize) -> Result<Option<Judged>, PluginError> {
         self.refuel();
+        let batch = match batch {
+            Batch::Lines(b) => wit::Batch::Lines(b.to_vec()),
+            Batch::Observations(b) => wit::Batch::Observations(b.to_vec()),
+        };
         let out = self
             .bindings
             .oddity_detector_detector()
             .engine()
-            .call_annotate_batch(&mut self.store, self.resource, batch, key)
+            .call_judge(&mut self.store, self.resource, &batch)
             .map_err(trap)?;
-        checked(out.output, out.status, lines)
+        match out {
+            Ok(judged) => checked(judged, lines).map(Some),
+            Err(wit::BatchError::Foreign(reason) | wit::BatchError::Corrupt(reason)) => {
+                tracing::warn!("the plugin refused the batch's observations: {reason}");
+                Ok(None)
+            }
+        }
     }
 
     /// Another engine from the same component and configuration, in its own store, fresh (it
@@ -218,68 +234,15 @@ impl Plugin {
         })
     }
 
-    /// Stage one of the staged fast path (`extract-batch`): the observations of a batch of
-    /// `\n`-terminated lines, for [`Plugin::judge_extracted`] of another engine.
-    pub fn extract_batch(&mut self, batch: &[u8]) -> Result<Vec<u8>, PluginError> {
+    /// Stage one of judging on two cores (`extract`): the observations of a batch of
+    /// `\n`-terminated lines, for [`Plugin::judge`] of a sibling.
+    pub fn extract(&mut self, lines: &[u8]) -> Result<Vec<u8>, PluginError> {
         self.refuel();
         self.bindings
             .oddity_detector_detector()
             .engine()
-            .call_extract_batch(&mut self.store, self.resource, batch)
+            .call_extract(&mut self.store, self.resource, lines)
             .map_err(trap)
-    }
-
-    /// Stage two of the staged fast path (`judge-extracted`): for a batch of `lines` lines
-    /// whose observations a sibling read, one `\n`-terminated note per line (the JSON value
-    /// to add to the line under the output key; empty for a line that is not an object) and
-    /// what became of each. `Ok(None)` when the engine refused the observations (it learned
-    /// nothing then).
-    pub fn judge_extracted(
-        &mut self,
-        extracted: &[u8],
-        lines: usize,
-    ) -> Result<Option<AnnotatedBatch>, PluginError> {
-        self.refuel();
-        let out = self
-            .bindings
-            .oddity_detector_detector()
-            .engine()
-            .call_judge_extracted(&mut self.store, self.resource, extracted)
-            .map_err(trap)?;
-        match out {
-            Ok(out) => checked(out.notes, out.status, lines).map(Some),
-            Err(reason) => {
-                tracing::warn!("the plugin refused the batch's observations: {reason}");
-                Ok(None)
-            }
-        }
-    }
-
-    /// The typed path (`score-batch`), for other hosts; the tests check it agrees with the fast
-    /// path.
-    #[cfg(test)]
-    pub fn score_batch(
-        &mut self,
-        batch: &[u8],
-        lines: usize,
-    ) -> Result<Vec<Result<Annotation, LineError>>, PluginError> {
-        self.refuel();
-        let out = self
-            .bindings
-            .oddity_detector_detector()
-            .engine()
-            .call_score_batch(&mut self.store, self.resource, batch)
-            .map_err(trap)?;
-        if out.len() != lines {
-            return Err(PluginError::Contract(format!(
-                "{} results for a batch of {lines} lines",
-                out.len()
-            )));
-        }
-        Ok(out
-            .into_iter()
-            .map(|r| r.map(annotation).map_err(line_error))
-            .collect())
     }
 
     /// The engine's snapshot bytes.
@@ -331,32 +294,29 @@ impl Plugin {
     }
 }
 
-/// Checks `output` (`\n`-terminated lines, or notes) and `status` against a batch of `lines`
-/// lines: one of each per line.
-fn checked(
-    output: Vec<u8>,
-    status: Vec<wit::LineStatus>,
-    lines: usize,
-) -> Result<AnnotatedBatch, PluginError> {
-    let newlines = memchr::memchr_iter(b'\n', &output).count();
-    if status.len() != lines || newlines != lines || output.last().is_some_and(|&b| b != b'\n') {
+/// Checks a batch's notes and verdicts against its `lines` lines: one of each per line.
+fn checked(judged: wit::Judged, lines: usize) -> Result<Judged, PluginError> {
+    let wit::Judged { notes, verdicts } = judged;
+    let notes = notes.into_bytes();
+    let newlines = memchr::memchr_iter(b'\n', &notes).count();
+    if verdicts.len() != lines || newlines != lines || notes.last().is_some_and(|&b| b != b'\n') {
         return Err(PluginError::Contract(format!(
-            "{} statuses and {newlines} output lines for a batch of {lines} lines",
-            status.len()
+            "{} verdicts and {newlines} notes for a batch of {lines} lines",
+            verdicts.len()
         )));
     }
-    let status = status
+    let statuses = verdicts
         .into_iter()
-        .map(|s| match s {
-            wit::LineStatus::Scored(l) => Status::Scored {
-                score: l.score,
-                severity: severity(l.severity),
-                campaign: l.campaign,
+        .map(|v| match v {
+            Ok(v) => Status::Scored {
+                score: v.score,
+                severity: severity(v.severity),
+                campaign_risk: v.campaign_risk,
             },
-            wit::LineStatus::Failed(e) => Status::Failed(line_error(e)),
+            Err(e) => Status::Failed(line_error(e)),
         })
         .collect();
-    Ok((output, status))
+    Ok(Judged { notes, statuses })
 }
 
 fn create_engine(
@@ -509,7 +469,7 @@ fn compile(engine: &Engine, bytes: &[u8], cache: Option<&Path>) -> Result<Compon
         h.finish()
     );
     let path = dir.join(format!("{key}.cwasm"));
-    if let Ok(cached) = std::fs::read(&path)
+    if let Ok(cached) = fs_err::read(&path)
         && let Some(artifact) = verified(&cached)
     {
         // SAFETY: `deserialize` trusts its input to be machine code that wasmtime produced.
@@ -549,7 +509,7 @@ fn verified(file: &[u8]) -> Option<&[u8]> {
 }
 
 fn store_artifact(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    fs_err::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".tmp-{}-{:?}",
         std::process::id(),
@@ -559,15 +519,15 @@ fn store_artifact(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<(
     bytes.extend_from_slice(CACHE_MAGIC);
     bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(artifact).to_le_bytes());
     bytes.extend_from_slice(artifact);
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
+    fs_err::write(&tmp, &bytes)?;
+    fs_err::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs_err::remove_file(&tmp);
     })
 }
 
 /// Loads a component from a file (`--plugin`).
 pub fn read_component(path: &Path) -> Result<Vec<u8>, PluginError> {
-    std::fs::read(path).map_err(|e| PluginError::Load(format!("{}: {e}", path.display())))
+    fs_err::read(path).map_err(|e| PluginError::Load(e.to_string()))
 }
 
 fn line_error(e: wit::ScoreError) -> LineError {
@@ -576,55 +536,6 @@ fn line_error(e: wit::ScoreError) -> LineError {
         wit::ScoreError::NotJson(m) => LineError::NotJson(m),
         wit::ScoreError::NotObject => LineError::NotObject,
         wit::ScoreError::FieldMissing(m) => LineError::FieldMissing(m),
-    }
-}
-
-#[cfg(test)]
-fn annotation(r: wit::ScoreRecord) -> Annotation {
-    Annotation {
-        score: r.score,
-        info_content: r.info_content,
-        novelty: r.novelty,
-        risk: r.risk,
-        severity: severity(r.severity),
-        tactics: r.tactics,
-        techniques: r.techniques,
-        probability: r.probability,
-        uniqueness: r.uniqueness,
-        sequence: r.sequence,
-        cold: r.cold,
-        principal: r.principal,
-        observation: r.fields.into_iter().zip(r.observation).collect(),
-        most_novel: ComponentNovelty {
-            index: r.most_novel.index,
-            view: r.most_novel.view,
-            field: r.most_novel.field,
-            value: r.most_novel.value,
-            novelty: r.most_novel.novelty,
-            bits: r.most_novel.bits,
-        },
-        views: r
-            .views
-            .into_iter()
-            .map(|v| ViewScore {
-                name: v.name,
-                info_content: v.info_content,
-                excess: v.excess,
-            })
-            .collect(),
-        event_id: r.event_id,
-        event_time: r.event_time,
-        campaign: r.campaign.map(|c| Campaign {
-            id: c.id,
-            principal: c.principal,
-            events: c.events,
-            first: c.first,
-            last: c.last,
-            score: c.score,
-            risk: c.risk,
-            tactics: c.tactics,
-            actions: c.actions,
-        }),
     }
 }
 
@@ -643,15 +554,15 @@ mod tests {
     use super::*;
     use crate::annotation;
 
-    #[test]
-    fn the_typed_path_and_the_fast_path_agree() {
-        let limits = Limits {
+    fn limits() -> Limits {
+        Limits {
             memory: 256 << 20,
             fuel: Some(10_000_000_000),
             deadline: Some(Duration::from_secs(30)),
-        };
-        let mut typed = Plugin::load(EMBEDDED, "", None, limits, None).expect("load");
-        let mut fast = Plugin::load(EMBEDDED, "", None, limits, None).expect("load");
+        }
+    }
+
+    fn batch() -> String {
         let event = |user: &str, action: &str| {
             format!(
                 r#"{{"userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","eventID":"{user}{action}"}}"#
@@ -662,28 +573,66 @@ mod tests {
             batch.push_str(&event(["a", "b", "c"][i % 3], ["X", "Y"][i % 2]));
             batch.push('\n');
         }
-        batch.push_str("[not an object]\n");
-        let records = typed.score_batch(batch.as_bytes(), 41).expect("typed");
-        let (output, status) = fast
-            .annotate_batch(batch.as_bytes(), 41, "novelty")
-            .expect("fast");
-        let lines: Vec<&[u8]> = output.split(|&b| b == b'\n').take(41).collect();
-        for ((record, st), line) in records.iter().zip(&status).zip(&lines) {
-            match (record, st) {
-                (Ok(r), Status::Scored { score, .. }) => {
-                    assert_eq!(r.score, *score);
-                    let back = annotation::read(line, "novelty").expect("annotation");
-                    assert_eq!(back.observation, r.observation);
-                    assert_eq!(back.most_novel.field, r.most_novel.field);
-                    assert_eq!(back.sequence, r.sequence);
+        batch.push_str("[not an object]\n{\"eventName\":\"X\"}\n");
+        batch
+    }
+
+    fn notes(judged: &Judged) -> Vec<&[u8]> {
+        judged
+            .notes
+            .split(|&b| b == b'\n')
+            .take(judged.statuses.len())
+            .collect()
+    }
+
+    #[test]
+    fn judging_in_one_stage_or_two_gives_the_same_notes_and_model() {
+        let mut one = Plugin::load(EMBEDDED, "", None, limits(), None).expect("load");
+        let mut two = Plugin::load(EMBEDDED, "", None, limits(), None).expect("load");
+        let mut reader = two.sibling().expect("sibling");
+        let batch = batch();
+        let lines = batch.lines().count();
+        let whole = one
+            .judge(Batch::Lines(batch.as_bytes()), lines)
+            .expect("judge");
+        let observations = reader.extract(batch.as_bytes()).expect("extract");
+        let staged = two
+            .judge(Batch::Observations(&observations), lines)
+            .expect("judge");
+        let (whole, staged) = (whole.expect("lines"), staged.expect("fits"));
+        assert_eq!(whole.notes, staged.notes);
+        assert_eq!(whole.statuses, staged.statuses);
+        assert_eq!(one.snapshot().expect("one"), two.snapshot().expect("two"));
+        assert_eq!(
+            reader.stats().expect("stats")[0],
+            0,
+            "the reader learns nothing"
+        );
+        for (line, (note, status)) in batch.lines().zip(notes(&whole).iter().zip(&whole.statuses)) {
+            let mut out = Vec::new();
+            let spliced = annotation::splice_raw(line.as_bytes(), "novelty", note, &mut out);
+            match status {
+                Status::Scored { score, .. } => {
+                    assert!(spliced, "{line}");
+                    let back = annotation::read(&out, "novelty").expect("a score record");
+                    assert!((back.score - *score).abs() < 5e-7, "rounded to 6 decimals");
                 }
-                (Err(e), Status::Failed(f)) => assert_eq!(e, f),
-                other => panic!("{other:?}"),
+                Status::Failed(LineError::FieldMissing(_)) => assert!(spliced),
+                Status::Failed(_) => assert!(note.is_empty()),
             }
         }
-        assert_eq!(
-            typed.snapshot().expect("snapshot"),
-            fast.snapshot().expect("snapshot")
-        );
+    }
+
+    #[test]
+    fn observations_of_another_configuration_are_refused_before_learning() {
+        let mut judge = Plugin::load(EMBEDDED, "", None, limits(), None).expect("load");
+        let other = "[engine]\nwarm-up = 3\n";
+        let mut reader = Plugin::load(EMBEDDED, other, None, limits(), None).expect("load");
+        let batch = batch();
+        let observations = reader.extract(batch.as_bytes()).expect("extract");
+        let lines = batch.lines().count();
+        let refused = judge.judge(Batch::Observations(&observations), lines);
+        assert!(refused.expect("no trap").is_none());
+        assert_eq!(judge.stats().expect("stats")[0], 0);
     }
 }

@@ -72,7 +72,7 @@ impl StateFile {
                 ));
             }
         }
-        let _ = std::fs::remove_file(self.sibling("tmp"));
+        let _ = fs_err::remove_file(self.sibling("tmp"));
         self.lock = Some(file);
         Ok(())
     }
@@ -99,20 +99,21 @@ impl StateFile {
             fs_err::rename(&tmp, &self.path)?;
             // The rename is durable once the directory is.
             if let Some(dir) = tmp.parent()
-                && let Ok(d) = std::fs::File::open(dir)
+                && let Ok(d) = fs_err::File::open(dir)
             {
                 let _ = d.sync_all();
             }
             Ok(())
         })();
         if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = fs_err::remove_file(&tmp);
         }
         result
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's own files: the messages need no path
 mod tests {
     use super::*;
 

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::annotation::{self, Annotation};
+use crate::scored::short_principal;
 
 /// One candidate row.
 #[derive(Debug)]
@@ -34,7 +35,7 @@ impl PartialOrd for Row {
 impl Ord for Row {
     /// Greater is riskier; earlier events win ties.
     fn cmp(&self, other: &Self) -> Ordering {
-        crate::report::collect::by_risk(
+        crate::scored::by_risk(
             (self.risk, self.score, self.position),
             (other.risk, other.score, other.position),
         )
@@ -49,16 +50,16 @@ pub fn run(
     since: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let since = since.map(crate::report::collect::parse_since).transpose()?;
+    let since = since.map(crate::scored::parse_since).transpose()?;
     let mut heap: BinaryHeap<std::cmp::Reverse<Row>> = BinaryHeap::with_capacity(count + 1);
     let mut position = 0u64;
     // Lines with no score record (not scored, not JSON, or too long to read), told at the end.
     let mut unscored = 0u64;
     let mut scan = |input: &mut dyn std::io::Read| -> anyhow::Result<()> {
-        let mut reader = crate::report::open_scored(input)?;
+        let mut reader = crate::scored::open(input)?;
         let mut line = Vec::new();
         while let Some(fits) =
-            crate::report::read_line(&mut reader, &mut line, crate::report::MAX_LINE)?
+            crate::scored::read_line(&mut reader, &mut line, crate::scored::MAX_LINE)?
         {
             position += 1;
             if fits && line.iter().all(u8::is_ascii_whitespace) {
@@ -72,7 +73,7 @@ pub fn run(
                 let t = note
                     .event_time
                     .as_deref()
-                    .and_then(crate::report::collect::parse_time);
+                    .and_then(crate::scored::parse_time);
                 if t.is_none_or(|t| t < since) {
                     continue;
                 }
@@ -102,7 +103,7 @@ pub fn run(
     if unscored > 0 {
         eprintln!(
             "oddity top: {unscored} of {position} lines carry no `{key}` score record (not scored by oddity, not JSON, or over {} MiB) and are not ranked",
-            crate::report::MAX_LINE >> 20
+            crate::scored::MAX_LINE >> 20
         );
     }
     let mut rows: Vec<Row> = heap.into_iter().map(|r| r.0).collect();
@@ -158,14 +159,6 @@ pub fn run(
     Ok(())
 }
 
-/// The principal without its identity-type prefix and ARN boilerplate.
-pub fn short_principal(p: &str) -> &str {
-    let p = p.split_once(' ').map_or(p, |(_, rest)| rest);
-    p.rsplit_once(":user/")
-        .or_else(|| p.rsplit_once(":role/"))
-        .map_or(p, |(_, name)| name)
-}
-
 /// `s` with its control characters escaped (`\u{1b}`).
 fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     if s.chars().any(char::is_control) {
@@ -202,6 +195,7 @@ fn clip_left(s: &str, n: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's own files: the messages need no path
 mod tests {
     use super::*;
 

@@ -1,12 +1,12 @@
-//! Criterion benchmarks of the engine, natively: the filter fast path (`annotate_batch`), its
-//! two stages apart (`extract_batch`, the reader's; `judge_extracted`, the scorer's), the typed
-//! path (`score_batch`) and snapshots. `cargo bench -p oddity-engine`.
+//! Criterion benchmarks of the engine, natively: judging batches of lines (`judge`, the one
+//! scoring call), its two stages apart (`extract`, the reader's; `judge` of the observations,
+//! the scorer's), the typed records (`score_lines`) and snapshots. `cargo bench -p oddity-engine`.
 //!
 //! Input: 20,000 events of the repository's CloudTrail generator (seed 7), in batches of 256.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oddity_cloudtrail_gen::{GenConfig, generate};
-use oddity_engine::Engine;
+use oddity_engine::{Batch, Engine};
 
 fn batches(n: usize) -> Vec<Vec<u8>> {
     let cfg = GenConfig {
@@ -30,44 +30,44 @@ fn engine(c: &mut Criterion) {
     group
         .sample_size(10)
         .throughput(Throughput::Elements(events));
-    group.bench_function("annotate_batch (fresh model, 20k events)", |b| {
+    group.bench_function("judge lines (fresh model, 20k events)", |b| {
         b.iter(|| {
             let mut e = Engine::new("").expect("config");
             input
                 .iter()
-                .map(|batch| e.annotate_batch(batch, "novelty").0.len())
+                .map(|batch| e.judge(Batch::Lines(batch)).expect("lines").notes.len())
                 .sum::<usize>()
         });
     });
     // The two stages of the staged path, each alone: where one event's time goes.
-    group.bench_function("extract_batch (20k events)", |b| {
+    group.bench_function("extract (20k events)", |b| {
         let mut e = Engine::new("").expect("config");
         b.iter(|| {
             input
                 .iter()
-                .map(|batch| e.extract_batch(batch).len())
+                .map(|batch| e.extract(batch).len())
                 .sum::<usize>()
         });
     });
     let observations: Vec<Vec<u8>> = {
         let mut e = Engine::new("").expect("config");
-        input.iter().map(|batch| e.extract_batch(batch)).collect()
+        input.iter().map(|batch| e.extract(batch)).collect()
     };
-    group.bench_function("judge_extracted (fresh model, 20k events)", |b| {
+    group.bench_function("judge observations (fresh model, 20k events)", |b| {
         b.iter(|| {
             let mut e = Engine::new("").expect("config");
             observations
                 .iter()
-                .map(|o| e.judge_extracted(o).expect("observations").0.len())
+                .map(|o| e.judge(Batch::Observations(o)).expect("fits").notes.len())
                 .sum::<usize>()
         });
     });
-    group.bench_function("score_batch (fresh model, 20k events)", |b| {
+    group.bench_function("score_lines (fresh model, 20k events)", |b| {
         b.iter(|| {
             let mut e = Engine::new("").expect("config");
             input
                 .iter()
-                .map(|batch| e.score_batch(batch).len())
+                .map(|batch| e.score_lines(batch).len())
                 .sum::<usize>()
         });
     });
@@ -75,7 +75,7 @@ fn engine(c: &mut Criterion) {
 
     let mut trained = Engine::new("").expect("config");
     for batch in &input {
-        trained.annotate_batch(batch, "novelty");
+        let _ = trained.judge(Batch::Lines(batch));
     }
     let bytes = trained.snapshot();
     let mut group = c.benchmark_group("snapshot");

@@ -1,5 +1,5 @@
-//! Development aid: times the filter fast path natively. Reads a JSON-lines file into memory,
-//! runs it through `Engine::annotate_batch` in batches of 256 lines, prints events/s.
+//! Development aid: times judging natively. Reads a JSON-lines file into memory, runs it
+//! through `Engine::judge` in batches of 256 lines, prints events/s and the notes' size.
 //!
 //! `cargo run --release -p oddity-engine --example annotate -- EVENTS.jsonl`
 
@@ -25,12 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = std::time::Instant::now();
     let mut out_bytes = 0;
     for batch in &batches {
-        let (out, _status) = engine.annotate_batch(batch, "novelty");
-        out_bytes += out.len();
+        let judged = engine.judge(oddity_engine::Batch::Lines(batch))?;
+        out_bytes += judged.notes.len();
     }
     let secs = t.elapsed().as_secs_f64();
     eprintln!(
-        "{count} events, {:.1} MB in, {:.1} MB out, {secs:.3} s, {:.0} events/s",
+        "{count} events, {:.1} MB in, {:.1} MB of notes, {secs:.3} s, {:.0} events/s",
         data.len() as f64 / 1e6,
         out_bytes as f64 / 1e6,
         count as f64 / secs

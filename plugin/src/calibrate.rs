@@ -85,6 +85,7 @@ impl Calibration {
     }
 
     /// Adds raw novelty `x` observed at event time `now`.
+    #[cfg(test)]
     pub fn learn(&mut self, x: f64, now: u32) {
         self.learn_weighted(x, now, 1.0);
     }

@@ -3,13 +3,11 @@
 
 use std::cell::RefCell;
 
-use crate::campaign::Campaign as EngineCampaign;
 use crate::config::{ConfigError as EngineConfigError, Severity as EngineSeverity};
 use crate::engine::{
-    Engine as Inner, LineStatus as EngineLineStatus, ScoreError as EngineScoreError,
-    SnapshotError as EngineSnapshotError,
+    Batch as EngineBatch, BatchError as EngineBatchError, Engine as Inner,
+    ScoreError as EngineScoreError, SnapshotError as EngineSnapshotError, Verdict as EngineVerdict,
 };
-use crate::model::ScoreRecord as EngineRecord;
 use crate::snapshot::DecodeError;
 
 wit_bindgen::generate!({
@@ -19,8 +17,7 @@ wit_bindgen::generate!({
 
 use exports::oddity::detector::detector::{Engine, EngineStats, Guest, GuestEngine};
 use oddity::detector::types::{
-    Annotated, Campaign, ComponentNovelty, ConfigError, Judged, LineStatus, ScoreError,
-    ScoreRecord, ScoredLine, Severity, SnapshotError, ViewScore,
+    Batch, BatchError, ConfigError, Judged, ScoreError, Severity, SnapshotError, Verdict,
 };
 
 struct Component;
@@ -48,22 +45,6 @@ fn score_error(e: EngineScoreError) -> ScoreError {
     }
 }
 
-fn campaign(c: EngineCampaign) -> Campaign {
-    Campaign {
-        id: format!("{:016x}", c.id),
-        principal: String::new(),
-        events: c.events,
-        first: c.first,
-        last: c.last,
-        score: c.score,
-        risk: c.risk,
-        tactics: crate::stakes::tactic_names(c.tactics)
-            .map(str::to_owned)
-            .collect(),
-        actions: c.actions.into(),
-    }
-}
-
 fn severity(s: EngineSeverity) -> Severity {
     match s {
         EngineSeverity::Info => Severity::Info,
@@ -74,70 +55,16 @@ fn severity(s: EngineSeverity) -> Severity {
     }
 }
 
-fn record(r: EngineRecord) -> ScoreRecord {
-    let principal = r.principal;
-    ScoreRecord {
-        score: r.score,
-        info_content: r.info_content,
-        novelty: r.novelty,
-        risk: r.risk,
-        severity: severity(r.severity),
-        tactics: r.tactics.into_iter().map(str::to_owned).collect(),
-        techniques: r.techniques,
-        probability: r.probability,
-        uniqueness: r.uniqueness,
-        sequence: r.sequence,
-        cold: r.cold,
-        observation: r.observation,
-        fields: r.fields,
-        most_novel: ComponentNovelty {
-            index: r.most_novel.index,
-            view: r.most_novel.view,
-            field: r.most_novel.field,
-            value: r.most_novel.value,
-            novelty: r.most_novel.novelty,
-            bits: r.most_novel.bits,
-        },
-        views: r
-            .views
-            .into_iter()
-            .map(|v| ViewScore {
-                name: v.name,
-                info_content: v.info_content,
-                excess: v.excess,
-            })
-            .collect(),
-        event_id: r.event_id,
-        event_time: r.event_time,
-        campaign: r.campaign.map(|c| Campaign {
-            principal: principal.clone(),
-            ..campaign(c)
-        }),
-        principal,
-    }
-}
-
-fn results(
-    rs: Vec<Result<EngineRecord, EngineScoreError>>,
-) -> Vec<Result<ScoreRecord, ScoreError>> {
-    rs.into_iter()
-        .map(|r| r.map(record).map_err(score_error))
-        .collect()
-}
-
-fn line_status(s: EngineLineStatus) -> LineStatus {
-    match s {
-        EngineLineStatus::Scored {
-            score,
-            severity: level,
-            campaign,
-        } => LineStatus::Scored(ScoredLine {
-            score,
-            severity: severity(level),
-            campaign,
-        }),
-        EngineLineStatus::Failed(e) => LineStatus::Failed(score_error(e)),
-    }
+fn verdict(v: Result<EngineVerdict, EngineScoreError>) -> Result<Verdict, ScoreError> {
+    v.map(|v| Verdict {
+        score: v.score,
+        novelty: v.novelty,
+        risk: v.risk,
+        severity: severity(v.severity),
+        campaign_risk: v.campaign_risk,
+        cold: v.cold,
+    })
+    .map_err(score_error)
 }
 
 impl GuestEngine for Detector {
@@ -159,38 +86,28 @@ impl GuestEngine for Detector {
         Ok(Engine::new(Detector(RefCell::new(inner))))
     }
 
-    fn score(&self, lines: Vec<String>) -> Vec<Result<ScoreRecord, ScoreError>> {
+    fn judge(&self, batch: Batch) -> Result<Judged, BatchError> {
         let mut engine = self.0.borrow_mut();
-        results(
-            lines
-                .iter()
-                .map(|l| engine.score_line(l.as_bytes()))
-                .collect(),
-        )
-    }
-
-    fn score_batch(&self, lines: Vec<u8>) -> Vec<Result<ScoreRecord, ScoreError>> {
-        results(self.0.borrow_mut().score_batch(&lines))
-    }
-
-    fn annotate_batch(&self, lines: Vec<u8>, key: String) -> Annotated {
-        let (output, status) = self.0.borrow_mut().annotate_batch(&lines, &key);
-        Annotated {
-            output,
-            status: status.into_iter().map(line_status).collect(),
+        let judged = match &batch {
+            Batch::Lines(lines) => engine.judge(EngineBatch::Lines(lines)),
+            Batch::Text(text) => engine.judge(EngineBatch::Lines(text.as_bytes())),
+            Batch::Observations(bytes) => engine.judge(EngineBatch::Observations(bytes)),
         }
-    }
-
-    fn extract_batch(&self, lines: Vec<u8>) -> Vec<u8> {
-        self.0.borrow_mut().extract_batch(&lines)
-    }
-
-    fn judge_extracted(&self, extracted: Vec<u8>) -> Result<Judged, String> {
-        let (notes, status) = self.0.borrow_mut().judge_extracted(&extracted)?;
+        .map_err(|e| match e {
+            EngineBatchError::Foreign(m) => BatchError::Foreign(m),
+            EngineBatchError::Corrupt(m) => BatchError::Corrupt(m),
+        })?;
+        // Notes are JSON written by the engine from UTF-8 text: always UTF-8.
+        let notes = String::from_utf8(judged.notes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Judged {
             notes,
-            status: status.into_iter().map(line_status).collect(),
+            verdicts: judged.verdicts.into_iter().map(verdict).collect(),
         })
+    }
+
+    fn extract(&self, lines: Vec<u8>) -> Vec<u8> {
+        self.0.borrow_mut().extract(&lines)
     }
 
     fn snapshot(&self) -> Vec<u8> {

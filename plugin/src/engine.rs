@@ -6,9 +6,9 @@ use std::ops::Range;
 
 use crate::config::{ConfigError, Settings, Severity, Source};
 use crate::extract::{ExtractError, Extractor, Slots};
-use crate::model::{ComponentNovelty, Model, ScoreRecord, Verdict, ViewScore};
+use crate::model::{ComponentNovelty, Judgement, Model, ScoreRecord, ViewScore};
 use crate::normalize::truncate;
-use crate::render::{Note, Slot, error_note, note, splice};
+use crate::render::{Note, Slot, error_note, note};
 use crate::snapshot::{self, DecodeError};
 
 /// Why a line was not scored. The engine learns nothing from such a line.
@@ -79,8 +79,6 @@ pub struct Engine {
     view_names: Vec<String>,
     /// Recent results of each field's normalisers (empty for fields without any).
     memo: Vec<Memo>,
-    /// The note of the line being annotated (reused: no allocation per line).
-    note_buf: Vec<u8>,
 }
 
 /// A field source's extractor slots (see [`crate::config::Source`]).
@@ -190,19 +188,55 @@ pub(crate) struct Extracted<'a> {
     pub(crate) id: Option<Cow<'a, str>>,
 }
 
-/// What became of one line of [`Engine::annotate_batch`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum LineStatus {
-    /// Scored: its score, its severity, and its campaign's score (bits) when it is part of
-    /// one.
-    Scored {
-        score: f64,
-        severity: Severity,
-        campaign: Option<f64>,
-    },
-    /// Not scored, and why.
-    Failed(ScoreError),
+/// The engine's verdict on one line, in brief (the whole record is in the line's note).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    pub score: f64,
+    pub novelty: f64,
+    pub risk: f64,
+    pub severity: Severity,
+    /// The risk of the campaign the event belongs to, when it belongs to one.
+    pub campaign_risk: Option<f64>,
+    pub cold: bool,
 }
+
+/// What [`Engine::judge`] gives for a batch: one `\n`-terminated note per line (empty for a
+/// line that is not an object) and one verdict per line, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Judged {
+    pub notes: Vec<u8>,
+    pub verdicts: Vec<Result<Verdict, ScoreError>>,
+}
+
+/// A batch for [`Engine::judge`].
+#[derive(Debug, Clone, Copy)]
+pub enum Batch<'a> {
+    /// `\n`-terminated lines (a `\r` before the `\n` is ignored; a last line without one
+    /// counts).
+    Lines(&'a [u8]),
+    /// What [`Engine::extract`] of an engine with the same configuration read from a batch.
+    Observations(&'a [u8]),
+}
+
+/// Why a batch of observations was refused; nothing was learned from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// Read by an engine with another configuration.
+    Foreign(String),
+    /// Not what [`Engine::extract`] writes.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Foreign(m) => write!(f, "observations of another configuration: {m}"),
+            BatchError::Corrupt(m) => write!(f, "corrupt observations: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
 
 /// Seconds between the Unix epoch and 2000-01-01, the engine's time origin.
 const EPOCH_2000: i64 = 946_684_800;
@@ -313,7 +347,6 @@ impl Engine {
             layout,
             view_names,
             memo,
-            note_buf: Vec::new(),
         }
     }
 
@@ -327,7 +360,7 @@ impl Engine {
     }
 
     /// Reads one line's observation.
-    fn extract<'a>(&mut self, line: &'a [u8]) -> Result<Extracted<'a>, ScoreError> {
+    fn extract_line<'a>(&mut self, line: &'a [u8]) -> Result<Extracted<'a>, ScoreError> {
         let mut slots: Slots<'a> = Vec::new();
         self.extractor
             .extract(line, &mut slots)
@@ -366,7 +399,7 @@ impl Engine {
     }
 
     /// Scores, then learns, an extracted observation.
-    fn judge(&mut self, e: &Extracted<'_>) -> Verdict {
+    fn judge_one(&mut self, e: &Extracted<'_>) -> Judgement {
         let values: Vec<&str> = e.values.iter().map(AsRef::as_ref).collect();
         let time = e.time.as_deref().and_then(parse_time);
         self.model.observe(
@@ -379,13 +412,13 @@ impl Engine {
 
     /// Scores one line (without its newline), then learns it.
     pub fn score_line(&mut self, line: &[u8]) -> Result<ScoreRecord, ScoreError> {
-        let e = self.extract(line)?;
-        let v = self.judge(&e);
+        let e = self.extract_line(line)?;
+        let v = self.judge_one(&e);
         Ok(self.record(&e, v))
     }
 
     /// The typed record of a verdict.
-    fn record(&self, e: &Extracted<'_>, v: Verdict) -> ScoreRecord {
+    fn record(&self, e: &Extracted<'_>, v: Judgement) -> ScoreRecord {
         let profile = &self.settings.profile;
         let principal = profile
             .entity
@@ -447,35 +480,20 @@ impl Engine {
         }
     }
 
-    /// Scores, then learns, one line and writes the output line (without newline) to `out`:
-    /// the line with the annotation under `key` as its last member, an object that could not
-    /// be scored with an error note, anything else unchanged.
-    pub fn annotate_line(&mut self, line: &[u8], key: &str, out: &mut Vec<u8>) -> LineStatus {
-        let mut note = std::mem::take(&mut self.note_buf);
-        note.clear();
-        let extracted = self.extract(line);
-        let status = self.judge_note(extracted, &mut note);
-        if note.is_empty() || !splice(line, key, |o| o.extend_from_slice(&note), out) {
-            out.extend_from_slice(line);
-        }
-        self.note_buf = note;
-        status
-    }
-
     /// Scores, then learns, one observation and writes its note to `notes`: the score record,
     /// the field-missing note of an object that could not be scored, or nothing.
     fn judge_note(
         &mut self,
         extracted: Result<Extracted<'_>, ScoreError>,
         notes: &mut Vec<u8>,
-    ) -> LineStatus {
+    ) -> Result<Verdict, ScoreError> {
         match extracted {
             Ok(e) => {
-                let verdict = self.judge(&e);
+                let judgement = self.judge_one(&e);
                 note(
                     notes,
                     &Note {
-                        verdict: &verdict,
+                        verdict: &judgement,
                         values: &e.values,
                         names: &self.names,
                         layout: &self.layout,
@@ -486,71 +504,70 @@ impl Engine {
                         time: e.time.as_deref(),
                     },
                 );
-                LineStatus::Scored {
-                    score: verdict.score,
-                    severity: verdict.severity,
-                    campaign: verdict.campaign.as_ref().map(|c| c.score),
-                }
+                Ok(Verdict {
+                    score: judgement.score,
+                    novelty: judgement.novelty,
+                    risk: judgement.risk,
+                    severity: judgement.severity,
+                    campaign_risk: judgement.campaign.as_ref().map(|c| c.risk),
+                    cold: judgement.cold,
+                })
             }
             Err(e) => {
                 if let ScoreError::FieldMissing(_) = e {
                     error_note(notes, "field-missing", &e.to_string());
                 }
-                LineStatus::Failed(e)
+                Err(e)
             }
         }
     }
 
-    /// Stage one of the staged fast path: reads the observation of each `\n`-terminated line
-    /// of `batch` (as [`Engine::annotate_batch`] would) and learns nothing. Another engine with
-    /// the same configuration judges them with [`Engine::judge_extracted`], so reading and
-    /// judging can run on two cores.
-    pub fn extract_batch(&mut self, batch: &[u8]) -> Vec<u8> {
-        let mut w = crate::staged::Writer::new(&self.fingerprint, batch.len() / 4 + 64);
-        for line in lines(batch) {
-            w.push(&self.extract(line));
+    /// Reads the observation of each line of `lines` (framed as [`Batch::Lines`]) and learns
+    /// nothing. Another engine with the same configuration judges them
+    /// ([`Batch::Observations`]), so reading and judging can run on two cores.
+    pub fn extract(&mut self, lines: &[u8]) -> Vec<u8> {
+        let mut w = crate::staged::Writer::new(&self.fingerprint, lines.len() / 4 + 64);
+        for line in split_lines(lines) {
+            w.push(&self.extract_line(line));
         }
         w.finish()
     }
 
-    /// Stage two of the staged fast path: judges, then learns, the observations `extracted`
-    /// that [`Engine::extract_batch`] of an engine with the same configuration read, in order.
-    /// Returns, per line, the JSON value [`Engine::annotate_batch`] would add to it as its
-    /// last member (the score record, or the field-missing note), or nothing for a line that is
-    /// not an object: one `\n`-terminated note per line. The caller adds them to the lines
-    /// (see [`crate::render::splice`]), so the lines themselves never cross into this engine.
-    /// Refused, before anything is learned, when `extracted` is not that (another
-    /// configuration, corrupt bytes).
-    pub fn judge_extracted(
-        &mut self,
-        extracted: &[u8],
-    ) -> Result<(Vec<u8>, Vec<LineStatus>), String> {
-        let fields = self.settings.profile.fields.len();
-        let observations = crate::staged::decode(extracted, &self.fingerprint, fields)?;
-        let mut notes = Vec::with_capacity(observations.len() * 640);
-        let mut statuses = Vec::with_capacity(observations.len());
-        for observation in observations {
-            statuses.push(self.judge_note(observation, &mut notes));
-            notes.push(b'\n');
+    /// Scores, then learns, each line of the batch in order: per line, the note to add to it
+    /// as its last member (see [`crate::render::splice`]) and the verdict. Observations are
+    /// refused, before anything is learned, when they do not fit this engine.
+    pub fn judge(&mut self, batch: Batch<'_>) -> Result<Judged, BatchError> {
+        let mut judged = Judged::default();
+        match batch {
+            Batch::Lines(lines) => {
+                judged.notes.reserve(lines.len() / 2 + 64);
+                for line in split_lines(lines) {
+                    let extracted = self.extract_line(line);
+                    let verdict = self.judge_note(extracted, &mut judged.notes);
+                    judged.verdicts.push(verdict);
+                    judged.notes.push(b'\n');
+                }
+            }
+            Batch::Observations(bytes) => {
+                let fields = self.settings.profile.fields.len();
+                let observations = crate::staged::decode(bytes, &self.fingerprint, fields)?;
+                judged.notes.reserve(observations.len() * 640);
+                for observation in observations {
+                    let verdict = self.judge_note(observation, &mut judged.notes);
+                    judged.verdicts.push(verdict);
+                    judged.notes.push(b'\n');
+                }
+            }
         }
-        Ok((notes, statuses))
+        Ok(judged)
     }
 
-    /// [`Engine::annotate_line`] over a batch of `\n`-terminated lines: the output lines, each
-    /// terminated by `\n` (a `\r` before it in the input is dropped), and one status per line.
-    pub fn annotate_batch(&mut self, batch: &[u8], key: &str) -> (Vec<u8>, Vec<LineStatus>) {
-        let mut out = Vec::with_capacity(batch.len() + batch.len() / 2);
-        let mut statuses = Vec::new();
-        for line in lines(batch) {
-            statuses.push(self.annotate_line(line, key, &mut out));
-            out.push(b'\n');
-        }
-        (out, statuses)
-    }
-
-    /// Scores a batch of `\n`-terminated lines (see the WIT contract), one result per line.
-    pub fn score_batch(&mut self, batch: &[u8]) -> Vec<Result<ScoreRecord, ScoreError>> {
-        lines(batch).map(|line| self.score_line(line)).collect()
+    /// Scores, then learns, each line of a batch framed as [`Batch::Lines`]: the typed records
+    /// (the evaluation harness and native tools; a host uses [`Engine::judge`]).
+    pub fn score_lines(&mut self, lines: &[u8]) -> Vec<Result<ScoreRecord, ScoreError>> {
+        split_lines(lines)
+            .map(|line| self.score_line(line))
+            .collect()
     }
 
     /// The model as snapshot bytes.
@@ -571,7 +588,7 @@ impl Engine {
 
 /// The lines of a batch: split on `\n`, a trailing `\r` dropped; a last line without `\n`
 /// counts.
-fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+fn split_lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
     let body = batch.strip_suffix(b"\n").unwrap_or(batch);
     // memchr finds the newlines a word (or a SIMD vector) at a time.
     let mut ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
@@ -615,7 +632,7 @@ mod tests {
     #[test]
     fn a_batch_splits_into_one_line_per_newline_plus_an_unterminated_tail() {
         let split = |b: &str| -> Vec<String> {
-            lines(b.as_bytes())
+            split_lines(b.as_bytes())
                 .map(|l| String::from_utf8_lossy(l).into_owned())
                 .collect()
         };
@@ -658,31 +675,19 @@ mod tests {
         let mut reader = Engine::new("").expect("config");
         let mut judge = Engine::new("").expect("config");
         for chunk in [&bytes[..bytes.len() / 2], &bytes[bytes.len() / 2..]] {
-            let expected = one.annotate_batch(chunk, "n");
-            let extracted = reader.extract_batch(chunk);
-            let (notes, statuses) = judge
-                .judge_extracted(&extracted)
+            let expected = one.judge(Batch::Lines(chunk)).expect("lines");
+            let observations = reader.extract(chunk);
+            let staged = judge
+                .judge(Batch::Observations(&observations))
                 .expect("observations of this batch");
-            // Each line with its note added, as a host does it.
-            let notes: Vec<&[u8]> = notes
-                .strip_suffix(b"\n")
-                .expect("newline")
-                .split(|&b| b == b'\n')
-                .collect();
-            assert_eq!(notes.len(), lines(chunk).count());
-            let mut staged = Vec::new();
-            for (line, note) in lines(chunk).zip(notes) {
-                if note.is_empty() || !splice(line, "n", |o| o.extend_from_slice(note), &mut staged)
-                {
-                    staged.extend_from_slice(line);
-                }
-                staged.push(b'\n');
-            }
+            assert_eq!(expected.verdicts.len(), split_lines(chunk).count());
+            let newlines = expected.notes.iter().filter(|&&b| b == b'\n').count();
+            assert_eq!(newlines, expected.verdicts.len(), "one note per line");
             assert_eq!(
-                String::from_utf8_lossy(&staged),
-                String::from_utf8_lossy(&expected.0)
+                String::from_utf8_lossy(&staged.notes),
+                String::from_utf8_lossy(&expected.notes)
             );
-            assert_eq!(statuses, expected.1);
+            assert_eq!(staged.verdicts, expected.verdicts);
         }
         assert_eq!(
             reader.stats().events,
@@ -695,22 +700,21 @@ mod tests {
     #[test]
     fn the_staged_path_refuses_observations_that_do_not_fit_before_learning() {
         let batch = (event("raul", "GetObject", "198.51.100.7") + "\n").repeat(3);
-        let extracted = Engine::new("")
-            .expect("config")
-            .extract_batch(batch.as_bytes());
+        let extracted = Engine::new("").expect("config").extract(batch.as_bytes());
         let mut judge = Engine::new("").expect("config");
         let other = "[engine]\nwarm-up = 3\n";
         let foreign = Engine::new(other)
             .expect("config")
-            .extract_batch(batch.as_bytes());
+            .extract(batch.as_bytes());
         let err = judge
-            .judge_extracted(&foreign)
+            .judge(Batch::Observations(&foreign))
             .expect_err("another configuration");
-        assert!(err.contains("configuration"), "{err}");
+        assert!(matches!(err, BatchError::Foreign(_)), "{err}");
         // Every truncation and every single-byte change is refused or read as some observation,
         // never a panic.
         for cut in 0..extracted.len() {
-            assert!(judge.judge_extracted(&extracted[..cut]).is_err());
+            let err = judge.judge(Batch::Observations(&extracted[..cut]));
+            assert!(err.is_err());
         }
         assert_eq!(
             judge.stats().events,
@@ -720,11 +724,11 @@ mod tests {
         for i in 0..extracted.len() {
             let mut bad = extracted.clone();
             bad[i] ^= 0x5a;
-            let _ = judge.judge_extracted(&bad);
+            let _ = judge.judge(Batch::Observations(&bad));
         }
-        let (notes, statuses) = judge.judge_extracted(&extracted).expect("fits");
-        let lines = notes.iter().filter(|&&b| b == b'\n').count();
-        assert_eq!((statuses.len(), lines), (3, 3));
+        let judged = judge.judge(Batch::Observations(&extracted)).expect("fits");
+        let lines = judged.notes.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!((judged.verdicts.len(), lines), (3, 3));
     }
 
     /// The value `field` takes in the observation of `line`, scored (and learned) by `e`.
@@ -992,7 +996,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fast_path_writes_what_the_typed_record_says() {
+    fn the_notes_say_what_the_typed_record_says() {
         let lines: Vec<String> = (0..60)
             .map(|i| {
                 event(
@@ -1009,34 +1013,30 @@ mod tests {
         let batch = lines.join("\n") + "\n";
         let mut typed = Engine::new("").expect("config");
         let mut fast = Engine::new("").expect("config");
-        let records = typed.score_batch(batch.as_bytes());
-        let (output, status) = fast.annotate_batch(batch.as_bytes(), "n");
-        let out_lines: Vec<&[u8]> = output
+        let records = typed.score_lines(batch.as_bytes());
+        let judged = fast.judge(Batch::Lines(batch.as_bytes())).expect("lines");
+        let notes: Vec<&[u8]> = judged
+            .notes
             .strip_suffix(b"\n")
             .expect("newline")
             .split(|&b| b == b'\n')
             .collect();
-        assert_eq!(out_lines.len(), lines.len());
-        assert_eq!(status.len(), lines.len());
-        for ((line, record), (out, st)) in lines
-            .iter()
-            .zip(&records)
-            .zip(out_lines.iter().zip(&status))
-        {
-            match (record, st) {
-                (Ok(r), LineStatus::Scored { score, .. }) => {
-                    assert_eq!(*score, r.score);
-                    assert!(
-                        out.starts_with(&line.as_bytes()[..line.len() - 1]),
-                        "the original is kept"
-                    );
-                    let v: serde_json::Value = serde_json::from_slice(out).expect("json");
-                    let n = &v["n"];
+        assert_eq!(notes.len(), lines.len());
+        assert_eq!(judged.verdicts.len(), lines.len());
+        for (record, (note, verdict)) in records.iter().zip(notes.iter().zip(&judged.verdicts)) {
+            match (record, verdict) {
+                (Ok(r), Ok(v)) => {
+                    assert_eq!((v.score, v.risk, v.severity), (r.score, r.risk, r.severity));
+                    let campaign_risk = r.campaign.as_ref().map(|c| c.risk);
+                    assert_eq!((v.campaign_risk, v.cold), (campaign_risk, r.cold));
+                    let n: serde_json::Value = serde_json::from_slice(note).expect("json");
                     // (The JSON form rounds: scores to 6 decimals, bits to 3.)
                     let close =
                         |a: Option<f64>, b: f64, tol: f64| a.is_some_and(|a| (a - b).abs() <= tol);
                     assert!(close(n["score"].as_f64(), r.score, 5e-7));
                     assert!(close(n["novelty"].as_f64(), r.novelty, 5e-4));
+                    assert!(close(n["risk"].as_f64(), r.risk, 5e-4));
+                    assert_eq!(n["severity"].as_str(), Some(r.severity.name()));
                     assert_eq!(n["sequence"].as_u64(), Some(r.sequence));
                     assert_eq!(n["principal"].as_str(), Some(r.principal.as_str()));
                     assert_eq!(
@@ -1052,16 +1052,13 @@ mod tests {
                     }
                     assert_eq!(n["id"].as_str(), r.event_id.as_deref());
                 }
-                (
-                    Err(ScoreError::FieldMissing(_)),
-                    LineStatus::Failed(ScoreError::FieldMissing(_)),
-                ) => {
-                    let v: serde_json::Value = serde_json::from_slice(out).expect("json");
-                    assert_eq!(v["n"]["error"], "field-missing");
+                (Err(ScoreError::FieldMissing(_)), Err(ScoreError::FieldMissing(_))) => {
+                    let n: serde_json::Value = serde_json::from_slice(note).expect("json");
+                    assert_eq!(n["error"], "field-missing");
                 }
-                (Err(e), LineStatus::Failed(f)) => {
+                (Err(e), Err(f)) => {
                     assert_eq!(e, f);
-                    assert_eq!(*out, line.as_bytes(), "unscorable lines pass unchanged");
+                    assert!(note.is_empty(), "a line that is not an object has no note");
                 }
                 other => panic!("typed and fast paths disagree: {other:?}"),
             }

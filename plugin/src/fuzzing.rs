@@ -2,7 +2,7 @@
 //! ordinary test (`tests/fuzz_corpus.rs`) without cargo-fuzz. Each takes arbitrary bytes and
 //! panics only when a property of the engine fails.
 
-use crate::engine::{Engine, LineStatus};
+use crate::engine::{Batch, Engine};
 use crate::snapshot::{FORMAT_VERSION, MAGIC};
 
 /// The configuration both targets use: the built-in CloudTrail profile with a small node cap,
@@ -16,39 +16,41 @@ fn line_count(batch: &[u8]) -> usize {
 }
 
 /// Arbitrary bytes as batches of lines (split at `0x00`), scored alternately through the
-/// typed path and the annotating fast path, with a snapshot → restore → snapshot round trip
-/// between batches. Checks one result per line, output lines that keep their input, and
-/// snapshots that restore to the same bytes.
+/// typed path and the judging path, with a snapshot → restore → snapshot round trip between
+/// batches. Checks one result per line, one note per line (a JSON object, or nothing for a line
+/// that is not an object), and snapshots that restore to the same bytes.
 pub fn score(data: &[u8]) {
     let mut engine = Engine::new(CONFIG).expect("the fuzzing configuration is valid");
     for (i, batch) in data.split(|&b| b == 0).take(4).enumerate() {
         let lines = line_count(batch);
         if i % 2 == 0 {
             assert_eq!(
-                engine.score_batch(batch).len(),
+                engine.score_lines(batch).len(),
                 lines,
                 "one result per line"
             );
         } else {
-            let (out, statuses) = engine.annotate_batch(batch, "novelty");
-            assert_eq!(statuses.len(), lines, "one status per line");
-            let outs: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
-            assert_eq!(outs.len(), lines, "one output line per line");
-            let ins = batch.split(|&b| b == b'\n');
-            for ((input, output), status) in ins.zip(outs).zip(&statuses) {
-                let input = input.strip_suffix(b"\r").unwrap_or(input);
-                let output = output.strip_suffix(b"\n").unwrap_or(output);
-                match status {
-                    LineStatus::Scored { score, .. } => {
-                        assert!((0.0..=1.0).contains(score), "score {score}");
-                        let end = input.iter().rposition(|&b| b == b'}').unwrap_or(0);
-                        assert!(output.starts_with(&input[..end]), "the event is kept");
+            let judged = engine.judge(Batch::Lines(batch)).expect("lines");
+            assert_eq!(judged.verdicts.len(), lines, "one verdict per line");
+            let notes: Vec<&[u8]> = judged.notes.split_inclusive(|&b| b == b'\n').collect();
+            assert_eq!(notes.len(), lines, "one note per line");
+            for (note, verdict) in notes.into_iter().zip(&judged.verdicts) {
+                let note = note
+                    .strip_suffix(b"\n")
+                    .expect("a note ends with a newline");
+                match verdict {
+                    Ok(v) => {
+                        assert!((0.0..=1.0).contains(&v.score), "score {}", v.score);
+                        let object: serde_json::Map<String, serde_json::Value> =
+                            serde_json::from_slice(note).expect("a note is a JSON object");
+                        assert!(object.contains_key("score"));
                     }
-                    LineStatus::Failed(crate::ScoreError::FieldMissing(_)) => {
-                        let end = input.iter().rposition(|&b| b == b'}').unwrap_or(0);
-                        assert!(output.starts_with(&input[..end]), "the event is kept");
+                    Err(crate::ScoreError::FieldMissing(_)) => {
+                        let object: serde_json::Map<String, serde_json::Value> =
+                            serde_json::from_slice(note).expect("a note is a JSON object");
+                        assert_eq!(object["error"], "field-missing");
                     }
-                    LineStatus::Failed(_) => assert_eq!(output, input, "passed through"),
+                    Err(_) => assert!(note.is_empty(), "no note for a line that is no object"),
                 }
             }
         }
@@ -88,8 +90,8 @@ pub fn snapshot(data: &[u8]) {
         r#"{"eventName":"X","eventTime":"1999-01-01T00:00:00Z"}"#,
         "\n",
     );
-    assert_eq!(engine.score_batch(events.as_bytes()).len(), 3);
-    let _ = engine.annotate_batch(events.as_bytes(), "novelty");
+    assert_eq!(engine.score_lines(events.as_bytes()).len(), 3);
+    let _ = engine.judge(Batch::Lines(events.as_bytes()));
     let _ = Engine::restore(CONFIG, &engine.snapshot()).expect("a snapshot restores");
 }
 

@@ -14,7 +14,7 @@
 //! Novelty is surprisal beyond expectation (see [`crate::tree::Node::excess`]), so a principal
 //! with varied habits is not novel merely for being varied. The event's raw novelty is the sum of
 //! each component's (capped) excess plus the principal's escalation; [`Calibration`] turns it
-//! into `score`. Scoring produces a [`Verdict`] of numbers and indices only; the strings of a
+//! into `score`. Scoring produces a [`Judgement`] of numbers and indices only; the strings of a
 //! [`ScoreRecord`] or of a rendered annotation are made from it by the caller.
 
 use rustc_hash::FxHashMap;
@@ -80,7 +80,7 @@ pub struct ScoreRecord {
 
 /// The verdict on one event, as numbers and indices (no strings).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub struct Judgement {
     pub score: f64,
     pub info_content: f64,
     pub novelty: f64,
@@ -350,7 +350,7 @@ impl Model {
         values: &[&str],
         time: Option<u32>,
         time_text: &str,
-    ) -> Verdict {
+    ) -> Judgement {
         let profile = &settings.profile;
         let time = self.believe(time, settings.engine.max_time_jump);
         let now = time.unwrap_or(self.now);
@@ -635,7 +635,7 @@ impl Model {
             self.prunes += 1;
         }
 
-        let verdict = Verdict {
+        let verdict = Judgement {
             score,
             info_content,
             novelty,

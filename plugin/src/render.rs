@@ -1,12 +1,12 @@
-//! The annotation as JSON, written straight into the output line: the fast path of a log filter
-//! (`annotate-batch` in the WIT contract), which needs no per-field strings at all.
+//! The note: the score record as JSON, written straight from the verdict (no per-field strings)
+//! for the host to add to its line.
 //!
-//! The shape is the one documented in the README ("The score record") and read back by the
-//! host's `annotation` module; a test in `engine.rs` checks the two agree with the typed record.
+//! The shape is `wit/note.schema.json`, read back by the host's `annotation` module; a test in
+//! `engine.rs` checks the notes agree with the typed record.
 
 use std::borrow::Cow;
 
-use crate::model::Verdict;
+use crate::model::Judgement;
 use crate::stakes::{Stakes, tactic_names};
 
 /// Decimals of scores (0..1) and of bits: shorter lines, and cheaper to write (the typed record
@@ -26,7 +26,7 @@ pub struct Slot {
 /// Everything needed to render one annotation, borrowed.
 #[derive(Debug)]
 pub struct Note<'a> {
-    pub verdict: &'a Verdict,
+    pub verdict: &'a Judgement,
     pub values: &'a [Cow<'a, str>],
     pub names: &'a [String],
     pub layout: &'a [Slot],
@@ -275,27 +275,6 @@ pub fn error_note(out: &mut Vec<u8>, error: &str, reason: &str) {
     out.extend_from_slice(b",\"reason\":");
     string(out, reason);
     out.push(b'}');
-}
-
-/// Writes `line` to `out` with `"key": value` added as the object's last member. Returns false,
-/// writing nothing, when the line is not an object ending in `}`.
-pub fn splice(line: &[u8], key: &str, value: impl FnOnce(&mut Vec<u8>), out: &mut Vec<u8>) -> bool {
-    let start = line.iter().position(|b| !b.is_ascii_whitespace());
-    let end = line.iter().rposition(|b| !b.is_ascii_whitespace());
-    let (Some(start), Some(end)) = (start, end) else {
-        return false;
-    };
-    if line[start] != b'{' || line[end] != b'}' {
-        return false;
-    }
-    out.extend_from_slice(&line[..end]);
-    if !line[start + 1..end].iter().all(u8::is_ascii_whitespace) {
-        out.push(b',');
-    }
-    self::key(out, key);
-    value(out);
-    out.extend_from_slice(&line[end..]);
-    true
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The staged fast path's wire format: the observations [`crate::Engine::extract_batch`] reads
-//! from a batch, as bytes that [`crate::Engine::judge_extracted`] of another engine (another
-//! instance of the component, on another core) judges and renders.
+//! The observations [`crate::Engine::extract`] reads from a batch, as bytes that
+//! [`crate::Engine::judge`] of another engine (another instance of the component, on another
+//! core) judges: a batch judged in two stages.
 //!
 //! Layout, all integers little-endian:
 //! - header: the magic `ODDX1`, the configuration fingerprint (u32 length, UTF-8), the number
@@ -16,7 +16,7 @@
 
 use std::borrow::Cow;
 
-use crate::engine::{Extracted, ScoreError};
+use crate::engine::{BatchError, Extracted, ScoreError};
 
 const MAGIC: &[u8] = b"ODDX1";
 
@@ -142,17 +142,28 @@ pub fn decode<'a>(
     bytes: &'a [u8],
     fingerprint: &str,
     fields: usize,
-) -> Result<Vec<Result<Extracted<'a>, ScoreError>>, String> {
+) -> Result<Vec<Result<Extracted<'a>, ScoreError>>, BatchError> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(MAGIC.len()).ok() != Some(MAGIC) {
-        return Err("not extracted observations (bad magic)".into());
-    }
-    let theirs = r.str()?;
-    if theirs != fingerprint {
-        return Err(format!(
-            "observations extracted with configuration {theirs}, this engine has {fingerprint}"
+        return Err(BatchError::Corrupt(
+            "not extracted observations (bad magic)".into(),
         ));
     }
+    let theirs = r.str().map_err(BatchError::Corrupt)?;
+    if theirs != fingerprint {
+        return Err(BatchError::Foreign(format!(
+            "observations extracted with configuration {theirs}, this engine has {fingerprint}"
+        )));
+    }
+    lines(&mut r, fields).map_err(BatchError::Corrupt)
+}
+
+/// The lines after the header.
+fn lines<'a>(
+    r: &mut Reader<'a>,
+    fields: usize,
+) -> Result<Vec<Result<Extracted<'a>, ScoreError>>, String> {
+    let bytes = r.bytes;
     let lines = r.u32()? as usize;
     // Every line takes at least one byte: a count beyond the input is a lie, not a reason to
     // allocate.

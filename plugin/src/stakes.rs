@@ -64,7 +64,6 @@ pub struct Rule {
     actions: Vec<Pattern>,
     pub tactic: usize,
     pub technique: String,
-    pub name: String,
     when: Option<(usize, Regex)>,
     canonical: String,
 }
@@ -110,8 +109,9 @@ struct RawRule {
     actions: Vec<String>,
     tactic: String,
     technique: String,
-    #[serde(default)]
-    name: String,
+    /// A name for people reading the table: documentation, read only so the table validates.
+    #[serde(default, rename = "name")]
+    _name: String,
     /// The references the rule rests on: documentation, read only so the table validates.
     #[serde(default, rename = "sources")]
     _sources: Vec<String>,
@@ -268,7 +268,6 @@ impl Stakes {
             actions,
             tactic,
             technique: r.technique,
-            name: r.name,
             when,
             canonical,
         })

@@ -56,6 +56,7 @@ impl Node {
 
     /// Expected surprisal, in bits, of the next value in this context, given the mean backoff
     /// surprisal of never-seen values. `None` for a context with no history.
+    #[cfg(test)]
     pub fn entropy(&self) -> Option<f64> {
         let total = self.n + self.d;
         if total <= 0.0 {
@@ -182,10 +183,6 @@ impl Tree {
     /// Live nodes, roots included.
     pub fn len(&self) -> usize {
         self.live
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.live == 0
     }
 
     pub fn node(&self, id: NodeId) -> &Node {

@@ -2,7 +2,7 @@
 //! deterministic, a snapshot restores to the same bytes, and scoring A, saving, restoring and
 //! scoring B gives exactly the records of scoring A+B, for any split.
 
-use oddity_engine::Engine;
+use oddity_engine::{Batch, Engine};
 use proptest::prelude::*;
 
 /// A small node cap and warm-up, so that short streams reach pruning and warm principals.
@@ -88,9 +88,12 @@ fn batch(lines: &[String]) -> Vec<u8> {
         .collect()
 }
 
-/// Output lines and status of the fast path, and the typed records, for `lines`.
+/// The notes of the judging path for `lines`.
 fn annotate(engine: &mut Engine, lines: &[String]) -> Vec<u8> {
-    engine.annotate_batch(&batch(lines), "novelty").0
+    engine
+        .judge(Batch::Lines(&batch(lines)))
+        .expect("lines")
+        .notes
 }
 
 proptest! {
@@ -100,7 +103,7 @@ proptest! {
     fn the_same_stream_gives_the_same_records(lines in stream()) {
         let mut one = Engine::new(CONFIG).expect("config");
         let mut two = Engine::new(CONFIG).expect("config");
-        prop_assert_eq!(one.score_batch(&batch(&lines)), two.score_batch(&batch(&lines)));
+        prop_assert_eq!(one.score_lines(&batch(&lines)), two.score_lines(&batch(&lines)));
         prop_assert_eq!(one.snapshot(), two.snapshot());
         let mut three = Engine::new(CONFIG).expect("config");
         let mut four = Engine::new(CONFIG).expect("config");
@@ -110,7 +113,7 @@ proptest! {
     #[test]
     fn a_snapshot_restores_to_the_same_bytes(lines in stream()) {
         let mut engine = Engine::new(CONFIG).expect("config");
-        engine.score_batch(&batch(&lines));
+        engine.score_lines(&batch(&lines));
         let bytes = engine.snapshot();
         let restored = Engine::restore(CONFIG, &bytes).expect("restore");
         prop_assert!(restored.snapshot() == bytes);
@@ -122,14 +125,14 @@ proptest! {
         let split = at.index(lines.len() + 1);
         let (a, b) = lines.split_at(split);
         let mut whole = Engine::new(CONFIG).expect("config");
-        let all = whole.score_batch(&batch(&lines));
+        let all = whole.score_lines(&batch(&lines));
         let mut first = Engine::new(CONFIG).expect("config");
-        let mut parts = first.score_batch(&batch(a));
+        let mut parts = first.score_lines(&batch(a));
         let mut second = Engine::restore(CONFIG, &first.snapshot()).expect("restore");
-        parts.extend(second.score_batch(&batch(b)));
+        parts.extend(second.score_lines(&batch(b)));
         prop_assert_eq!(&all, &parts);
         prop_assert!(whole.snapshot() == second.snapshot());
-        // The same through the annotating fast path.
+        // The same through the judging path.
         let mut whole = Engine::new(CONFIG).expect("config");
         let all = annotate(&mut whole, &lines);
         let mut first = Engine::new(CONFIG).expect("config");
@@ -151,7 +154,7 @@ fn long_streams_reach_the_node_cap() {
         .map(|(i, p)| line(i, p, i as i64 * 3600))
         .collect();
     let mut engine = Engine::new(CONFIG).expect("config");
-    engine.score_batch(&batch(&lines));
+    engine.score_lines(&batch(&lines));
     let stats = engine.stats();
     eprintln!("{stats:?}");
     assert!(stats.prunes > 0, "{stats:?}");

@@ -6,10 +6,13 @@
 //! - `state`: snapshots, and the A-then-B equals A+B guarantee.
 //! - `config`: configuration errors and layering.
 //! - `analyst`: alerts, the HTML report in headless Chromium, progress on a terminal.
+//! - `pipeline`: the pipeline in-process, with sources and sinks in memory.
 //! - `hostile`: bad lines and the dead-letter file, corrupt files, deep nesting, huge lines.
 //! - `sandbox`: an untrusted plugin's capabilities, and its traps, recovered from.
 //! - `crash`: kill -9, a failing disk, signals and a closed pipe; the state survives.
 //! - `portable`: `oddity plugin export`, and the component in Node and Python, byte for byte.
+
+#![allow(clippy::disallowed_methods)] // tests read and write their own files with std::fs
 
 mod analyst;
 mod config;
@@ -17,6 +20,7 @@ mod crash;
 mod data;
 mod filter;
 mod hostile;
+mod pipeline;
 mod portable;
 mod sandbox;
 mod state;

@@ -45,9 +45,13 @@ fn plugin_export_writes_the_component_and_its_contract_beside_it() {
     let source =
         std::fs::read_to_string(root().join("wit/detector.wit")).expect("wit/detector.wit");
     assert_eq!(contract, source);
+    let schema = std::fs::read_to_string(dir.path().join("note.schema.json")).expect("schema");
+    let source = std::fs::read_to_string(root().join("wit/note.schema.json")).expect("schema");
+    assert_eq!(schema, source);
     assert!(
         out.stderr.contains(wasm.to_str().expect("utf-8"))
             && out.stderr.contains("detector.wit")
+            && out.stderr.contains("note.schema.json")
             && out.stderr.contains("oddity:detector@"),
         "{}",
         out.stderr

@@ -265,56 +265,39 @@ fn a_plugin_that_fails_on_every_batch_never_stops_the_stream() {
 }
 
 #[test]
-fn an_untrusted_plugin_cannot_rewrite_an_event() {
-    // Through `annotate-batch`, where the plugin writes whole lines (staged, the plugin only
-    // returns notes and the host adds them: see the test below).
-    let input = "{\"cmd\":\"ok\",\"n\":1}\n{\"cmd\":\"forge\",\"n\":2}\n{\"cmd\":\"ok\",\"n\":3}\n";
-    let out = run_cmd(
-        oddity()
-            .env("ODDITY_STAGED", "false")
-            .args(["--plugin", HOSTILE])
-            .args(LIMITS),
-        Some(input.as_bytes()),
+fn an_untrusted_plugins_notes_cannot_rewrite_or_break_an_event() {
+    // The plugin only gives a note per line, which the host adds. `forge` gives a note that
+    // tries to add members to the event (`{"score":1},"forged":true,...`), `bad-note` one that
+    // is not JSON: neither is one JSON value, so those lines are written as they came, with a
+    // note that the plugin failed on them; the lines around them are scored. Staged or not.
+    let input = concat!(
+        "{\"cmd\":\"ok\",\"n\":1}\n{\"cmd\":\"forge\",\"n\":2}\n",
+        "{\"cmd\":\"bad-note\",\"n\":3}\n{\"cmd\":\"ok\",\"n\":4}\n"
     );
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
-    let got = out.json();
-    assert_eq!(got.len(), 3);
-    assert!(
-        got[1].get("forged").is_none(),
-        "the forged line is not written: {}",
-        got[1]
-    );
-    assert_eq!(got[1]["n"], 2);
-    assert_eq!(got[1]["novelty"]["error"], "plugin-failed");
-    assert!(out.stderr.contains("rewrote 1 events"), "{}", out.stderr);
-    assert!(
-        sequence(&got[2]).is_some(),
-        "the next line is scored: {}",
-        got[2]
-    );
-}
-
-#[test]
-fn staged_an_untrusted_plugins_notes_cannot_rewrite_or_break_an_event() {
-    // `forge` rewrites whole lines in `annotate-batch`; staged, the plugin only gives a note per
-    // line, which the host adds. `bad-note` gives a note that is not JSON: that line is written
-    // as it came, with a note that the plugin failed on it.
-    let input =
-        "{\"cmd\":\"ok\",\"n\":1}\n{\"cmd\":\"forge\",\"n\":2}\n{\"cmd\":\"bad-note\",\"n\":3}\n";
-    let out = run_cmd(
-        oddity()
-            .env("ODDITY_STAGED", "true")
-            .args(["--plugin", HOSTILE])
-            .args(LIMITS),
-        Some(input.as_bytes()),
-    );
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
-    let got = out.json();
-    assert_eq!(got.len(), 3);
-    assert!(got[1].get("forged").is_none(), "{}", got[1]);
-    assert_eq!((&got[1]["cmd"], &got[1]["n"]), (&"forge".into(), &2.into()));
-    assert_eq!(sequence(&got[1]), Some(2), "{}", got[1]);
-    assert_eq!(got[2]["n"], 3);
-    assert_eq!(got[2]["novelty"]["error"], "plugin-failed", "{}", got[2]);
-    assert!(out.stderr.contains("rewrote 1 events"), "{}", out.stderr);
+    for staged in ["true", "false"] {
+        let out = run_cmd(
+            oddity()
+                .env("ODDITY_STAGED", staged)
+                .args(["--plugin", HOSTILE])
+                .args(LIMITS),
+            Some(input.as_bytes()),
+        );
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        let got = out.json();
+        assert_eq!(got.len(), 4);
+        assert!(got[1].get("forged").is_none(), "{}", got[1]);
+        for (i, line) in got.iter().enumerate() {
+            assert_eq!(line["n"], i + 1, "{line}");
+        }
+        for bad in &got[1..3] {
+            assert_eq!(bad["novelty"]["error"], "plugin-failed", "{bad}");
+        }
+        assert_eq!(sequence(&got[3]), Some(4), "{}", got[3]);
+        assert!(
+            out.stderr
+                .contains("gave 2 notes that are not one JSON value"),
+            "{}",
+            out.stderr
+        );
+    }
 }

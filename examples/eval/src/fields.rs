@@ -221,7 +221,7 @@ impl Fields {
             .event_time
             .get()
             .or(r.timestamp.get())
-            .and_then(oddity_engine::engine::parse_time);
+            .and_then(oddity_engine::parse_time);
         Some(Fields {
             values: [
                 format!("{kind} {principal}"),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use oddity_engine::config::Severity;
+use oddity_engine::Severity;
 use oddity_engine::{Engine, ScoreError};
 
 use crate::baselines::{self, Baseline};
@@ -126,10 +126,7 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
                 novelty.push(r.novelty);
                 row.severity = r.severity;
                 row.alert_risk = r.campaign.as_ref().map_or(r.risk, |c| c.risk.max(r.risk));
-                row.time = r
-                    .event_time
-                    .as_deref()
-                    .and_then(oddity_engine::engine::parse_time);
+                row.time = r.event_time.as_deref().and_then(oddity_engine::parse_time);
                 row.cold = r.cold;
                 let f = &r.most_novel.field;
                 row.novel_field = match novel_fields.iter().position(|x| x == f) {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::fields::{ACTION, PRINCIPAL};
 use crate::harness::{FIRST_BASELINE, Scored};
 use crate::metrics::{Ranking, average_precision, lexicographic_key, roc_auc, top_k};
-use oddity_engine::config::Severity;
+use oddity_engine::Severity;
 
 /// Share of each stream's first events that is scored and learned but not measured.
 pub const WARM_UP: f64 = 0.10;

@@ -146,7 +146,7 @@ const EPOCH_2000: i64 = 946_684_800;
 
 /// RFC 3339 / ISO 8601 text to Unix seconds (whole seconds; via oddity's own parser).
 pub fn parse_unix(text: &str) -> Option<i64> {
-    oddity_engine::engine::parse_time(text).map(|t| i64::from(t) + EPOCH_2000)
+    oddity_engine::parse_time(text).map(|t| i64::from(t) + EPOCH_2000)
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use serde::Deserialize;
 
 use crate::annotation::{Annotation, Campaign};
+use crate::scored::by_risk;
+pub use crate::scored::{parse_since, parse_time};
 
 /// Most novel events kept whole, at least (more when `--top` asks for more).
 pub const FOREGROUND: usize = 2_000;
@@ -45,36 +47,6 @@ pub fn score_y(score: f64) -> f64 {
     -(1.0 - score).clamp(1e-7, 1.0).log10()
 }
 
-/// The time of a `--since` flag: an event time as [`parse_time`] reads it, or a date (its
-/// midnight, UTC).
-pub fn parse_since(text: &str) -> anyhow::Result<f64> {
-    parse_time(text)
-        .or_else(|| parse_time(&format!("{text}T00:00:00Z")))
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--since: \"{text}\" is not a time such as 2024-03-05 or 2024-03-05T08:00:00Z"
-            )
-        })
-}
-
-/// Seconds since the epoch from an event time: RFC 3339, a date-time without offset (taken as
-/// UTC), or epoch seconds or milliseconds.
-pub fn parse_time(text: &str) -> Option<f64> {
-    if let Ok(t) = text.parse::<jiff::Timestamp>() {
-        return Some(t.as_millisecond() as f64 / 1000.0);
-    }
-    if let Ok(dt) = text.parse::<jiff::civil::DateTime>()
-        && let Ok(t) = jiff::tz::TimeZone::UTC.to_timestamp(dt)
-    {
-        return Some(t.as_millisecond() as f64 / 1000.0);
-    }
-    let n: f64 = text.trim().parse().ok()?;
-    if !n.is_finite() {
-        return None;
-    }
-    Some(if n.abs() >= 1e11 { n / 1000.0 } else { n })
-}
-
 /// One event kept whole.
 #[derive(Debug, Clone)]
 pub struct Kept {
@@ -90,14 +62,6 @@ impl Kept {
     fn rank(&self) -> (f64, f64, u64) {
         (self.note.risk, self.note.score, self.position)
     }
-}
-
-/// Greater ranks higher: by risk, then score; the earlier event wins ties. `oddity top` ranks
-/// by it too, so that its table and the report's agree.
-pub(crate) fn by_risk(a: (f64, f64, u64), b: (f64, f64, u64)) -> Ordering {
-    a.0.total_cmp(&b.0)
-        .then(a.1.total_cmp(&b.1))
-        .then(b.2.cmp(&a.2))
 }
 
 /// Heap order: greater is riskier; earlier events win ties.

@@ -17,7 +17,7 @@ pub mod collect;
 pub mod page;
 pub mod plot;
 
-use std::io::{BufRead, BufReader, Read, Write as _};
+use std::io::{BufRead, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,10 +25,8 @@ use anyhow::Context as _;
 
 use crate::annotation;
 use crate::cli::ReportArgs;
+use crate::scored;
 use collect::Collector;
-
-/// Longest scored line read; a longer one is counted and skipped.
-pub const MAX_LINE: usize = 64 << 20;
 
 /// What a report run did, as its one-line summary.
 #[derive(Debug)]
@@ -117,21 +115,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One scored input, plain or gzip (by its magic bytes), as buffered text.
-pub(crate) fn open_scored<'a>(input: impl Read + 'a) -> std::io::Result<Box<dyn BufRead + 'a>> {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
-    let gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    Ok(if gzip {
-        let decoder = flate2::bufread::MultiGzDecoder::new(reader);
-        Box::new(BufReader::with_capacity(1 << 20, decoder))
-    } else {
-        Box::new(reader)
-    })
-}
-
 /// Reads one input, decompressing gzip (by its magic bytes), into the collector.
 fn scan(input: impl Read, key: &str, collector: &mut Collector) -> anyhow::Result<()> {
-    scan_lines(open_scored(input)?, key, collector)
+    scan_lines(scored::open(input)?, key, collector)
 }
 
 fn scan_lines(
@@ -140,7 +126,7 @@ fn scan_lines(
     collector: &mut Collector,
 ) -> anyhow::Result<()> {
     let mut line = Vec::new();
-    while let Some(fits) = read_line(&mut reader, &mut line, MAX_LINE)? {
+    while let Some(fits) = scored::read_line(&mut reader, &mut line, scored::MAX_LINE)? {
         if !fits {
             collector.too_long();
             continue;
@@ -154,67 +140,4 @@ fn scan_lines(
         }
     }
     Ok(())
-}
-
-/// Reads one line (without its newline) into `line`; `Some(false)` when it was longer than
-/// `max` (the rest is skipped), `None` at the end of the input.
-pub(crate) fn read_line(
-    reader: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<Option<bool>> {
-    line.clear();
-    let mut fits = true;
-    let mut any = false;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(any.then_some(fits));
-        }
-        any = true;
-        let (chunk, done) = match memchr(buf) {
-            Some(i) => (&buf[..i], i + 1),
-            None => (buf, buf.len()),
-        };
-        if fits && line.len() + chunk.len() <= max {
-            line.extend_from_slice(chunk);
-        } else {
-            fits = false;
-            line.clear();
-        }
-        let ended = done > chunk.len();
-        reader.consume(done);
-        if ended {
-            return Ok(Some(fits));
-        }
-    }
-}
-
-fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_bounded() {
-        let text = b"short\nthis one is far too long\n\nlast";
-        let mut r = BufReader::with_capacity(4, &text[..]);
-        let mut line = Vec::new();
-        let mut got = Vec::new();
-        while let Some(fits) = read_line(&mut r, &mut line, 10).expect("read") {
-            got.push((fits, String::from_utf8(line.clone()).expect("utf-8")));
-        }
-        assert_eq!(
-            got,
-            [
-                (true, "short".to_owned()),
-                (false, String::new()),
-                (true, String::new()),
-                (true, "last".to_owned())
-            ]
-        );
-    }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::collect::{Collected, Column, Kept, Learning, NOVEL, Track, parse_time};
 use super::plot::{self, Marker, Metric, Step, XAxis, group_digits};
 use crate::cli::ReportArgs;
-use crate::top::short_principal;
+use crate::scored::short_principal;
 
 const TEMPLATE: &str = include_str!("template.html");
 /// Share of scored events that must have a time for the plots to be over time.
@@ -506,7 +506,7 @@ pub fn build(c: &Collected, args: &ReportArgs, sources: &[String]) -> anyhow::Re
         notes.push(format!(
             "{} lines longer than {} MiB were skipped.",
             group_digits(c.too_long),
-            super::MAX_LINE >> 20
+            crate::scored::MAX_LINE >> 20
         ));
     }
     if c.campaigns_dropped > 0 {

@@ -10,8 +10,7 @@ wit_bindgen::generate!({
 
 use exports::oddity::detector::detector::{Engine, EngineStats, Guest, GuestEngine};
 use oddity::detector::types::{
-    Annotated, ComponentNovelty, ConfigError, Judged, LineStatus, ScoreError, ScoreRecord,
-    ScoredLine, Severity, SnapshotError, ViewScore,
+    Batch, BatchError, ConfigError, Judged, ScoreError, Severity, SnapshotError, Verdict,
 };
 
 const MAGIC: &[u8] = b"HOSTILE1";
@@ -33,38 +32,14 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..end])
 }
 
-fn record(sequence: u64) -> ScoreRecord {
-    ScoreRecord {
+fn verdict() -> Verdict {
+    Verdict {
         score: 0.5,
-        info_content: 1.0,
         novelty: 1.0,
         risk: 1.0,
         severity: Severity::Info,
-        tactics: Vec::new(),
-        techniques: Vec::new(),
-        probability: 0.5,
-        uniqueness: 1.0,
-        sequence,
+        campaign_risk: None,
         cold: false,
-        principal: "hostile".into(),
-        observation: vec!["hostile".into()],
-        fields: vec!["principal".into()],
-        most_novel: ComponentNovelty {
-            index: 0,
-            view: "v".into(),
-            field: "principal".into(),
-            value: "hostile".into(),
-            novelty: 0.5,
-            bits: 1.0,
-        },
-        views: vec![ViewScore {
-            name: "v".into(),
-            info_content: 1.0,
-            excess: 1.0,
-        }],
-        event_id: None,
-        event_time: None,
-        campaign: None,
     }
 }
 
@@ -162,7 +137,7 @@ fn probe(line: &str) -> String {
 }
 
 /// Misbehaves as `line` asks; returns its result when it returns at all.
-fn handle(state: &Cell<u64>, line: &str) -> Result<ScoreRecord, ScoreError> {
+fn handle(state: &Cell<u64>, line: &str) -> Result<u64, ScoreError> {
     match field(line, "cmd").unwrap_or("") {
         "probe" => Err(ScoreError::FieldMissing(probe(line))),
         "panic" => panic!("hostile plugin: panic on request"),
@@ -189,7 +164,7 @@ fn handle(state: &Cell<u64>, line: &str) -> Result<ScoreRecord, ScoreError> {
         }
         _ => {
             state.set(state.get() + 1);
-            Ok(record(state.get()))
+            Ok(state.get())
         }
     }
 }
@@ -211,32 +186,43 @@ fn json_string(text: &str) -> String {
     out
 }
 
-/// `line` with `"key": note` added as its last member (or unchanged when it is not `{...}`).
-fn splice(line: &str, key: &str, note: &str, out: &mut Vec<u8>) {
-    match line.trim_end().strip_suffix('}') {
-        Some(head) if line.trim_start().starts_with('{') => {
-            out.extend_from_slice(head.as_bytes());
-            out.extend_from_slice(format!(",{}:{note}}}", json_string(key)).as_bytes());
+/// The note of one line: misbehaving as `line` asks (`forge`: a note that tries to add members
+/// to the event; `bad-note`: a note that is not JSON), or a plain score record.
+fn note(line: &str, result: &Result<u64, ScoreError>, notes: &mut String) {
+    match (field(line, "cmd"), result) {
+        (Some("forge"), Ok(_)) => notes.push_str(r#"{"score":1},"forged":true,"x":{}"#),
+        (Some("bad-note"), Ok(_)) => notes.push_str(r#"{"score":0.5,"#),
+        (_, Ok(sequence)) => {
+            let _ = write!(
+                notes,
+                r#"{{"score":0.5,"novelty":1.0,"sequence":{sequence},"principal":"hostile"}}"#
+            );
         }
-        _ => out.extend_from_slice(line.as_bytes()),
+        (_, Err(ScoreError::FieldMissing(m))) => {
+            let reason = json_string(&format!("field missing: {m}"));
+            let _ = write!(notes, r#"{{"error":"field-missing","reason":{reason}}}"#);
+        }
+        (_, Err(_)) => {}
     }
-    out.push(b'\n');
+    notes.push('\n');
 }
 
-fn score_all<'a>(
-    state: &Cell<u64>,
-    lines: impl Iterator<Item = &'a str>,
-) -> Vec<Result<ScoreRecord, ScoreError>> {
-    let mut out = Vec::new();
+/// Judges the lines of a batch (a `short` line drops the last verdict: a broken contract).
+fn judge_all(state: &Cell<u64>, text: &str) -> Judged {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let mut notes = String::new();
+    let mut verdicts = Vec::new();
     let mut short = false;
-    for line in lines {
+    for line in text.split('\n') {
         short |= field(line, "cmd") == Some("short");
-        out.push(handle(state, line));
+        let result = handle(state, line);
+        note(line, &result, &mut notes);
+        verdicts.push(result.map(|_| verdict()));
     }
     if short {
-        out.pop();
+        verdicts.pop();
     }
-    out
+    Judged { notes, verdicts }
 }
 
 impl GuestEngine for Hostile {
@@ -253,123 +239,26 @@ impl GuestEngine for Hostile {
         Ok(Engine::new(Hostile(Cell::new(count))))
     }
 
-    fn score(&self, lines: Vec<String>) -> Vec<Result<ScoreRecord, ScoreError>> {
-        score_all(&self.0, lines.iter().map(String::as_str))
-    }
-
-    fn score_batch(&self, lines: Vec<u8>) -> Vec<Result<ScoreRecord, ScoreError>> {
-        let text = String::from_utf8_lossy(&lines);
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        score_all(&self.0, text.split('\n'))
-    }
-
-    fn annotate_batch(&self, lines: Vec<u8>, key: String) -> Annotated {
-        let text = String::from_utf8_lossy(&lines);
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        let lines: Vec<&str> = text.split('\n').collect();
-        let results = score_all(&self.0, lines.iter().copied());
-        let mut output = Vec::new();
-        let mut status = Vec::new();
-        for (line, result) in lines.iter().zip(results) {
-            if field(line, "cmd") == Some("forge") {
-                // Rewrites the event itself: the host must not let this through.
-                let forged = format!("{{\"forged\":true,{}", &line[1..]);
-                splice(&forged, &key, "{\"score\":1}", &mut output);
-                status.push(LineStatus::Scored(ScoredLine {
-                    score: 1.0,
-                    severity: Severity::Info,
-                    campaign: None,
-                }));
-                continue;
-            }
-            match result {
-                Ok(r) => {
-                    let note = format!(
-                        "{{\"score\":{},\"novelty\":{},\"sequence\":{},\"principal\":\"hostile\"}}",
-                        r.score, r.novelty, r.sequence
-                    );
-                    splice(line, &key, &note, &mut output);
-                    status.push(LineStatus::Scored(ScoredLine {
-                        score: r.score,
-                        severity: Severity::Info,
-                        campaign: None,
-                    }));
-                }
-                Err(e) => {
-                    let reason = match &e {
-                        ScoreError::FieldMissing(m) => m.clone(),
-                        _ => String::new(),
-                    };
-                    let note = format!(
-                        "{{\"error\":\"field-missing\",\"reason\":{}}}",
-                        json_string(&format!("field missing: {reason}"))
-                    );
-                    splice(line, &key, &note, &mut output);
-                    status.push(LineStatus::Failed(e));
-                }
-            }
+    /// Observations are the lines themselves, and the misbehaviours happen when they are
+    /// judged, whichever way the batch comes.
+    fn judge(&self, batch: Batch) -> Result<Judged, BatchError> {
+        let text = match &batch {
+            Batch::Lines(bytes) | Batch::Observations(bytes) => String::from_utf8_lossy(bytes),
+            Batch::Text(text) => text.as_str().into(),
+        };
+        if matches!(batch, Batch::Observations(_)) && text.contains(r#""cmd":"refuse-staged""#) {
+            return Err(BatchError::Corrupt(
+                "refusing these observations on request".into(),
+            ));
         }
-        Annotated { output, status }
+        Ok(judge_all(&self.0, &text))
     }
 
-    /// The staged path: the "observations" are the lines themselves, and the misbehaviours
-    /// happen when they are judged, as in `annotate-batch` (but a note cannot forge an event:
-    /// the host adds it to the line).
-    fn extract_batch(&self, lines: Vec<u8>) -> Vec<u8> {
+    fn extract(&self, lines: Vec<u8>) -> Vec<u8> {
         if String::from_utf8_lossy(&lines).contains(r#""cmd":"extract-panic""#) {
             panic!("hostile plugin: panic while reading observations");
         }
         lines
-    }
-
-    fn judge_extracted(&self, extracted: Vec<u8>) -> Result<Judged, String> {
-        let text = String::from_utf8_lossy(&extracted);
-        if text.contains(r#""cmd":"refuse-staged""#) {
-            return Err("refusing these observations on request".into());
-        }
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        let mut notes = Vec::new();
-        let mut status = Vec::new();
-        let lines: Vec<&str> = text.split('\n').collect();
-        for (line, result) in lines.iter().zip(score_all(&self.0, lines.iter().copied())) {
-            match result {
-                Ok(_) if field(line, "cmd") == Some("bad-note") => {
-                    // Not JSON: the host must not write it into the event.
-                    notes.extend_from_slice(b"{\"score\":0.5,");
-                    status.push(LineStatus::Scored(ScoredLine {
-                        score: 0.5,
-                        severity: Severity::Info,
-                        campaign: None,
-                    }));
-                }
-                Ok(r) => {
-                    notes.extend_from_slice(
-                        format!(
-                            "{{\"score\":{},\"novelty\":{},\"sequence\":{},\"principal\":\"hostile\"}}",
-                            r.score, r.novelty, r.sequence
-                        )
-                        .as_bytes(),
-                    );
-                    status.push(LineStatus::Scored(ScoredLine {
-                        score: r.score,
-                        severity: Severity::Info,
-                        campaign: None,
-                    }));
-                }
-                Err(e) => {
-                    if let ScoreError::FieldMissing(m) = &e {
-                        let reason = json_string(&format!("field missing: {m}"));
-                        notes.extend_from_slice(
-                            format!("{{\"error\":\"field-missing\",\"reason\":{reason}}}")
-                                .as_bytes(),
-                        );
-                    }
-                    status.push(LineStatus::Failed(e));
-                }
-            }
-            notes.push(b'\n');
-        }
-        Ok(Judged { notes, status })
     }
 
     fn snapshot(&self) -> Vec<u8> {

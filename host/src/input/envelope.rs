@@ -25,6 +25,14 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::Frame;
+use super::lines::BATCH_BYTES;
+use super::{Batch, Item, ReadOptions, Reader};
+
 /// One item of the source, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
@@ -845,6 +853,102 @@ fn one_line(text: &mut [u8]) {
             if matches!(*b, b'\n' | b'\r') {
                 *b = b' ';
             }
+        }
+    }
+}
+
+/// The longest record of an envelope or array held whole (a record longer than this is a bad
+/// item, in pieces): CloudTrail's records are far smaller, and it bounds memory on hostile input
+/// (to a few times this).
+pub(super) const MAX_RECORD: usize = 64 << 20;
+
+/// Streams records out of envelopes or arrays (blocking; runs on the blocking pool); see
+/// this module's [`Framer`]. Where the structure broke, nothing is lost, and the source is reported.
+pub(super) fn read_records(
+    bridge: tokio_util::io::SyncIoBridge<Reader>,
+    index: u32,
+    opts: ReadOptions,
+    tx: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> Result<u64, (u64, String)> {
+    let mut sink = Batcher {
+        batch: Vec::with_capacity(opts.batch),
+        bytes: 0,
+        opts,
+        index,
+        number: 0,
+        tx,
+        cancel,
+        closed: false,
+    };
+    let framer = Framer::new(bridge, MAX_RECORD.max(opts.max_line), |piece| {
+        match piece {
+            Piece::Record(text) | Piece::Bad(text) => sink.push(Bytes::from(text)),
+        }
+        !sink.closed
+    });
+    let outcome = framer.run();
+    sink.flush();
+    let number = sink.number;
+    match outcome {
+        Ok(faults) => match faults.first {
+            None => Ok(number),
+            Some((first, before)) => Err((
+                number,
+                format!(
+                    "not a well-formed delivery file or array at {} place{} (the first after record {before}: {first}); nothing was dropped: what is not a record is written as a bad line",
+                    faults.count,
+                    if faults.count == 1 { "" } else { "s" },
+                ),
+            )),
+        },
+        Err(Stop::Closed) => Ok(number),
+        Err(Stop::Read(e)) => Err((
+            number,
+            format!("read error: {e} (what was read is kept; the rest of the file cannot be read)"),
+        )),
+    }
+}
+
+/// Gathers records into batches and hands them to the pipeline.
+struct Batcher<'a> {
+    batch: Batch,
+    /// Bytes in `batch`.
+    bytes: usize,
+    opts: ReadOptions,
+    index: u32,
+    number: u64,
+    tx: &'a mpsc::Sender<Batch>,
+    cancel: &'a CancellationToken,
+    closed: bool,
+}
+
+impl Batcher<'_> {
+    /// Takes one item (a record's text, minified, or text that is not a record).
+    fn push(&mut self, line: Bytes) {
+        if self.closed {
+            return;
+        }
+        self.number += 1;
+        self.bytes += line.len();
+        self.batch.push(Item {
+            frame: Frame::Line(line),
+            source: self.index,
+            number: self.number,
+        });
+        if self.batch.len() >= self.opts.batch || self.bytes >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() || self.closed {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.opts.batch));
+        self.bytes = 0;
+        if self.cancel.is_cancelled() || self.tx.blocking_send(batch).is_err() {
+            self.closed = true;
         }
     }
 }

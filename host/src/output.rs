@@ -1,0 +1,112 @@
+//! Where the scored lines and the alerts go: the pipeline's plug point for output.
+//!
+//! A [`Sink`] takes whole `\n`-terminated lines, batch by batch, in order. The host's own are
+//! standard output and files ([`Lines`], written on a thread of their own, see
+//! [`crate::blocking`]) and memory ([`Memory`], for tests and embedding); network sinks
+//! implement the same trait.
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+
+use crate::blocking;
+
+/// A destination for lines.
+pub trait Sink: Send + std::fmt::Debug {
+    /// Its name in messages and in the summary.
+    fn name(&self) -> String;
+
+    /// Takes a batch of whole lines. An error means nothing more can be written (a closed
+    /// pipe is [`io::ErrorKind::BrokenPipe`]).
+    fn write(&mut self, lines: Vec<u8>) -> BoxFuture<'_, io::Result<()>>;
+
+    /// Writes out and flushes everything taken; the sink is closed afterwards.
+    fn finish(&mut self) -> BoxFuture<'_, io::Result<()>>;
+}
+
+/// Lines to standard output or a file, on a writer thread.
+#[derive(Debug)]
+pub struct Lines {
+    name: String,
+    writer: blocking::Writer,
+}
+
+impl Lines {
+    pub fn stdout() -> io::Result<Lines> {
+        Ok(Lines {
+            name: "standard output".to_owned(),
+            writer: blocking::Writer::new("<stdout>", io::stdout())?,
+        })
+    }
+
+    /// A file, created or truncated.
+    pub fn create(path: &Path) -> io::Result<Lines> {
+        let file = fs_err::File::create(path)?;
+        Self::file(path, file.into_parts().0)
+    }
+
+    /// A file, appended to (created when missing): a log that others follow across runs.
+    pub fn append(path: &Path) -> io::Result<Lines> {
+        let file = fs_err::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Self::file(path, file.into_parts().0)
+    }
+
+    fn file(path: &Path, file: std::fs::File) -> io::Result<Lines> {
+        let name = path.display().to_string();
+        Ok(Lines {
+            writer: blocking::Writer::new(&name, file)?,
+            name,
+        })
+    }
+}
+
+impl Sink for Lines {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn write(&mut self, lines: Vec<u8>) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(self.writer.write(lines))
+    }
+
+    fn finish(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(self.writer.finish())
+    }
+}
+
+/// Lines kept in memory, shared with whoever holds a clone.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    lines: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Memory {
+    /// Everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Sink for Memory {
+    fn name(&self) -> String {
+        "<memory>".to_owned()
+    }
+
+    fn write(&mut self, lines: Vec<u8>) -> BoxFuture<'_, io::Result<()>> {
+        let written = self
+            .lines
+            .lock()
+            .map(|mut l| l.extend_from_slice(&lines))
+            .map_err(|_| io::Error::other("the memory sink is poisoned"));
+        Box::pin(std::future::ready(written))
+    }
+
+    fn finish(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}

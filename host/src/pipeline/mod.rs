@@ -1,0 +1,329 @@
+//! `oddity score`: sources → reader → extractor → scorer → writer → sinks, in order, one output
+//! line per input line. [`open`] opens the command line's sources and sinks; [`run`] takes any.
+//!
+//! - The reader task has the [`Source`]s frame what they read into batches ([`crate::input`]).
+//! - The extractor thread sorts each batch's lines (blank and over-long ones the host answers
+//!   itself). With `staged` (the default on two cores or more) it owns a second instance of the
+//!   plugin that reads the batch's observations (`extract`), so the scorer's instance only
+//!   judges them: JSON parsing and normalising move to another core (`scorer`).
+//! - The scorer thread owns the plugin: it judges each batch with one call, saves the state when
+//!   due, and after a plugin failure restores the last good snapshot into a fresh instance.
+//! - The writer task adds each note to its line, writes the lines and the alerts
+//!   ([`crate::alerts`]) to their [`Sink`]s and shows the progress (`writer`).
+//!
+//! Bounded channels between the stages keep memory flat and use a second core for parsing and
+//! rendering while the plugin scores. On shutdown (signal) the reader stops, batches in flight
+//! are finished and written, and the state is saved; when the downstream pipe closes, the state
+//! is saved and the run ends quietly.
+
+mod scorer;
+mod writer;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{AlertCounts, AlertSink, Alerts};
+use crate::deadletter::{BadLinePolicy, DeadLetter};
+use crate::input::{self, Batch, ReadOptions, Source};
+use crate::output::{self, Sink};
+use crate::plugin::{self, Plugin, PluginError};
+use crate::progress::Progress;
+use crate::settings::Settings;
+use crate::state::StateFile;
+use scorer::{Prepared, Scored, Scorer};
+use writer::{Layout, Outputs};
+
+/// What a run reads and where it writes: the plug points.
+#[derive(Debug)]
+pub struct Io {
+    pub sources: Vec<Box<dyn Source>>,
+    pub output: Box<dyn Sink>,
+    /// Where alert lines go, when `[alerts]` is on.
+    pub alerts: Option<Box<dyn Sink>>,
+}
+
+/// The command line's sources and sinks: standard input or the files and directories named,
+/// standard output or `output`, and the alerts file (appended to).
+pub fn open(settings: &Settings) -> anyhow::Result<Io> {
+    let streams = input::expand(&settings.paths).context("input")?;
+    // Writing a file that is also read would destroy it (`-o` truncates before the reading).
+    for stream in &streams {
+        if let Some(input) = stream.file()
+            && let Some(written) = settings
+                .written_files()
+                .into_iter()
+                .find(|w| crate::settings::same_file(input, w.path))
+        {
+            bail!(
+                "{} is both an input and {written}; write to another file",
+                input.display()
+            );
+        }
+    }
+    let output: Box<dyn Sink> = match &settings.output {
+        Some(p) => Box::new(
+            output::Lines::create(p).with_context(|| format!("output file {}", p.display()))?,
+        ),
+        None => Box::new(output::Lines::stdout().context("starting the output thread")?),
+    };
+    let alerts: Option<Box<dyn Sink>> = match settings.alerts.as_ref().map(|a| &a.sink) {
+        None => None,
+        Some(AlertSink::Stdout) => Some(Box::new(
+            output::Lines::stdout().context("starting the alerts thread")?,
+        )),
+        Some(AlertSink::File(p)) => Some(Box::new(
+            output::Lines::append(p).with_context(|| format!("alerts file {}", p.display()))?,
+        )),
+    };
+    let sources = streams
+        .into_iter()
+        .map(|s| Box::new(s) as Box<dyn Source>)
+        .collect();
+    Ok(Io {
+        sources,
+        output,
+        alerts,
+    })
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Output lines written (one per input event).
+    pub events: u64,
+    pub scored: u64,
+    pub unscored: u64,
+    /// `kind=count` of unscored lines.
+    pub breakdown: String,
+    /// Sources that failed, with the reason.
+    pub failed_sources: Vec<String>,
+    /// Plugin calls that failed and were recovered from.
+    pub plugin_failures: u64,
+    /// Output lines of an untrusted plugin that did not keep their event (written as input).
+    pub forged: u64,
+    /// Saves of the state file that failed (the previous file is intact).
+    pub failed_saves: u64,
+    pub highest_score: f64,
+    /// Alerts written, and where, when alerts are on.
+    pub alerts: Option<(AlertCounts, String)>,
+    /// Bad lines written to the dead-letter file (counted in `events` too), and its name.
+    pub dead_lettered: Option<(u64, String)>,
+    pub elapsed: Duration,
+    /// The downstream pipe closed before the end.
+    pub broken_pipe: bool,
+    pub interrupted: bool,
+    /// `quiet` was set: no summary unless something went wrong.
+    pub quiet: bool,
+}
+
+impl Summary {
+    /// Whether anything went wrong that the exit code should tell.
+    pub fn partial(&self) -> bool {
+        !self.failed_sources.is_empty()
+            || self.plugin_failures > 0
+            || self.forged > 0
+            || self.failed_saves > 0
+    }
+}
+
+/// Runs the whole job over `io`; `shutdown` resolves when the run should stop early.
+pub async fn run(
+    settings: Settings,
+    io: Io,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Summary> {
+    let start = Instant::now();
+    let Io {
+        sources,
+        output,
+        alerts: alert_sink,
+    } = io;
+    let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name()).collect());
+    let (scorer, restored) = load(&settings).await?;
+    if restored && let Some(s) = &settings.state {
+        tracing::info!(state = %s.file.display(), "restored the model");
+    }
+    let cancel = CancellationToken::new();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    stop_on(shutdown, cancel.clone(), interrupted.clone());
+    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(4);
+    let (out_tx, out_rx) = mpsc::channel::<Scored>(4);
+    let opts = ReadOptions {
+        max_line: settings.max_line_bytes,
+        batch: settings.batch_size,
+    };
+    let reader = tokio::spawn(read_all(sources, opts, batch_tx, cancel.clone()));
+    let max_line = settings.max_line_bytes;
+    // The extractor's instance is made from the scorer's (same compiled component and
+    // configuration); without one, the thread only sorts the batches on their way to the
+    // scorer, which then reads the observations itself.
+    let extractor = if settings.staged {
+        scorer
+            .plugin
+            .sibling()
+            .inspect_err(|e| {
+                tracing::warn!("no second plugin instance, reading on the scorer's thread: {e}");
+            })
+            .ok()
+    } else {
+        None
+    };
+    let (prepared_tx, prepared_rx) = mpsc::channel::<Prepared>(4);
+    let extract = std::thread::Builder::new()
+        .name("oddity-extractor".into())
+        .spawn(move || scorer::extract_loop(extractor, batch_rx, prepared_tx, max_line))
+        .context("starting the extractor thread")?;
+    let scoring = std::thread::Builder::new()
+        .name("oddity-scorer".into())
+        .spawn(move || scorer.run(prepared_rx, out_tx))
+        .context("starting the scorer thread")?;
+
+    let alerts = match (&settings.alerts, alert_sink) {
+        (Some(a), Some(sink)) => Some((Alerts::new(a), sink)),
+        _ => None,
+    };
+    let alerts_name = alerts.as_ref().map(|(_, sink)| sink.name());
+    let dead_letter = match &settings.bad_lines {
+        BadLinePolicy::Pass => None,
+        BadLinePolicy::DeadLetter(path) => Some(DeadLetter::open(path).await?),
+    };
+    let dead_letter_name = dead_letter.as_ref().map(|d| d.name().to_owned());
+    let outputs = Outputs {
+        output,
+        alerts,
+        dead_letter,
+        progress: Progress::new(Progress::wanted(settings.quiet)),
+    };
+    let layout = Layout {
+        key: &settings.output_key,
+        names: &names,
+        verify: settings.plugin.is_some(),
+    };
+    let written = writer::write_loop(out_rx, outputs, layout).await;
+    if written.as_ref().map_or(true, |w| w.broken_pipe) {
+        // Nobody reads any more: stop reading; the scorer saves what it learned.
+        cancel.cancel();
+    }
+    let failed_sources = reader.await.context("reader task")?;
+    let scorer = tokio::task::spawn_blocking(move || scoring.join())
+        .await?
+        .map_err(|_| anyhow!("the scorer thread panicked"))??;
+    tokio::task::spawn_blocking(move || extract.join())
+        .await?
+        .map_err(|_| anyhow!("the extractor thread panicked"))?;
+    cancel.cancel();
+    let written = written?;
+    Ok(Summary {
+        events: written.events,
+        scored: written.scored,
+        unscored: written.problems.total(),
+        breakdown: written.problems.breakdown(),
+        failed_sources,
+        plugin_failures: scorer.plugin_failures,
+        forged: written.forged,
+        failed_saves: scorer.failed_saves,
+        highest_score: written.highest,
+        alerts: alerts_name.map(|name| (written.alerts, name)),
+        dead_lettered: dead_letter_name.map(|name| (written.dead_lettered, name)),
+        elapsed: start.elapsed(),
+        broken_pipe: written.broken_pipe,
+        interrupted: interrupted.load(Ordering::Relaxed),
+        quiet: settings.quiet,
+    })
+}
+
+/// The plugin, restored from the state file when there is one, and the scorer that owns
+/// them; whether a model was restored.
+async fn load(settings: &Settings) -> anyhow::Result<(Scorer, bool)> {
+    let mut state = settings
+        .state
+        .clone()
+        .map(|s| (StateFile::new(s.file.clone()), s));
+    let snapshot = match &mut state {
+        Some((file, _)) => file
+            .load()
+            .with_context(|| format!("state file {}", file.path().display()))?,
+        None => None,
+    };
+    let wasm: Vec<u8> = match &settings.plugin {
+        Some(p) => plugin::read_component(p)?,
+        None => plugin::EMBEDDED.to_vec(),
+    };
+    let (config, limits, origin) = (
+        settings.engine_config.clone(),
+        settings.limits,
+        settings.profile_origin.clone(),
+    );
+    let cache = settings.cache_dir.clone();
+    let state_path = state.as_ref().map(|(f, _)| f.path().display().to_string());
+    let restored = snapshot.is_some();
+    let (plugin, last_good) = tokio::task::spawn_blocking(move || {
+        Plugin::load(
+            &wasm,
+            &config,
+            snapshot.as_deref(),
+            limits,
+            cache.as_deref(),
+        )
+        .map(|p| (p, snapshot))
+    })
+    .await?
+    .map_err(|e| match (e, state_path) {
+        (PluginError::Config(m), _) => anyhow!("configuration error ({origin}): {m}"),
+        (PluginError::Snapshot(m), Some(path)) => {
+            anyhow!("state file {path}: {m}; not starting, and the file is left as it is")
+        }
+        (e, _) => anyhow::Error::new(e),
+    })?;
+    let scorer = Scorer {
+        plugin,
+        state,
+        last_good,
+        report: scorer::ScorerReport::default(),
+    };
+    Ok((scorer, restored))
+}
+
+/// Cancels the run when `shutdown` resolves first.
+fn stop_on(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    cancel: CancellationToken,
+    interrupted: Arc<AtomicBool>,
+) {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => {
+                interrupted.store(true, Ordering::Relaxed);
+                tracing::warn!("stopping: finishing the events in flight and saving the state");
+                cancel.cancel();
+            }
+            () = cancel.cancelled() => {}
+        }
+    });
+}
+
+/// The reader task: each source in turn; the failures, by name.
+async fn read_all(
+    sources: Vec<Box<dyn Source>>,
+    opts: ReadOptions,
+    tx: mpsc::Sender<Batch>,
+    cancel: CancellationToken,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        if cancel.is_cancelled() || tx.is_closed() {
+            break;
+        }
+        if let Err(e) = source.read(i as u32, opts, &tx, &cancel).await {
+            tracing::error!("{e}; going on with the next input");
+            failed.push(e.to_string());
+        }
+    }
+    failed
+}

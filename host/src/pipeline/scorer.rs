@@ -1,0 +1,275 @@
+//! The extractor and scorer threads: sorting each batch's lines, reading their observations on
+//! a second plugin instance (staged), judging them, saving the state when due, and recovering
+//! from a plugin failure.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use crate::annotation::{LineError, Status};
+use crate::input::{Batch, Frame};
+use crate::plugin::{self, Judged, Plugin};
+use crate::settings::StateSettings;
+use crate::state::StateFile;
+
+/// Keeps the last good snapshot in memory this often when there is no state file, so that a
+/// plugin failure does not lose everything learned.
+const CHECKPOINT_EVENTS: u64 = 1_000_000;
+
+/// What became of one item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The plugin judged the line: its note is the next one of [`Scored::notes`].
+    Plugin(Status),
+    /// The host answers the line itself (with a note for an object, as the annotation module
+    /// decides).
+    Host(LineError),
+    /// A piece of an over-long line that is not its last.
+    Piece,
+}
+
+/// One scored batch: the items, what became of each, and one `\n`-terminated note per item
+/// the plugin judged, in order.
+#[derive(Debug)]
+pub struct Scored {
+    pub batch: Batch,
+    pub outcomes: Vec<Outcome>,
+    pub notes: Vec<u8>,
+}
+
+/// A batch on its way to the scorer: what the host already decided for each item, the lines
+/// for the plugin and, when staged, their observations.
+#[derive(Debug)]
+pub struct Prepared {
+    batch: Batch,
+    outcomes: Vec<Outcome>,
+    /// The items whose lines are in `buf`, in order.
+    sent: Vec<usize>,
+    /// Their lines, each `\n`-terminated.
+    buf: Vec<u8>,
+    /// What `extract` read from `buf`, when a second instance did.
+    observations: Option<Vec<u8>>,
+}
+
+/// Sorts a batch's items: the lines for the plugin, and the ones the host answers itself
+/// (blank, over-long). `long_len` carries the length of an over-long line across batches.
+pub fn prepare(batch: Batch, max_line: usize, long_len: &mut usize) -> Prepared {
+    let mut buf = Vec::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut sent = Vec::with_capacity(batch.len());
+    for (i, item) in batch.iter().enumerate() {
+        outcomes.push(match &item.frame {
+            // Not an event: the host knows without asking the plugin.
+            Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {
+                Outcome::Host(LineError::Empty)
+            }
+            // The limit is the line's own length: a `\r` of a `\r\n` ending does not count.
+            Frame::Line(line) if line.len() - usize::from(line.ends_with(b"\r")) <= max_line => {
+                buf.extend_from_slice(line);
+                buf.push(b'\n');
+                sent.push(i);
+                Outcome::Piece
+            }
+            Frame::Line(line) => Outcome::Host(LineError::TooLong(line.len())),
+            Frame::Long { piece, last } => {
+                *long_len += piece.len();
+                if *last {
+                    Outcome::Host(LineError::TooLong(std::mem::take(long_len)))
+                } else {
+                    Outcome::Piece
+                }
+            }
+        });
+    }
+    Prepared {
+        batch,
+        outcomes,
+        sent,
+        buf,
+        observations: None,
+    }
+}
+
+/// The extractor thread: sorts each batch and, with a second instance, has it read the batch's
+/// observations. When that instance fails, the batch goes on without them (the scorer then
+/// reads it itself) and a fresh instance takes over.
+pub fn extract_loop(
+    mut extractor: Option<Plugin>,
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Prepared>,
+    max_line: usize,
+) {
+    let mut long_len = 0;
+    while let Some(batch) = rx.blocking_recv() {
+        let mut prepared = prepare(batch, max_line, &mut long_len);
+        if let Some(reader) = extractor.as_mut().filter(|_| !prepared.sent.is_empty()) {
+            match reader.extract(&prepared.buf) {
+                Ok(observations) => prepared.observations = Some(observations),
+                Err(e) => {
+                    tracing::warn!(
+                        "reading a batch's observations failed, the scorer reads them: {e}"
+                    );
+                    if let Err(e) = reader.recover(None) {
+                        tracing::warn!("no second plugin instance any more: {e}");
+                        extractor = None;
+                    }
+                }
+            }
+        }
+        if tx.blocking_send(prepared).is_err() {
+            break;
+        }
+    }
+}
+
+/// What the scorer thread did besides scoring.
+#[derive(Debug, Default)]
+pub struct ScorerReport {
+    pub plugin_failures: u64,
+    pub failed_saves: u64,
+}
+
+/// The scorer thread: owns the plugin and the state file.
+#[derive(Debug)]
+pub struct Scorer {
+    pub plugin: Plugin,
+    pub state: Option<(StateFile, StateSettings)>,
+    /// The snapshot the plugin restarts from after a failure.
+    pub last_good: Option<Vec<u8>>,
+    pub report: ScorerReport,
+}
+
+impl Scorer {
+    /// Scores every batch of `rx` onto `tx`, saving when due and at the end.
+    pub fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Prepared>,
+        tx: mpsc::Sender<Scored>,
+    ) -> anyhow::Result<ScorerReport> {
+        let mut since_save = 0u64;
+        let mut last_save = Instant::now();
+        while let Some(prepared) = rx.blocking_recv() {
+            let scored = self.score(prepared)?;
+            since_save += scored.outcomes.len() as u64;
+            if tx.blocking_send(scored).is_err() {
+                break;
+            }
+            let due = match &self.state {
+                Some((_, s)) => {
+                    s.every_events.is_some_and(|n| since_save >= n)
+                        || s.every.is_some_and(|t| last_save.elapsed() >= t)
+                }
+                None => since_save >= CHECKPOINT_EVENTS,
+            };
+            if due {
+                self.save()?;
+                since_save = 0;
+                last_save = Instant::now();
+            }
+        }
+        if self.state.is_some() {
+            self.save()?;
+        }
+        self.log_stats();
+        Ok(self.report)
+    }
+
+    /// Takes a snapshot, keeps it as the last good one and writes it to the state file.
+    fn save(&mut self) -> anyhow::Result<()> {
+        let bytes = self.plugin.snapshot().context("taking a snapshot")?;
+        if let Some((file, _)) = &self.state
+            && let Err(e) = file.save(&bytes)
+        {
+            self.report.failed_saves += 1;
+            tracing::error!(state = %file.path().display(), "saving the state failed, the previous state file is intact: {e}");
+        }
+        self.last_good = Some(bytes);
+        Ok(())
+    }
+
+    fn log_stats(&mut self) {
+        if let Ok([events, nodes, max_nodes, principals, prunes]) = self.plugin.stats() {
+            tracing::info!(
+                events,
+                nodes,
+                max_nodes,
+                principals,
+                prunes,
+                "the model at the end of the run"
+            );
+        }
+    }
+
+    /// Judges one batch: from its observations when a sibling read them and the plugin takes
+    /// them, else from its lines. After a plugin failure the batch's lines pass unscored and the
+    /// plugin restarts from the last good snapshot.
+    fn score(&mut self, prepared: Prepared) -> anyhow::Result<Scored> {
+        let Prepared {
+            batch,
+            mut outcomes,
+            sent,
+            buf,
+            observations,
+        } = prepared;
+        if sent.is_empty() {
+            return Ok(Scored {
+                batch,
+                outcomes,
+                notes: Vec::new(),
+            });
+        }
+        let staged = match &observations {
+            Some(o) => self
+                .plugin
+                .judge(plugin::Batch::Observations(o), sent.len()),
+            None => Ok(None),
+        };
+        let judged = match staged {
+            Ok(Some(judged)) => Ok(judged),
+            // Unstaged, or the observations were refused (nothing learned): from the lines.
+            Ok(None) => self
+                .plugin
+                .judge(plugin::Batch::Lines(&buf), sent.len())
+                .map(Option::unwrap_or_default),
+            Err(e) => Err(e),
+        };
+        let notes = match judged {
+            Ok(Judged { notes, statuses }) if statuses.len() == sent.len() => {
+                for (i, status) in sent.into_iter().zip(statuses) {
+                    outcomes[i] = Outcome::Plugin(status);
+                }
+                notes
+            }
+            Ok(_) => self.failed(&mut outcomes, sent, "refused a batch of lines".into())?,
+            Err(e) => self.failed(&mut outcomes, sent, e.to_string())?,
+        };
+        Ok(Scored {
+            batch,
+            outcomes,
+            notes,
+        })
+    }
+
+    /// A failed batch: its lines pass unscored, and the plugin restarts from the last good
+    /// snapshot.
+    fn failed(
+        &mut self,
+        outcomes: &mut [Outcome],
+        sent: Vec<usize>,
+        reason: String,
+    ) -> anyhow::Result<Vec<u8>> {
+        self.report.plugin_failures += 1;
+        tracing::error!(
+            "{reason}; the batch's {} lines pass through unscored, restoring the last good state",
+            sent.len()
+        );
+        for i in sent {
+            outcomes[i] = Outcome::Host(LineError::Plugin(reason.clone()));
+        }
+        self.plugin
+            .recover(self.last_good.as_deref())
+            .context("restarting the plugin after a failure")?;
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,385 @@
+//! The writer: turns each scored batch into output lines and alert lines (synchronously, in
+//! [`Assembly`]), then writes them to the sinks, the dead-letter file and the progress line.
+
+use std::io;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use super::scorer::{Outcome, Scored};
+use crate::alerts::{AlertCounts, Alerts};
+use crate::annotation::{self, Annotation, LineError, Status, render};
+use crate::deadletter::DeadLetter;
+use crate::input::{Frame, Item};
+use crate::output::Sink;
+use crate::problems::Problems;
+use crate::progress::Progress;
+
+/// How output lines are made: the annotation's key, the source names for messages, and whether
+/// the plugin's notes are checked before they go into events (an untrusted `--plugin`).
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    pub key: &'a str,
+    pub names: &'a [String],
+    pub verify: bool,
+}
+
+/// What was written, counted.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Notes of an untrusted plugin that were not one JSON value (the event went out with a
+    /// plugin-failed note instead).
+    pub forged: u64,
+    pub events: u64,
+    pub scored: u64,
+    pub highest: f64,
+    pub alerts: AlertCounts,
+    pub problems: Problems,
+    pub broken_pipe: bool,
+    pub dead_lettered: u64,
+}
+
+/// The per-event decisions of one batch: dead letter, verification of the note, the splice,
+/// counting and alerting. No I/O: the output and alert lines pile up in `out` and `alerts_out`.
+#[derive(Debug)]
+pub struct Assembly<'a> {
+    pub layout: Layout<'a>,
+    pub alerts: Option<&'a mut Alerts>,
+    pub dead_letter: Option<&'a mut DeadLetter>,
+    pub written: &'a mut Written,
+    pub out: Vec<u8>,
+    pub alerts_out: Vec<u8>,
+}
+
+impl Assembly<'_> {
+    /// Assembles every item of a scored batch, in order.
+    pub fn batch(&mut self, scored: &Scored) {
+        let mut notes = Notes(&scored.notes);
+        for (item, outcome) in scored.batch.iter().zip(&scored.outcomes) {
+            let note = match outcome {
+                Outcome::Plugin(_) => Some(notes.next().unwrap_or_default()),
+                Outcome::Host(_) | Outcome::Piece => None,
+            };
+            self.item(item, outcome, note);
+        }
+    }
+
+    /// One item, with the plugin's note when the plugin judged it.
+    pub fn item(&mut self, item: &Item, outcome: &Outcome, note: Option<&[u8]>) {
+        let source = self.layout.names[item.source as usize].as_str();
+        if self.dead_lettered(item, outcome, source) {
+            return;
+        }
+        match (&item.frame, outcome) {
+            (Frame::Line(line), Outcome::Plugin(status)) => {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                self.judged(line, status, note.unwrap_or_default(), source, item.number);
+            }
+            (Frame::Line(line), Outcome::Host(e)) => {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                render(line, self.layout.key, &Err(e.clone()), &mut self.out);
+                self.out.push(b'\n');
+                self.written.events += 1;
+                self.written.problems.record(source, item.number, e);
+            }
+            (Frame::Line(line), Outcome::Piece) => {
+                // Not reached: whole lines always have an outcome. Written as they are.
+                self.out.extend_from_slice(line);
+                self.out.push(b'\n');
+                self.written.events += 1;
+            }
+            (Frame::Long { piece, last }, outcome) => {
+                self.out.extend_from_slice(piece);
+                if *last {
+                    self.out.push(b'\n');
+                    self.written.events += 1;
+                }
+                if let Outcome::Host(e) = outcome {
+                    self.written.problems.record(source, item.number, e);
+                }
+            }
+        }
+    }
+
+    /// Whether the dead-letter file took the item (it then gives no output line).
+    fn dead_lettered(&mut self, item: &Item, outcome: &Outcome, source: &str) -> bool {
+        let Some(dl) = self.dead_letter.as_deref_mut() else {
+            return false;
+        };
+        let error = match outcome {
+            Outcome::Plugin(Status::Failed(e)) | Outcome::Host(e) => Some(e),
+            Outcome::Plugin(Status::Scored { .. }) | Outcome::Piece => None,
+        };
+        if !dl.take(source, item.number, &item.frame, error) {
+            return false;
+        }
+        // The error comes with a whole line, or with an over-long line's last piece.
+        if let Some(e) = error {
+            self.written.events += 1;
+            self.written.problems.record(source, item.number, e);
+        }
+        true
+    }
+
+    /// A line the plugin judged: its note spliced in, counted, and alerted on.
+    fn judged(&mut self, line: &[u8], status: &Status, note: &[u8], source: &str, number: u64) {
+        let note = note.strip_suffix(b"\n").unwrap_or(note);
+        if self.layout.verify && !note.is_empty() && !is_one_json_value(note) {
+            // An untrusted plugin may not break or rewrite events with a note that is not
+            // one JSON value: the line goes out with a note that the plugin failed on it.
+            let e = LineError::Plugin("its note is not one JSON value".into());
+            render(line, self.layout.key, &Err(e.clone()), &mut self.out);
+            self.out.push(b'\n');
+            self.written.events += 1;
+            self.written.forged += 1;
+            self.written.problems.record(source, number, &e);
+            return;
+        }
+        if note.is_empty() || !annotation::splice_raw(line, self.layout.key, note, &mut self.out) {
+            self.out.extend_from_slice(line);
+        }
+        self.out.push(b'\n');
+        self.written.events += 1;
+        match status {
+            Status::Scored {
+                score,
+                severity,
+                campaign_risk,
+            } => {
+                self.written.scored += 1;
+                self.written.highest = self.written.highest.max(*score);
+                if let Some(alerts) = self.alerts.as_deref_mut() {
+                    if alerts.wants(*severity, campaign_risk.is_some()) {
+                        match serde_json::from_slice::<Annotation>(note) {
+                            Ok(a) => alerts.observe(&a, source, number, &mut self.alerts_out),
+                            Err(_) => alerts.pass(),
+                        }
+                    } else {
+                        alerts.pass();
+                    }
+                }
+            }
+            Status::Failed(e) => self.written.problems.record(source, number, e),
+        }
+    }
+}
+
+/// The `\n`-terminated notes of a batch, each with its newline (found with memchr).
+struct Notes<'a>(&'a [u8]);
+
+impl<'a> Iterator for Notes<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', self.0).map_or(self.0.len(), |i| i + 1);
+        let (note, rest) = self.0.split_at(end);
+        self.0 = rest;
+        Some(note)
+    }
+}
+
+/// Whether `text` is exactly one JSON value (an untrusted plugin's note).
+fn is_one_json_value(text: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// Where the writer writes.
+#[derive(Debug)]
+pub struct Outputs {
+    pub output: Box<dyn Sink>,
+    pub alerts: Option<(Alerts, Box<dyn Sink>)>,
+    pub dead_letter: Option<DeadLetter>,
+    pub progress: Progress,
+}
+
+/// Writes every scored batch of `rx`; then finishes the sinks.
+pub async fn write_loop(
+    rx: mpsc::Receiver<Scored>,
+    mut outputs: Outputs,
+    layout: Layout<'_>,
+) -> anyhow::Result<Written> {
+    let mut written = Written::default();
+    let outcome = write_batches(rx, &mut outputs, layout, &mut written).await;
+    outputs.progress.finish();
+    outcome?;
+    if let Some(dl) = &mut outputs.dead_letter {
+        dl.finish().await?;
+        written.dead_lettered = dl.lines();
+    }
+    Ok(written)
+}
+
+/// A closed pipe ends the run quietly; any other error is the run's.
+fn closed(result: io::Result<()>, written: &mut Written, what: &str) -> anyhow::Result<bool> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            written.broken_pipe = true;
+            Ok(true)
+        }
+        other => other
+            .with_context(|| format!("writing the {what}"))
+            .map(|()| false),
+    }
+}
+
+async fn write_batches(
+    mut rx: mpsc::Receiver<Scored>,
+    outputs: &mut Outputs,
+    layout: Layout<'_>,
+    written: &mut Written,
+) -> anyhow::Result<()> {
+    let mut capacity = 256 * 1024;
+    while let Some(scored) = rx.recv().await {
+        let mut assembly = Assembly {
+            layout,
+            alerts: outputs.alerts.as_mut().map(|(judge, _)| judge),
+            dead_letter: outputs.dead_letter.as_mut(),
+            written,
+            out: Vec::with_capacity(capacity),
+            alerts_out: Vec::new(),
+        };
+        assembly.batch(&scored);
+        let Assembly {
+            out, alerts_out, ..
+        } = assembly;
+        capacity = capacity.max(out.len());
+        if let Some(dl) = &mut outputs.dead_letter {
+            dl.write_out().await?;
+        }
+        if closed(outputs.output.write(out).await, written, "output")? {
+            return Ok(());
+        }
+        if let Some((judge, sink)) = &mut outputs.alerts {
+            written.alerts = judge.counts();
+            // Written at once: alerts are rare, and a SIEM following the file wants them now.
+            if !alerts_out.is_empty() && closed(sink.write(alerts_out).await, written, "alerts")? {
+                return Ok(());
+            }
+        }
+        let alerts = outputs.alerts.as_ref().map(|_| written.alerts.total());
+        outputs
+            .progress
+            .update(written.events, written.highest, alerts);
+    }
+    // The output thread flushes whenever it has nothing more to write: a live stream's lines go
+    // out as soon as they are scored.
+    if closed(outputs.output.finish().await, written, "output")? {
+        return Ok(());
+    }
+    if let Some((_, sink)) = &mut outputs.alerts {
+        closed(sink.finish().await, written, "alerts")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::annotation::Severity;
+
+    const EVENT: &[u8] = br#"{"eventName":"GetObject","n":1}"#;
+    const NOTE: &[u8] = br#"{"score":0.5,"sequence":1}"#;
+
+    fn item(line: &[u8]) -> Item {
+        Item {
+            frame: Frame::Line(Bytes::copy_from_slice(line)),
+            source: 0,
+            number: 1,
+        }
+    }
+
+    fn scored() -> Outcome {
+        Outcome::Plugin(Status::Scored {
+            score: 0.5,
+            severity: Severity::Info,
+            campaign_risk: None,
+        })
+    }
+
+    /// Assembles one item; its output line and what was counted.
+    fn assemble(
+        line: &[u8],
+        outcome: &Outcome,
+        note: Option<&[u8]>,
+        verify: bool,
+        dead_letter: Option<&mut DeadLetter>,
+    ) -> (String, Written) {
+        let names = ["src".to_owned()];
+        let mut written = Written::default();
+        let mut assembly = Assembly {
+            layout: Layout {
+                key: "novelty",
+                names: &names,
+                verify,
+            },
+            alerts: None,
+            dead_letter,
+            written: &mut written,
+            out: Vec::new(),
+            alerts_out: Vec::new(),
+        };
+        assembly.item(&item(line), outcome, note);
+        let out = String::from_utf8(assembly.out).expect("utf-8");
+        (out, written)
+    }
+
+    #[test]
+    fn a_note_goes_in_as_the_last_member() {
+        let (out, written) = assemble(EVENT, &scored(), Some(NOTE), true, None);
+        assert_eq!(
+            out,
+            "{\"eventName\":\"GetObject\",\"n\":1,\"novelty\":{\"score\":0.5,\"sequence\":1}}\n"
+        );
+        assert_eq!((written.events, written.scored, written.forged), (1, 1, 0));
+        let (out, _) = assemble(b"{\"a\":1}\r", &scored(), Some(b"\n"), true, None);
+        assert_eq!(
+            out, "{\"a\":1}\n",
+            "no note: the line as it came, without its \\r"
+        );
+    }
+
+    #[test]
+    fn an_untrusted_note_that_is_not_one_json_value_never_enters_the_event() {
+        for bad in [&br#"{"score":1},"forged":true"#[..], b"{\"score\":", b"1 2"] {
+            let (out, written) = assemble(EVENT, &scored(), Some(bad), true, None);
+            let v: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+            assert_eq!(v["novelty"]["error"], "plugin-failed", "{out}");
+            assert!(v.get("forged").is_none());
+            assert_eq!((written.events, written.scored, written.forged), (1, 0, 1));
+        }
+        // The embedded plugin is trusted: its notes are not parsed again.
+        let (out, written) = assemble(EVENT, &scored(), Some(b"{\"score\":"), false, None);
+        assert!(out.ends_with(",\"novelty\":{\"score\":}\n"), "{out}");
+        assert_eq!(written.forged, 0);
+    }
+
+    #[test]
+    fn lines_the_host_answers_are_written_with_their_error() {
+        let empty = Outcome::Host(LineError::Empty);
+        let (out, written) = assemble(b"  ", &empty, None, true, None);
+        assert_eq!(out, "  \n");
+        assert_eq!((written.events, written.problems.total()), (1, 1));
+        let failed = Outcome::Host(LineError::Plugin("trapped".into()));
+        let (out, _) = assemble(EVENT, &failed, None, true, None);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(v["novelty"]["error"], "plugin-failed");
+    }
+
+    #[test]
+    fn a_dead_lettered_line_is_counted_but_not_written() {
+        let mut dl = DeadLetter::new("dl".into(), Box::new(tokio::io::sink()));
+        let bad = Outcome::Plugin(Status::Failed(LineError::NotJson("at 1".into())));
+        let (out, written) = assemble(b"not json", &bad, Some(b"\n"), true, Some(&mut dl));
+        assert_eq!(out, "");
+        assert_eq!((written.events, written.problems.total()), (1, 1));
+        assert_eq!(dl.lines(), 1);
+        let (out, _) = assemble(EVENT, &scored(), Some(NOTE), true, Some(&mut dl));
+        assert!(out.contains("novelty"), "a good line is not taken");
+        assert_eq!(dl.lines(), 1);
+    }
+}
