@@ -124,6 +124,11 @@ pub struct ScoreArgs {
     #[arg(short, long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 
+    /// Read every input file from its start and learn it again, ignoring the state's
+    /// checkpoints (by default the events the state learned from a file are skipped).
+    #[arg(long)]
+    pub reread: bool,
+
     /// Also save the state after this many events [state.save-every-events].
     #[arg(long, value_name = "N")]
     pub save_every_events: Option<u64>,
@@ -184,4 +189,17 @@ pub struct ScoreArgs {
     /// More log output on standard error (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// The log's format on standard error: `text` for people, `json` (one object per line,
+    /// with a timestamp) for machines. The scored events alone go to standard output.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }

@@ -13,7 +13,8 @@
 //! - [`pipeline`]: sources → reader → scorer → writer → sinks, state saving, recovery.
 //! - [`alerts`]: the events and campaigns that cross a threshold, as JSON lines for a SIEM.
 //! - [`progress`]: the live progress line on a terminal.
-//! - [`state`]: atomic snapshot files.
+//! - [`state`]: atomic state files: the snapshot and the input checkpoints.
+//! - [`checkpoint`]: what of each input file the state learned, by file identity.
 //! - [`problems`]: counting and rate-limited reporting of unscored lines.
 //! - [`scored`]: reading scored files (gzip, long lines, times, the ranking by risk).
 //! - [`top`]: `oddity top`, the most novel events as a table.
@@ -23,6 +24,7 @@
 pub mod alerts;
 pub mod annotation;
 pub mod blocking;
+pub mod checkpoint;
 pub mod cli;
 pub mod deadletter;
 pub mod export;

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use oddity::cli::{Cli, Command, ExportArgs, PluginCommand, ScoreArgs};
+use oddity::cli::{Cli, Command, ExportArgs, LogFormat, PluginCommand, ScoreArgs};
 use oddity::pipeline::{self, Summary};
 use oddity::settings::Settings;
 
@@ -79,7 +79,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(summary) => {
             if !summary.quiet || summary.partial() {
-                eprintln!("{}", describe(&summary));
+                match args.log_format {
+                    LogFormat::Text => eprintln!("{}", describe(&summary)),
+                    LogFormat::Json => eprintln!("{}", describe_json(&summary)),
+                }
             }
             if summary.partial() {
                 ExitCode::from(2)
@@ -146,13 +149,45 @@ fn init_logging(args: &ScoreArgs) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(oddity::progress::LogWriter)
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match args.log_format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .without_time()
+            .init(),
+    }
+}
+
+/// The summary as one JSON object, for `--log-format json`.
+fn describe_json(s: &Summary) -> serde_json::Value {
+    let (alerts, alerts_to) = match &s.alerts {
+        Some((c, sink)) => (Some(c.total()), Some(sink.as_str())),
+        None => (None, None),
+    };
+    serde_json::json!({
+        "level": if s.partial() { "WARN" } else { "INFO" },
+        "message": "summary",
+        "events": s.events,
+        "scored": s.scored,
+        "unscored": s.unscored,
+        "unscored_kinds": s.breakdown,
+        "skipped": s.skipped,
+        "seconds": s.elapsed.as_secs_f64(),
+        "highest_score": s.highest_score,
+        "alerts": alerts,
+        "alerts_to": alerts_to,
+        "dead_lettered": s.dead_lettered.as_ref().map(|(n, _)| n),
+        "failed_inputs": s.failed_sources,
+        "plugin_failures": s.plugin_failures,
+        "refused_notes": s.forged,
+        "failed_saves": s.failed_saves,
+        "broken_pipe": s.broken_pipe,
+        "interrupted": s.interrupted,
+    })
 }
 
 fn describe(s: &Summary) -> String {
@@ -170,6 +205,12 @@ fn describe(s: &Summary) -> String {
         s.events as f64 / secs.max(1e-9),
         s.highest_score,
     );
+    if s.skipped > 0 {
+        text.push_str(&format!(
+            "; {} events skipped: the state learned them before (--reread reads them again)",
+            s.skipped
+        ));
+    }
     if let Some((counts, sink)) = &s.alerts {
         text.push_str(&format!(
             "; {} alerts ({} event, {} campaign) to {sink}",

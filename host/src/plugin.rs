@@ -493,7 +493,7 @@ fn compile(engine: &Engine, bytes: &[u8], cache: Option<&Path>) -> Result<Compon
         c.map_err(load_error)?
     };
     if let Err(e) = store_artifact(dir, &path, &artifact) {
-        tracing::debug!(cache = %dir.display(), "not caching the compiled plugin: {e}");
+        tracing::warn!(cache = %dir.display(), "cannot cache the compiled plugin, every start compiles it (about a second): {e}");
     }
     Ok(component)
 }

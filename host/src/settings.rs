@@ -4,7 +4,7 @@
 //! The `[engine]` and `[campaign]` tables are the plugin's: they are passed to it with the
 //! profile as its configuration text, and the plugin validates them (naming the key).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Case, Config, Environment, File, FileFormat};
@@ -57,6 +57,8 @@ pub struct Settings {
     /// Where compiled plugins are cached; `None` compiles at every start.
     pub cache_dir: Option<PathBuf>,
     pub quiet: bool,
+    /// Read input files from their start, whatever the state's checkpoints say.
+    pub reread: bool,
 }
 
 pub const DEFAULT_BATCH: usize = 256;
@@ -126,11 +128,11 @@ struct RawSandbox {
 pub struct WrittenFile<'a> {
     pub what: &'static str,
     pub key: &'static str,
-    pub path: &'a std::path::Path,
+    pub path: &'a Path,
 }
 
 impl<'a> WrittenFile<'a> {
-    fn new(what: &'static str, key: &'static str, path: &'a std::path::Path) -> Self {
+    fn new(what: &'static str, key: &'static str, path: &'a Path) -> Self {
         WrittenFile { what, key, path }
     }
 }
@@ -144,7 +146,7 @@ impl std::fmt::Display for WrittenFile<'_> {
 
 /// Whether two paths name the same file: the same file on disk when both exist (the same
 /// device and inode, so symbolic and hard links are seen through), else the same absolute path.
-pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+pub fn same_file(a: &Path, b: &Path) -> bool {
     // Two names of one existing file (hard links too): the same device and inode.
     #[cfg(unix)]
     {
@@ -272,7 +274,9 @@ impl Settings {
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|e| err(e.to_string()))?;
-        validate(args, raw).map_err(err)
+        let mut settings = validate(args, raw).map_err(err)?;
+        settings.reread = args.reread;
+        Ok(settings)
     }
 }
 
@@ -361,6 +365,10 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         raw.engine,
         raw.campaign,
     )?;
+    let cache_dir = cache_dir(
+        raw.cache_dir.as_deref(),
+        state.as_ref().map(|s| s.file.as_path()),
+    );
     let settings = Settings {
         paths: args.paths.clone(),
         engine_config,
@@ -378,8 +386,9 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         limits,
         state,
         alerts,
-        cache_dir: cache_dir(raw.cache_dir.as_deref()),
+        cache_dir,
         quiet: raw.quiet.unwrap_or(false),
+        reread: false,
     };
     // Two of the files written being one would lose one of them (a snapshot over the scored
     // events, alerts or dead letters among them), by the file itself (links, `./`).
@@ -397,10 +406,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
 
 /// `[alerts]`: the sink and the thresholds. With alerts on standard output (`-`), the scored
 /// stream must go to a file, or the two would be mixed.
-fn alerts(
-    raw: Option<RawAlerts>,
-    output: Option<&std::path::Path>,
-) -> Result<Option<AlertSettings>, String> {
+fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertSettings>, String> {
     let Some(raw) = raw else { return Ok(None) };
     for (key, set) in [
         ("event-threshold", raw.event_threshold.is_some()),
@@ -478,20 +484,85 @@ fn bad_lines(raw: Option<RawBadLines>) -> Result<BadLinePolicy, String> {
 }
 
 /// `cache-dir`: a directory, `off`, or by default `$XDG_CACHE_HOME/oddity` (`~/.cache/oddity`).
-fn cache_dir(setting: Option<&str>) -> Option<PathBuf> {
+/// Where the compiled plugin is cached: `cache-dir`, else `$XDG_CACHE_HOME/oddity` or
+/// `$HOME/.cache/oddity`; without either (log shippers start their children with an empty
+/// environment) a directory beside the state file, else a private one in the system's
+/// temporary directory, said once in the log.
+fn cache_dir(setting: Option<&str>, state: Option<&Path>) -> Option<PathBuf> {
     match setting {
-        Some("" | "off" | "none") => None,
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME")
-                    .filter(|d| !d.is_empty())
-                    .map(|h| PathBuf::from(h).join(".cache"))
-            })
-            .map(|d| d.join("oddity")),
+        Some("" | "off" | "none") => return None,
+        Some(dir) => return Some(PathBuf::from(dir)),
+        None => {}
     }
+    let home = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|d| !d.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        });
+    if let Some(dir) = home {
+        return Some(dir.join("oddity"));
+    }
+    let beside_state = state.map(|s| match s.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.join(".oddity-cache"),
+        _ => PathBuf::from(".oddity-cache"),
+    });
+    let fallback = beside_state.or_else(|| private_temp_dir().ok());
+    match &fallback {
+        Some(dir) => tracing::info!(
+            cache = %dir.display(),
+            "neither XDG_CACHE_HOME nor HOME is set: caching the compiled plugin in {}",
+            dir.display()
+        ),
+        None => tracing::warn!(
+            "neither XDG_CACHE_HOME nor HOME is set and no private temporary directory could be made: every start compiles the plugin (about a second); set cache-dir"
+        ),
+    }
+    fallback
+}
+
+/// `oddity-cache-<owner>` in the system's temporary directory, made private (mode 0700):
+/// compiled machine code is loaded from it, so nobody else may write there.
+fn private_temp_dir() -> std::io::Result<PathBuf> {
+    let tmp = std::env::temp_dir();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+        let uid = user_id(&tmp)?;
+        let dir = tmp.join(format!("oddity-cache-{uid}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let meta = fs_err::symlink_metadata(&dir)?;
+        if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} is not a private directory of this user",
+                dir.display()
+            )));
+        }
+        Ok(dir)
+    }
+    #[cfg(not(unix))]
+    Ok(tmp.join("oddity-cache"))
+}
+
+/// This process's user id: the owner of a file it creates in `dir`.
+#[cfg(unix)]
+fn user_id(dir: &Path) -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let probe = dir.join(format!(".oddity-probe-{}", std::process::id()));
+    let file = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    let uid = file.metadata().map(|m| m.uid());
+    drop(file);
+    let _ = fs_err::remove_file(&probe);
+    uid
 }
 
 /// The plugin's configuration text: the profile (a built-in name or a file's tables), with the

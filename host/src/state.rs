@@ -1,4 +1,10 @@
-//! The state file: the plugin's snapshot bytes on disk, replaced atomically.
+//! The state file: the plugin's snapshot bytes and the input checkpoints
+//! ([`crate::checkpoint`]) on disk, together, replaced atomically.
+//!
+//! Layout: the magic `ODDITYST`, a version byte (1), the checkpoints as JSON (a u32 length, a
+//! u64 xxh3 of the JSON, all little-endian, then the JSON), then the snapshot's bytes. A file
+//! without the magic is a bare snapshot (state files of builds before checkpoints): it restores,
+//! with no checkpoints.
 //!
 //! A save writes a temporary file beside the target (`.NAME.tmp`), fsyncs it, renames it over
 //! the target and fsyncs the directory, so a crash (`kill -9`) or a full disk at any moment
@@ -11,6 +17,72 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+
+use crate::checkpoint::Checkpoints;
+
+const MAGIC: &[u8; 8] = b"ODDITYST";
+const VERSION: u8 = 1;
+
+/// What a state file holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Saved {
+    pub snapshot: Vec<u8>,
+    pub checkpoints: Checkpoints,
+}
+
+/// Why a state file's checkpoints could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("written by a newer oddity (state file version {0}, this one reads 1)")]
+    Version(u8),
+    #[error("truncated (its checkpoints end past the file)")]
+    Truncated,
+    #[error("its checkpoints do not match their checksum")]
+    Checksum,
+    #[error("its checkpoints are not valid: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Saved {
+    pub fn encode(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(&self.checkpoints).unwrap_or_else(|_| b"{}".to_vec());
+        let mut out = Vec::with_capacity(21 + json.len() + self.snapshot.len());
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&json).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&self.snapshot);
+        out
+    }
+
+    pub fn decode(bytes: Vec<u8>) -> Result<Saved, StateError> {
+        let Some(rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
+            return Ok(Saved {
+                snapshot: bytes,
+                checkpoints: Checkpoints::new(),
+            });
+        };
+        let (&version, rest) = rest.split_first().ok_or(StateError::Truncated)?;
+        if version != VERSION {
+            return Err(StateError::Version(version));
+        }
+        let (len, rest) = rest.split_at_checked(4).ok_or(StateError::Truncated)?;
+        let (sum, rest) = rest.split_at_checked(8).ok_or(StateError::Truncated)?;
+        let len = u32::from_le_bytes(len.try_into().map_err(|_| StateError::Truncated)?);
+        let sum = u64::from_le_bytes(sum.try_into().map_err(|_| StateError::Truncated)?);
+        let (json, snapshot) = rest
+            .split_at_checked(len as usize)
+            .ok_or(StateError::Truncated)?;
+        if xxhash_rust::xxh3::xxh3_64(json) != sum {
+            return Err(StateError::Checksum);
+        }
+        Ok(Saved {
+            checkpoints: serde_json::from_slice(json)?,
+            snapshot: snapshot.to_vec(),
+        })
+    }
+}
 
 /// Where the snapshot lives.
 #[derive(Debug)]

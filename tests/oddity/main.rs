@@ -10,6 +10,7 @@
 //! - `hostile`: bad lines and the dead-letter file, corrupt files, deep nesting, huge lines.
 //! - `sandbox`: an untrusted plugin's capabilities, and its traps, recovered from.
 //! - `crash`: kill -9, a failing disk, signals and a closed pipe; the state survives.
+//! - `unattended`: no HOME (the compile cache's fallback), JSON logs.
 //! - `portable`: `oddity plugin export`, and the component in Node and Python, byte for byte.
 
 #![allow(clippy::disallowed_methods)] // tests read and write their own files with std::fs
@@ -24,4 +25,5 @@ mod pipeline;
 mod portable;
 mod sandbox;
 mod state;
+mod unattended;
 mod util;

@@ -126,17 +126,30 @@ fn a_damaged_or_foreign_snapshot_is_refused_by_name_and_kept() {
     let good = std::fs::read(&state).expect("state");
     let config = dir.path().join("week.toml");
     std::fs::write(&config, "[engine]\nhalf-life = \"7d\"\n").expect("write");
-    let version = u32::from_le_bytes(good[8..12].try_into().expect("version"));
+    // The state file: `ODDITYST`, a version byte, the checkpoints' length and checksum and
+    // JSON, then the engine's snapshot (docs/operations.md).
+    assert!(good.starts_with(b"ODDITYST"));
+    let json = u32::from_le_bytes(good[9..13].try_into().expect("length")) as usize;
+    let snap = 21 + json;
+    let version = u32::from_le_bytes(good[snap + 8..snap + 12].try_into().expect("version"));
+    let mut checkpoints = good.clone();
+    checkpoints[21] ^= 0x20;
     let mut flipped = good.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 0x01;
     let mut future = good.clone();
-    future[8..12].copy_from_slice(&(version + 1).to_le_bytes());
+    future[snap + 8..snap + 12].copy_from_slice(&(version + 1).to_le_bytes());
     let mut appended = good.clone();
     appended.extend_from_slice(b"{\"eventName\":\"oops\"}\n");
     // What was done to the file, its bytes, extra flags, and what the message must name.
     type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], &'a [&'a str]);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
+        (
+            "damaged checkpoints",
+            checkpoints,
+            &[],
+            &["checkpoints do not match their checksum"],
+        ),
         (
             "bytes appended",
             appended,
@@ -190,4 +203,92 @@ fn a_damaged_or_foreign_snapshot_is_refused_by_name_and_kept() {
             "{what}: the file is untouched"
         );
     }
+}
+
+/// Lines of the invictus capture written as two files in a directory.
+fn two_files(dir: &std::path::Path, lines: &[String], split: usize) -> std::path::PathBuf {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(logs.join("a.jsonl"), lines[..split].join("\n") + "\n").expect("write");
+    std::fs::write(logs.join("b.jsonl"), lines[split..].join("\n") + "\n").expect("write");
+    logs
+}
+
+#[test]
+fn a_rerun_over_the_same_files_learns_nothing_twice() {
+    let lines = invictus_lines();
+    let (first, grown) = (1200, 2000);
+    let dir = tempdir();
+    let logs = two_files(dir.path(), &lines[..grown], first);
+    let logs_s = logs.to_str().expect("utf-8");
+    let state = dir.path().join("m.state");
+    let s = state.to_str().expect("utf-8");
+    let whole = run(&["-q"], Some((lines.join("\n") + "\n").as_bytes()));
+    whole.assert_ok();
+    let whole = novelty(&whole.stdout);
+
+    let once = run(&["-q", "--state", s, logs_s], None);
+    once.assert_ok();
+    assert_eq!(novelty(&once.stdout), whole[..grown]);
+
+    // The same files again: nothing read, nothing learned, and the summary says so.
+    let again = run(&["--state", s, logs_s], None);
+    again.assert_ok();
+    assert!(again.stdout.is_empty(), "nothing new to score");
+    assert!(
+        again.stderr.contains(&format!("{grown} events skipped")),
+        "{}",
+        again.stderr
+    );
+
+    // One file grew (appended, then renamed as logrotate does): only its new events are read,
+    // scored as one run over everything scores them.
+    let b = logs.join("b.jsonl");
+    let mut text = std::fs::read(&b).expect("read");
+    text.extend_from_slice((lines[grown..].join("\n") + "\n").as_bytes());
+    std::fs::write(&b, text).expect("write");
+    std::fs::rename(&b, logs.join("b-rotated.jsonl")).expect("rename");
+    let grew = run(&["-q", "--state", s, logs_s], None);
+    grew.assert_ok();
+    assert_eq!(novelty(&grew.stdout), whole[grown..]);
+
+    // Forced: everything again.
+    let forced = run(&["-q", "--reread", "--state", s, logs_s], None);
+    forced.assert_ok();
+    assert_eq!(novelty(&forced.stdout).len(), lines.len());
+}
+
+#[test]
+fn a_file_replaced_in_place_is_read_from_its_start_with_a_warning() {
+    let lines = invictus_lines();
+    let dir = tempdir();
+    let logs = two_files(dir.path(), &lines[..600], 300);
+    let state = dir.path().join("m.state");
+    let (s, logs_s) = (
+        state.to_str().expect("utf-8"),
+        logs.to_str().expect("utf-8"),
+    );
+    run(&["-q", "--state", s, logs_s], None).assert_ok();
+    // a.jsonl rewritten with other events (its inode kept), b.jsonl cut short.
+    let a = logs.join("a.jsonl");
+    std::fs::write(&a, lines[600..1200].join("\n") + "\n").expect("write");
+    let b = logs.join("b.jsonl");
+    std::fs::write(&b, lines[300..310].join("\n") + "\n").expect("write");
+    let out = run(&["--state", s, logs_s], None);
+    out.assert_ok();
+    assert_eq!(
+        novelty(&out.stdout).len(),
+        610,
+        "both read from their start"
+    );
+    assert!(
+        out.stderr.contains("a.jsonl") && out.stderr.contains("no longer starts as"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("b.jsonl") && out.stderr.contains("shorter than when it was read"),
+        "{}",
+        out.stderr
+    );
 }

@@ -29,13 +29,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertCounts, AlertSink, Alerts};
+use crate::checkpoint::{self, Checkpoint, Checkpoints, Identity, Resume};
 use crate::deadletter::{BadLinePolicy, DeadLetter};
 use crate::input::{self, Batch, ReadOptions, Source};
 use crate::output::{self, Sink};
 use crate::plugin::{self, Plugin, PluginError};
 use crate::progress::Progress;
 use crate::settings::Settings;
-use crate::state::StateFile;
+use crate::state::{Saved, StateFile};
 use scorer::{Prepared, Scored, Scorer};
 use writer::{Layout, Outputs};
 
@@ -103,6 +104,8 @@ pub struct Summary {
     pub breakdown: String,
     /// Sources that failed, with the reason.
     pub failed_sources: Vec<String>,
+    /// Events of input files not read again: the state learned them before (checkpoints).
+    pub skipped: u64,
     /// Plugin calls that failed and were recovered from.
     pub plugin_failures: u64,
     /// Output lines of an untrusted plugin that did not keep their event (written as input).
@@ -145,7 +148,8 @@ pub async fn run(
         alerts: alert_sink,
     } = io;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name()).collect());
-    let (scorer, restored) = load(&settings).await?;
+    let (mut scorer, restored) = load(&settings).await?;
+    let skips = track(&sources, &mut scorer, settings.reread);
     if restored && let Some(s) = &settings.state {
         tracing::info!(state = %s.file.display(), "restored the model");
     }
@@ -158,7 +162,7 @@ pub async fn run(
         max_line: settings.max_line_bytes,
         batch: settings.batch_size,
     };
-    let reader = tokio::spawn(read_all(sources, opts, batch_tx, cancel.clone()));
+    let reader = tokio::spawn(read_all(sources, skips, opts, batch_tx, cancel.clone()));
     let max_line = settings.max_line_bytes;
     // The extractor's instance is made from the scorer's (same compiled component and
     // configuration); without one, the thread only sorts the batches on their way to the
@@ -210,7 +214,7 @@ pub async fn run(
         // Nobody reads any more: stop reading; the scorer saves what it learned.
         cancel.cancel();
     }
-    let failed_sources = reader.await.context("reader task")?;
+    let (failed_sources, skipped) = reader.await.context("reader task")?;
     let scorer = tokio::task::spawn_blocking(move || scoring.join())
         .await?
         .map_err(|_| anyhow!("the scorer thread panicked"))??;
@@ -225,6 +229,7 @@ pub async fn run(
         unscored: written.problems.total(),
         breakdown: written.problems.breakdown(),
         failed_sources,
+        skipped,
         plugin_failures: scorer.plugin_failures,
         forged: written.forged,
         failed_saves: scorer.failed_saves,
@@ -245,11 +250,19 @@ async fn load(settings: &Settings) -> anyhow::Result<(Scorer, bool)> {
         .state
         .clone()
         .map(|s| (StateFile::new(s.file.clone()), s));
-    let snapshot = match &mut state {
-        Some((file, _)) => file
-            .load()
-            .with_context(|| format!("state file {}", file.path().display()))?,
+    let saved = match &mut state {
+        Some((file, _)) => {
+            let path = file.path().display().to_string();
+            let bytes = file.load().with_context(|| format!("state file {path}"))?;
+            bytes.map(Saved::decode).transpose().with_context(|| {
+                format!("state file {path}; not starting, and the file is left as it is")
+            })?
+        }
         None => None,
+    };
+    let (snapshot, checkpoints) = match saved {
+        Some(s) => (Some(s.snapshot), s.checkpoints),
+        None => (None, Checkpoints::new()),
     };
     let wasm: Vec<u8> = match &settings.plugin {
         Some(p) => plugin::read_component(p)?,
@@ -286,6 +299,8 @@ async fn load(settings: &Settings) -> anyhow::Result<(Scorer, bool)> {
         state,
         last_good,
         report: scorer::ScorerReport::default(),
+        checkpoints,
+        tracked: Vec::new(),
     };
     Ok((scorer, restored))
 }
@@ -308,22 +323,111 @@ fn stop_on(
     });
 }
 
-/// The reader task: each source in turn; the failures, by name.
+/// Per source, the events its checkpoint says the state learned (see [`crate::checkpoint`]);
+/// the scorer is given the files' checkpoints to count on. With `reread`, none are skipped.
+fn track(sources: &[Box<dyn Source>], scorer: &mut Scorer, reread: bool) -> Vec<u64> {
+    let mut skips = Vec::with_capacity(sources.len());
+    scorer.tracked = Vec::with_capacity(sources.len());
+    for source in sources {
+        let identity = source
+            .file()
+            .and_then(|p| Some((p, Identity::of(p).ok()??)));
+        let Some((path, id)) = identity.filter(|_| scorer.state.is_some()) else {
+            skips.push(0);
+            scorer.tracked.push(None);
+            continue;
+        };
+        let skip = match checkpoint::resume(&scorer.checkpoints, path, &id) {
+            Resume::Fresh => 0,
+            Resume::After(n) if reread => {
+                tracing::info!(
+                    "{}: read from its start (--reread): its {n} events learned before are learned again",
+                    path.display()
+                );
+                0
+            }
+            Resume::After(n) => n,
+            Resume::Changed(why) => {
+                tracing::warn!("{}: {why}; reading it from its start", path.display());
+                0
+            }
+        };
+        skips.push(skip);
+        let start: Checkpoint = checkpoint::checkpoint(path, &id, skip);
+        scorer.tracked.push(Some((id.key(), start)));
+    }
+    skips
+}
+
+/// The reader task: each source in turn, less the events its checkpoint covers; the failures,
+/// by name, and the events skipped.
 async fn read_all(
     sources: Vec<Box<dyn Source>>,
+    skips: Vec<u64>,
     opts: ReadOptions,
     tx: mpsc::Sender<Batch>,
     cancel: CancellationToken,
-) -> Vec<String> {
+) -> (Vec<String>, u64) {
     let mut failed = Vec::new();
-    for (i, source) in sources.iter().enumerate() {
+    let mut skipped = 0;
+    for (i, (source, skip)) in sources.iter().zip(skips).enumerate() {
         if cancel.is_cancelled() || tx.is_closed() {
             break;
         }
-        if let Err(e) = source.read(i as u32, opts, &tx, &cancel).await {
+        let read = if skip == 0 {
+            source.read(i as u32, opts, &tx, &cancel).await
+        } else {
+            let (read, n) = read_after(source.as_ref(), i as u32, skip, opts, &tx, &cancel).await;
+            skipped += n;
+            read
+        };
+        if let Err(e) = read {
             tracing::error!("{e}; going on with the next input");
             failed.push(e.to_string());
         }
     }
-    failed
+    (failed, skipped)
+}
+
+/// Reads `source` and passes on what follows its first `skip` events; the events skipped.
+async fn read_after(
+    source: &dyn Source,
+    index: u32,
+    skip: u64,
+    opts: ReadOptions,
+    tx: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> (Result<u64, input::InputError>, u64) {
+    let (inner_tx, mut inner_rx) = mpsc::channel::<Batch>(4);
+    let read = async move {
+        let inner_tx = inner_tx;
+        source.read(index, opts, &inner_tx, cancel).await
+    };
+    let forward = async move {
+        let mut seen = 0u64;
+        while let Some(mut batch) = inner_rx.recv().await {
+            batch.retain(|item| {
+                let keep = seen >= skip;
+                if matches!(
+                    item.frame,
+                    input::Frame::Line(_) | input::Frame::Long { last: true, .. }
+                ) {
+                    seen += 1;
+                }
+                keep
+            });
+            if !batch.is_empty() && tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+        seen.min(skip)
+    };
+    let (read, skipped) = tokio::join!(read, forward);
+    if skipped > 0 {
+        tracing::info!(
+            "{}: skipped its first {skipped} events, which the state learned before",
+            source.name()
+        );
+    }
+    (read, skipped)
 }

@@ -8,10 +8,11 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::annotation::{LineError, Status};
+use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::input::{Batch, Frame};
 use crate::plugin::{self, Judged, Plugin};
 use crate::settings::StateSettings;
-use crate::state::StateFile;
+use crate::state::{Saved, StateFile};
 
 /// Keeps the last good snapshot in memory this often when there is no state file, so that a
 /// plugin failure does not lose everything learned.
@@ -138,6 +139,11 @@ pub struct Scorer {
     /// The snapshot the plugin restarts from after a failure.
     pub last_good: Option<Vec<u8>>,
     pub report: ScorerReport,
+    /// The checkpoints restored, saved again with those of this run's files.
+    pub checkpoints: Checkpoints,
+    /// Per source, its checkpoint key and checkpoint (its events counted as they are scored),
+    /// for the files that have an identity.
+    pub tracked: Vec<Option<(String, Checkpoint)>>,
 }
 
 impl Scorer {
@@ -151,6 +157,7 @@ impl Scorer {
         let mut last_save = Instant::now();
         while let Some(prepared) = rx.blocking_recv() {
             let scored = self.score(prepared)?;
+            self.count(&scored.batch);
             since_save += scored.outcomes.len() as u64;
             if tx.blocking_send(scored).is_err() {
                 break;
@@ -175,17 +182,44 @@ impl Scorer {
         Ok(self.report)
     }
 
-    /// Takes a snapshot, keeps it as the last good one and writes it to the state file.
+    /// Counts a scored batch's events (whole lines, and over-long lines at their last piece)
+    /// in their files' checkpoints.
+    fn count(&mut self, batch: &Batch) {
+        for item in batch {
+            let event = match item.frame {
+                Frame::Line(_) => true,
+                Frame::Long { last, .. } => last,
+            };
+            if event && let Some(Some((_, c))) = self.tracked.get_mut(item.source as usize) {
+                c.events += 1;
+            }
+        }
+    }
+
+    /// Takes a snapshot, keeps it as the last good one and writes it to the state file with
+    /// the checkpoints of what it learned.
     fn save(&mut self) -> anyhow::Result<()> {
         let bytes = self.plugin.snapshot().context("taking a snapshot")?;
         if let Some((file, _)) = &self.state
-            && let Err(e) = file.save(&bytes)
+            && let Err(e) = file.save(&self.saved(&bytes).encode())
         {
             self.report.failed_saves += 1;
             tracing::error!(state = %file.path().display(), "saving the state failed, the previous state file is intact: {e}");
         }
         self.last_good = Some(bytes);
         Ok(())
+    }
+
+    /// What the state file holds after this run so far.
+    fn saved(&self, snapshot: &[u8]) -> Saved {
+        let mut checkpoints = self.checkpoints.clone();
+        for (key, c) in self.tracked.iter().flatten() {
+            checkpoints.insert(key.clone(), c.clone());
+        }
+        Saved {
+            snapshot: snapshot.to_vec(),
+            checkpoints,
+        }
     }
 
     fn log_stats(&mut self) {

@@ -1,0 +1,110 @@
+//! Running unattended: no HOME (as log shippers start their children), machine-readable logs.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{example, run_cmd, tempdir};
+
+/// `oddity` with an empty environment but `PATH`, as rsyslog's `omprog` starts it.
+fn bare() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oddity"));
+    cmd.env_clear().env("PATH", "/usr/bin:/bin");
+    cmd
+}
+
+fn first_lines(n: usize) -> Vec<u8> {
+    let file = std::fs::File::open(example("cloudtrail/events.jsonl.gz")).expect("example");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut text)
+        .expect("gunzip");
+    text.lines()
+        .take(n)
+        .flat_map(|l| [l, "\n"])
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[test]
+fn without_home_the_compiled_plugin_is_cached_beside_the_state_and_said_so() {
+    let dir = tempdir();
+    let state = dir.path().join("m.state");
+    let input = first_lines(50);
+    let out = run_cmd(
+        bare().args(["-v", "--state", state.to_str().expect("utf-8")]),
+        Some(&input),
+    );
+    out.assert_ok();
+    let cache = dir.path().join(".oddity-cache");
+    assert!(
+        out.stderr
+            .contains("neither XDG_CACHE_HOME nor HOME is set")
+            && out.stderr.contains(cache.to_str().expect("utf-8")),
+        "{}",
+        out.stderr
+    );
+    let cached: Vec<_> = std::fs::read_dir(&cache)
+        .expect("the cache directory")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 1, "the compiled plugin is cached");
+    // The next start loads it: the same file, not written again.
+    let before = std::fs::metadata(cached[0].path())
+        .and_then(|m| m.modified())
+        .expect("time");
+    run_cmd(
+        bare().args(["-q", "--state", state.to_str().expect("utf-8")]),
+        Some(&input),
+    )
+    .assert_ok();
+    let after = std::fs::metadata(cached[0].path())
+        .and_then(|m| m.modified())
+        .expect("time");
+    assert_eq!(before, after);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_stdout_holds_only_events() {
+    let input = [first_lines(20), b"not json\n".to_vec()].concat();
+    let mut cmd = crate::util::oddity();
+    cmd.args(["-v", "--log-format", "json"]);
+    let out = run_cmd(&mut cmd, Some(&input));
+    out.assert_ok();
+    let logs: Vec<Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        logs.iter()
+            .all(|l| l["level"].is_string() && l["message"].is_string())
+    );
+    let summary = logs.last().expect("a summary");
+    assert_eq!(
+        (summary["message"].as_str(), summary["events"].as_u64()),
+        (Some("summary"), Some(21))
+    );
+    assert_eq!(summary["unscored"], 1);
+    assert!(logs.iter().any(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not JSON"))
+    }));
+    let lines: Vec<&[u8]> = out
+        .stdout
+        .strip_suffix(b"\n")
+        .expect("newline")
+        .split(|&b| b == b'\n')
+        .collect();
+    assert_eq!(
+        lines.len(),
+        21,
+        "stdout: the 20 events and the bad line, nothing else"
+    );
+    for line in &lines[..20] {
+        let event: Value = serde_json::from_slice(line).expect("an event");
+        assert!(event["novelty"]["score"].is_number());
+    }
+    assert_eq!(lines[20], b"not json");
+}
