@@ -52,6 +52,8 @@ pub fn is_bad(error: &LineError) -> bool {
 /// The open dead-letter file and the records of the current batch.
 pub struct DeadLetter {
     name: String,
+    /// The file, when it is one (reopened on SIGHUP).
+    path: Option<PathBuf>,
     sink: Box<dyn AsyncWrite + Unpin + Send>,
     /// Records not yet written.
     buf: Vec<u8>,
@@ -85,13 +87,16 @@ impl DeadLetter {
             .open(path)
             .await
             .map_err(|e| anyhow::anyhow!("dead-letter file {}: {e}", path.display()))?;
-        Ok(DeadLetter::new(path.display().to_string(), Box::new(file)))
+        let mut dl = DeadLetter::new(path.display().to_string(), Box::new(file));
+        dl.path = Some(path.to_owned());
+        Ok(dl)
     }
 
     /// A dead-letter file writing to `sink`.
     pub fn new(name: String, sink: Box<dyn AsyncWrite + Unpin + Send>) -> DeadLetter {
         DeadLetter {
             name,
+            path: None,
             sink,
             buf: Vec::new(),
             carry: None,
@@ -214,6 +219,21 @@ impl DeadLetter {
             .await
             .map_err(|e| anyhow::anyhow!("writing the dead-letter file {}: {e}", self.name))?;
         self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes out what is pending and opens its file again by name (after a rotation: the
+    /// renamed file is left to its new name, a new one is created).
+    pub async fn reopen(&mut self) -> anyhow::Result<()> {
+        self.finish().await?;
+        if let Some(path) = self.path.clone() {
+            *self = DeadLetter {
+                buf: std::mem::take(&mut self.buf),
+                carry: self.carry.take(),
+                lines: self.lines,
+                ..DeadLetter::open(&path).await?
+            };
+        }
         Ok(())
     }
 

@@ -96,8 +96,29 @@ fn main() -> ExitCode {
 
 async fn score(args: &ScoreArgs) -> anyhow::Result<Summary> {
     let settings = Settings::load(args)?;
-    let io = pipeline::open(&settings)?;
+    let mut io = pipeline::open(&settings)?;
+    io.hangups = hangups();
     pipeline::run(settings, io, shutdown_signal()).await
+}
+
+/// SIGHUP, as a stream of requests to save the state and reopen the files written (logrotate's
+/// `postrotate`, or on demand: `kill -HUP`).
+fn hangups() -> Option<tokio::sync::mpsc::Receiver<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).ok()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                // A hangup already waiting covers this one too.
+                let _ = tx.try_send(());
+            }
+        });
+        Some(rx)
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// `oddity plugin export`.

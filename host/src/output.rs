@@ -24,13 +24,23 @@ pub trait Sink: Send + std::fmt::Debug {
 
     /// Writes out and flushes everything taken; the sink is closed afterwards.
     fn finish(&mut self) -> BoxFuture<'_, io::Result<()>>;
+
+    /// Writes out what was taken and opens the destination again (SIGHUP: a log rotated by
+    /// renaming gets a new file; one truncated in place is written from its new end). Nothing
+    /// to do for most sinks.
+    fn reopen(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
-/// Lines to standard output or a file, on a writer thread.
+/// Lines to standard output or a file, on a writer thread. A file is written in append mode,
+/// so that a copy-and-truncate rotation (logrotate's `copytruncate`) leaves no hole.
 #[derive(Debug)]
 pub struct Lines {
     name: String,
     writer: blocking::Writer,
+    /// The file, when it is one.
+    path: Option<std::path::PathBuf>,
 }
 
 impl Lines {
@@ -38,13 +48,14 @@ impl Lines {
         Ok(Lines {
             name: "standard output".to_owned(),
             writer: blocking::Writer::new("<stdout>", io::stdout())?,
+            path: None,
         })
     }
 
     /// A file, created or truncated.
     pub fn create(path: &Path) -> io::Result<Lines> {
-        let file = fs_err::File::create(path)?;
-        Self::file(path, file.into_parts().0)
+        fs_err::File::create(path)?;
+        Self::append(path)
     }
 
     /// A file, appended to (created when missing): a log that others follow across runs.
@@ -61,6 +72,7 @@ impl Lines {
         Ok(Lines {
             writer: blocking::Writer::new(&name, file)?,
             name,
+            path: Some(path.to_owned()),
         })
     }
 }
@@ -76,6 +88,17 @@ impl Sink for Lines {
 
     fn finish(&mut self) -> BoxFuture<'_, io::Result<()>> {
         Box::pin(self.writer.finish())
+    }
+
+    fn reopen(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move {
+            let Some(path) = self.path.clone() else {
+                return Ok(());
+            };
+            self.writer.finish().await?;
+            *self = Lines::append(&path)?;
+            Ok(())
+        })
     }
 }
 

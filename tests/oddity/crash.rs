@@ -281,3 +281,113 @@ fn sigterm_ends_a_wait_on_an_input_that_never_opens() {
     send_signal(&child, "-TERM");
     assert_eq!(wait(&mut child, Duration::from_secs(20)), Some(0));
 }
+
+/// Waits until `path` holds `lines` lines (at most 30 s).
+fn wait_for_lines(path: &Path, lines: usize) {
+    let start = Instant::now();
+    loop {
+        let n = std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        if n >= lines {
+            assert_eq!(n, lines, "{}", path.display());
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} has {n} lines",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `path` exists (at most 30 s).
+fn wait_for_file(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sighup_saves_the_state_and_reopens_the_files_after_a_rotation() {
+    let dir = tempdir();
+    let state = dir.path().join("model.snap");
+    let out = dir.path().join("scored.jsonl");
+    let bad = dir.path().join("bad.jsonl");
+    let (mut child, mut stdin, _stdout) = live(oddity().args([
+        "-q",
+        "--state",
+        state.to_str().expect("utf-8"),
+        "--save-every",
+        "off",
+        "--save-every-events",
+        "0",
+        "-o",
+        out.to_str().expect("utf-8"),
+        "--dead-letter",
+        bad.to_str().expect("utf-8"),
+    ]));
+    for n in 0..20 {
+        writeln!(stdin, "{}", event(n)).expect("feed");
+    }
+    writeln!(stdin, "not json").expect("feed");
+    stdin.flush().expect("flush");
+    wait_for_lines(&out, 20);
+    wait_for_lines(&bad, 1);
+    assert!(!state.exists(), "no save yet");
+
+    // logrotate's `create`: the files are renamed, then oddity is told.
+    let (out_1, bad_1) = (
+        dir.path().join("scored.jsonl.1"),
+        dir.path().join("bad.jsonl.1"),
+    );
+    std::fs::rename(&out, &out_1).expect("rename");
+    std::fs::rename(&bad, &bad_1).expect("rename");
+    send_signal(&child, "-HUP");
+    wait_for_file(&state);
+    assert_eq!(next_sequence_after(&state), Some(21), "saved on SIGHUP");
+    for n in 20..30 {
+        writeln!(stdin, "{}", event(n)).expect("feed");
+    }
+    writeln!(stdin, "still not json").expect("feed");
+    stdin.flush().expect("flush");
+    wait_for_lines(&out, 10);
+    wait_for_lines(&bad, 1);
+    wait_for_lines(&out_1, 20);
+    wait_for_lines(&bad_1, 1);
+
+    // `copytruncate`: copied, then cut to nothing in place; written on from its start, with no
+    // hole before the new lines.
+    std::fs::copy(&out, dir.path().join("scored.jsonl.2")).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&out)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    for n in 30..35 {
+        writeln!(stdin, "{}", event(n)).expect("feed");
+    }
+    drop(stdin);
+    assert_eq!(wait(&mut child, Duration::from_secs(30)), Some(0));
+    let text = std::fs::read(&out).expect("read");
+    assert!(!text.contains(&0), "no hole of zero bytes");
+    assert_eq!(text.iter().filter(|&&b| b == b'\n').count(), 5);
+    assert_eq!(
+        next_sequence_after(&state),
+        Some(36),
+        "saved at the end"
+    );
+}
+
+/// The sequence the saved state gives raul's next event, checked on a copy (the state file is
+/// locked while its run goes on).
+fn next_sequence_after(state: &Path) -> Option<u64> {
+    let copy = state.with_extension("copy");
+    std::fs::copy(state, &copy).expect("copy the state");
+    next_sequence(&copy)
+}

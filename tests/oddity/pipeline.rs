@@ -50,6 +50,7 @@ fn run(settings: Settings, sources: Vec<Box<dyn Source>>, output: Box<dyn Sink>)
         sources,
         output,
         alerts: None,
+        hangups: None,
     };
     runtime()
         .block_on(pipeline::run(settings, io, std::future::pending()))
@@ -279,6 +280,7 @@ fn a_shutdown_finishes_the_batches_in_flight_and_saves() {
         sources: vec![Box::new(Live { events: 1000 })],
         output: Box::new(sink.clone()),
         alerts: None,
+        hangups: None,
     };
     let settings = settings(&["-q", "--state", state.to_str().expect("utf-8")]);
     // Far more than 1,000 events take: all are written before the stop.
@@ -307,6 +309,7 @@ fn alerts_go_to_their_own_sink() {
         sources: vec![Box::new(example)],
         output: Box::new(output.clone()),
         alerts: Some(Box::new(alerts.clone())),
+        hangups: None,
     };
     let summary = runtime()
         .block_on(pipeline::run(settings, io, std::future::pending()))

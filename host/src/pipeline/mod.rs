@@ -47,6 +47,9 @@ pub struct Io {
     pub output: Box<dyn Sink>,
     /// Where alert lines go, when `[alerts]` is on.
     pub alerts: Option<Box<dyn Sink>>,
+    /// Hangups (SIGHUP): each saves the state and reopens the files written, behind the
+    /// batches already read.
+    pub hangups: Option<mpsc::Receiver<()>>,
 }
 
 /// The command line's sources and sinks: standard input or the files and directories named,
@@ -90,6 +93,7 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
         sources,
         output,
         alerts,
+        hangups: None,
     })
 }
 
@@ -146,6 +150,7 @@ pub async fn run(
         sources,
         output,
         alerts: alert_sink,
+        hangups,
     } = io;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name()).collect());
     let (mut scorer, restored) = load(&settings).await?;
@@ -179,6 +184,9 @@ pub async fn run(
         None
     };
     let (prepared_tx, prepared_rx) = mpsc::channel::<Prepared>(4);
+    if let Some(hangups) = hangups {
+        tokio::spawn(relay_hangups(hangups, prepared_tx.downgrade()));
+    }
     let extract = std::thread::Builder::new()
         .name("oddity-extractor".into())
         .spawn(move || scorer::extract_loop(extractor, batch_rx, prepared_tx, max_line))
@@ -303,6 +311,17 @@ async fn load(settings: &Settings) -> anyhow::Result<(Scorer, bool)> {
         tracked: Vec::new(),
     };
     Ok((scorer, restored))
+}
+
+/// Sends a hangup marker through the pipeline for each hangup, while the pipeline runs (a weak
+/// sender: the relay does not keep the channel open once the reader is done).
+async fn relay_hangups(mut hangups: mpsc::Receiver<()>, tx: mpsc::WeakSender<Prepared>) {
+    while hangups.recv().await.is_some() {
+        let Some(tx) = tx.upgrade() else { break };
+        if tx.send(Prepared::hangup()).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// Cancels the run when `shutdown` resolves first.

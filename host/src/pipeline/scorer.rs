@@ -37,6 +37,8 @@ pub struct Scored {
     pub batch: Batch,
     pub outcomes: Vec<Outcome>,
     pub notes: Vec<u8>,
+    /// A hangup (SIGHUP) after this batch: the state was saved, the writer reopens its files.
+    pub hangup: bool,
 }
 
 /// A batch on its way to the scorer: what the host already decided for each item, the lines
@@ -51,6 +53,22 @@ pub struct Prepared {
     buf: Vec<u8>,
     /// What `extract` read from `buf`, when a second instance did.
     observations: Option<Vec<u8>>,
+    /// A hangup marker (no items): save the state, and have the writer reopen its files.
+    hangup: bool,
+}
+
+impl Prepared {
+    /// The marker of a hangup, sent through the pipeline behind the batches before it.
+    pub fn hangup() -> Prepared {
+        Prepared {
+            batch: Vec::new(),
+            outcomes: Vec::new(),
+            sent: Vec::new(),
+            buf: Vec::new(),
+            observations: None,
+            hangup: true,
+        }
+    }
 }
 
 /// Sorts a batch's items: the lines for the plugin, and the ones the host answers itself
@@ -89,6 +107,7 @@ pub fn prepare(batch: Batch, max_line: usize, long_len: &mut usize) -> Prepared 
         sent,
         buf,
         observations: None,
+        hangup: false,
     }
 }
 
@@ -156,6 +175,13 @@ impl Scorer {
         let mut since_save = 0u64;
         let mut last_save = Instant::now();
         while let Some(prepared) = rx.blocking_recv() {
+            let hangup = prepared.hangup;
+            if hangup && self.state.is_some() {
+                self.save()?;
+                since_save = 0;
+                last_save = Instant::now();
+                tracing::info!("hangup: the state is saved, the output files are reopened");
+            }
             let scored = self.score(prepared)?;
             self.count(&scored.batch);
             since_save += scored.outcomes.len() as u64;
@@ -245,12 +271,14 @@ impl Scorer {
             sent,
             buf,
             observations,
+            hangup,
         } = prepared;
         if sent.is_empty() {
             return Ok(Scored {
                 batch,
                 outcomes,
                 notes: Vec::new(),
+                hangup,
             });
         }
         let staged = match &observations {
@@ -282,6 +310,7 @@ impl Scorer {
             batch,
             outcomes,
             notes,
+            hangup,
         })
     }
 

@@ -225,6 +225,24 @@ fn closed(result: io::Result<()>, written: &mut Written, what: &str) -> anyhow::
     }
 }
 
+/// Opens the output, alert and dead-letter files again (SIGHUP, after a rotation); a file that
+/// cannot be opened again is reported.
+async fn reopen(outputs: &mut Outputs) {
+    if let Err(e) = outputs.output.reopen().await {
+        tracing::error!("reopening the output {}: {e}", outputs.output.name());
+    }
+    if let Some((_, sink)) = &mut outputs.alerts
+        && let Err(e) = sink.reopen().await
+    {
+        tracing::error!("reopening the alerts {}: {e}", sink.name());
+    }
+    if let Some(dl) = &mut outputs.dead_letter
+        && let Err(e) = dl.reopen().await
+    {
+        tracing::error!("reopening the dead-letter file {}: {e:#}", dl.name());
+    }
+}
+
 async fn write_batches(
     mut rx: mpsc::Receiver<Scored>,
     outputs: &mut Outputs,
@@ -263,6 +281,9 @@ async fn write_batches(
         outputs
             .progress
             .update(written.events, written.highest, alerts);
+        if scored.hangup {
+            reopen(outputs).await;
+        }
     }
     // The output thread flushes whenever it has nothing more to write: a live stream's lines go
     // out as soon as they are scored.
