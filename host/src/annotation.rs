@@ -145,6 +145,8 @@ pub enum LineError {
     NotJson(String),
     NotObject,
     FieldMissing(String),
+    /// Its event id was seen within the duplicate window: not learned again.
+    Duplicate(String),
     /// Longer than the maximum line length; never sent to the plugin.
     TooLong(usize),
     /// The plugin failed on the batch holding this line.
@@ -160,6 +162,7 @@ impl LineError {
             LineError::NotJson(_) => "not-json",
             LineError::NotObject => "not-object",
             LineError::FieldMissing(_) => "field-missing",
+            LineError::Duplicate(_) => "duplicate",
             LineError::TooLong(_) => "too-long",
             LineError::Plugin(_) => "plugin-failed",
         }
@@ -174,6 +177,7 @@ impl std::fmt::Display for LineError {
             LineError::NotJson(m) => write!(f, "not JSON: {m}"),
             LineError::NotObject => f.write_str("not a JSON object"),
             LineError::FieldMissing(m) => write!(f, "field missing: {m}"),
+            LineError::Duplicate(m) => write!(f, "duplicate: {m}"),
             LineError::TooLong(n) => write!(f, "line of {n} bytes is longer than the maximum"),
             LineError::Plugin(m) => write!(f, "not scored, the plugin failed: {m}"),
         }
@@ -333,15 +337,17 @@ pub fn splice_raw(line: &[u8], key: &str, json: &[u8], out: &mut Vec<u8>) -> boo
 pub fn render(line: &[u8], key: &str, result: &Result<Annotation, LineError>, out: &mut Vec<u8>) {
     let written = match result {
         Ok(a) => splice(line, key, a, out),
-        Err(e @ (LineError::FieldMissing(_) | LineError::Plugin(_))) => splice(
-            line,
-            key,
-            &ErrorNote {
-                error: e.kind(),
-                reason: e.to_string(),
-            },
-            out,
-        ),
+        Err(e @ (LineError::FieldMissing(_) | LineError::Duplicate(_) | LineError::Plugin(_))) => {
+            splice(
+                line,
+                key,
+                &ErrorNote {
+                    error: e.kind(),
+                    reason: e.to_string(),
+                },
+                out,
+            )
+        }
         Err(_) => false,
     };
     if !written {

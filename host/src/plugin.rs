@@ -536,6 +536,7 @@ fn line_error(e: wit::ScoreError) -> LineError {
         wit::ScoreError::NotJson(m) => LineError::NotJson(m),
         wit::ScoreError::NotObject => LineError::NotObject,
         wit::ScoreError::FieldMissing(m) => LineError::FieldMissing(m),
+        wit::ScoreError::Duplicate(m) => LineError::Duplicate(m),
     }
 }
 

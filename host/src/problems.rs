@@ -28,13 +28,24 @@ impl Problems {
             } else {
                 ""
             };
-            tracing::warn!(
-                source,
-                line = number,
-                kind = error.kind(),
-                occurrence = n,
-                "line not scored: {error}{more}"
-            );
+            // A repeated delivery is expected of CloudTrail: told, not warned of.
+            if let LineError::Duplicate(_) = error {
+                tracing::info!(
+                    source,
+                    line = number,
+                    kind = error.kind(),
+                    occurrence = n,
+                    "line not learned again: {error}{more}"
+                );
+            } else {
+                tracing::warn!(
+                    source,
+                    line = number,
+                    kind = error.kind(),
+                    occurrence = n,
+                    "line not scored: {error}{more}"
+                );
+            }
         }
     }
 

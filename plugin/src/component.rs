@@ -42,6 +42,7 @@ fn score_error(e: EngineScoreError) -> ScoreError {
         EngineScoreError::NotJson(m) => ScoreError::NotJson(m),
         EngineScoreError::NotObject => ScoreError::NotObject,
         EngineScoreError::FieldMissing(m) => ScoreError::FieldMissing(m),
+        EngineScoreError::Duplicate(m) => ScoreError::Duplicate(m),
     }
 }
 

@@ -192,6 +192,11 @@ pub struct EngineSettings {
     /// until the next event confirms it (see [`crate::model::Model::observe`]); `None` believes
     /// every time.
     pub max_time_jump: Option<u64>,
+    /// An event whose id was seen within this many seconds of event time is a duplicate (a
+    /// delivery repeated, a file read twice): annotated, not learned. `None` turns it off.
+    pub duplicate_window: Option<u64>,
+    /// Most event ids remembered for that (the oldest are forgotten first).
+    pub duplicate_capacity: u64,
 }
 
 /// Campaign grouping (`[campaign]`).
@@ -281,6 +286,8 @@ impl Default for EngineSettings {
             familiar_count: 32.0,
             population_prior: 1.0,
             max_time_jump: Some(86_400),
+            duplicate_window: Some(86_400),
+            duplicate_capacity: 1_000_000,
         }
     }
 }
@@ -450,6 +457,8 @@ struct RawEngine {
     population_prior: Option<f64>,
     settle_time: Option<String>,
     max_time_jump: Option<String>,
+    duplicate_window: Option<String>,
+    duplicate_capacity: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -545,7 +554,7 @@ impl Settings {
         let e = &self.engine;
         let _ = writeln!(
             s,
-            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={} familiar-count={} population-prior={} max-time-jump={:?}",
+            "half-life={:?} max-nodes={} warm-up={} component-cap={} escalation={} escalation-half-life={} calibration-half-life={} settle-count={} settle-time={} familiar-count={} population-prior={} max-time-jump={:?} duplicate-window={:?} duplicate-capacity={}",
             e.half_life.map(|d| d.as_secs()),
             e.max_nodes,
             e.warm_up,
@@ -558,6 +567,8 @@ impl Settings {
             e.familiar_count,
             e.population_prior,
             e.max_time_jump,
+            e.duplicate_window,
+            e.duplicate_capacity,
         );
         let c = &self.campaign;
         let _ = writeln!(
@@ -883,6 +894,13 @@ fn validate_engine(raw: Option<RawEngine>) -> Result<EngineSettings, ConfigError
     }
     if let Some(j) = raw.max_time_jump {
         e.max_time_jump = duration_or_off("engine.max-time-jump", &j, "off")?.map(|d| d.as_secs());
+    }
+    if let Some(w) = raw.duplicate_window {
+        e.duplicate_window =
+            duration_or_off("engine.duplicate-window", &w, "off")?.map(|d| d.as_secs());
+    }
+    if let Some(n) = raw.duplicate_capacity {
+        e.duplicate_capacity = within("engine.duplicate-capacity", n, 1..=100_000_000)?;
     }
     Ok(e)
 }

@@ -18,6 +18,8 @@ pub enum ScoreError {
     NotJson(String),
     NotObject,
     FieldMissing(String),
+    /// Its event id was seen within the duplicate window; the text says when.
+    Duplicate(String),
 }
 
 impl std::fmt::Display for ScoreError {
@@ -27,6 +29,7 @@ impl std::fmt::Display for ScoreError {
             ScoreError::NotJson(m) => write!(f, "not JSON: {m}"),
             ScoreError::NotObject => f.write_str("not a JSON object"),
             ScoreError::FieldMissing(m) => write!(f, "field missing: {m}"),
+            ScoreError::Duplicate(m) => write!(f, "duplicate: {m}"),
         }
     }
 }
@@ -398,6 +401,33 @@ impl Engine {
         Ok(Extracted { values, time, id })
     }
 
+    /// Refuses an event seen within the duplicate window (the same id, time and observation),
+    /// and remembers one that is not.
+    fn admit(&mut self, e: &Extracted<'_>) -> Result<(), ScoreError> {
+        let (Some(window), Some(id)) = (self.settings.engine.duplicate_window, e.id.as_deref())
+        else {
+            return Ok(());
+        };
+        let time = e.time.as_deref().and_then(parse_time);
+        let at = time.unwrap_or(self.model.now);
+        let window = u32::try_from(window).unwrap_or(u32::MAX);
+        let capacity = self.settings.engine.duplicate_capacity as usize;
+        let values = e.values.iter().map(AsRef::as_ref);
+        let key = crate::duplicates::key(id, e.time.as_deref(), values);
+        match self.model.seen.check(key, at, window, capacity) {
+            None => Ok(()),
+            Some(first) => Err(ScoreError::Duplicate(format!(
+                "event id {} seen {} before, not learned again",
+                truncate(Cow::Borrowed(id), 128),
+                if first == at {
+                    "at the same time".to_owned()
+                } else {
+                    format!("{} s apart", first.abs_diff(at))
+                }
+            ))),
+        }
+    }
+
     /// Scores, then learns, an extracted observation.
     fn judge_one(&mut self, e: &Extracted<'_>) -> Judgement {
         let values: Vec<&str> = e.values.iter().map(AsRef::as_ref).collect();
@@ -413,6 +443,7 @@ impl Engine {
     /// Scores one line (without its newline), then learns it.
     pub fn score_line(&mut self, line: &[u8]) -> Result<ScoreRecord, ScoreError> {
         let e = self.extract_line(line)?;
+        self.admit(&e)?;
         let v = self.judge_one(&e);
         Ok(self.record(&e, v))
     }
@@ -487,7 +518,7 @@ impl Engine {
         extracted: Result<Extracted<'_>, ScoreError>,
         notes: &mut Vec<u8>,
     ) -> Result<Verdict, ScoreError> {
-        match extracted {
+        match extracted.and_then(|e| self.admit(&e).map(|()| e)) {
             Ok(e) => {
                 let judgement = self.judge_one(&e);
                 note(
@@ -514,8 +545,12 @@ impl Engine {
                 })
             }
             Err(e) => {
-                if let ScoreError::FieldMissing(_) = e {
-                    error_note(notes, "field-missing", &e.to_string());
+                match &e {
+                    ScoreError::FieldMissing(_) => {
+                        error_note(notes, "field-missing", &e.to_string())
+                    }
+                    ScoreError::Duplicate(_) => error_note(notes, "duplicate", &e.to_string()),
+                    ScoreError::NotUtf8 | ScoreError::NotJson(_) | ScoreError::NotObject => {}
                 }
                 Err(e)
             }
@@ -608,9 +643,12 @@ fn split_lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
 mod tests {
     use super::*;
 
+    /// An event with an id of its own (ids seen before are duplicates, not learned again).
     fn event(user: &str, action: &str, ip: &str) -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!(
-            r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","sourceIPAddress":"{ip}","userAgent":"aws-cli/2.15.1 Python/3.11 Linux/6.1","eventID":"id-{user}-{action}"}}"#
+            r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","sourceIPAddress":"{ip}","userAgent":"aws-cli/2.15.1 Python/3.11 Linux/6.1","eventID":"id-{user}-{action}-{n}"}}"#
         )
     }
 
@@ -1649,6 +1687,40 @@ mod tests {
     }
 
     #[test]
+    fn an_event_delivered_twice_is_noted_and_not_learned_again() {
+        let mut e = Engine::new("").expect("config");
+        let first = event("raul", "CreateSnapshot", "198.51.100.7");
+        let other = event("raul", "DescribeInstances", "198.51.100.7");
+        let batch = format!("{first}\n{other}\n{first}\n");
+        let judged = e.judge(Batch::Lines(batch.as_bytes())).expect("lines");
+        assert!(judged.verdicts[0].is_ok() && judged.verdicts[1].is_ok());
+        assert!(
+            matches!(&judged.verdicts[2], Err(ScoreError::Duplicate(m)) if m.contains("id-raul-CreateSnapshot")),
+            "{:?}",
+            judged.verdicts[2]
+        );
+        let notes: Vec<&str> = std::str::from_utf8(&judged.notes)
+            .expect("utf-8")
+            .lines()
+            .collect();
+        let dup: serde_json::Value = serde_json::from_str(notes[2]).expect("json");
+        assert_eq!(dup["error"], "duplicate");
+        assert_eq!(e.stats().events, 2, "learned once");
+        // A snapshot remembers the ids; a day later the same id is an event again.
+        let mut e = Engine::restore("", &e.snapshot()).expect("restore");
+        assert!(matches!(
+            e.score_line(first.as_bytes()),
+            Err(ScoreError::Duplicate(_))
+        ));
+        let later = first.replace("2024-03-04T09:15:02Z", "2024-03-05T10:15:02Z");
+        assert!(e.score_line(later.as_bytes()).is_ok());
+        // Off: every line is learned.
+        let mut off = Engine::new("[engine]\nduplicate-window = \"off\"").expect("config");
+        let judged = off.judge(Batch::Lines(batch.as_bytes())).expect("lines");
+        assert!(judged.verdicts.iter().all(Result::is_ok));
+    }
+
+    #[test]
     fn cloudtrail_records_delivered_by_eventbridge_read_as_the_records_themselves() {
         // EventBridge's "AWS API Call via CloudTrail" carries the record under `detail`, with
         // an envelope of its own (its own id and time, which are not the event's).
@@ -1665,7 +1737,12 @@ mod tests {
             .score_line(wrapped.as_bytes())
             .expect("scored");
         assert_eq!(a.observation, b.observation);
-        assert_eq!(b.event_id.as_deref(), Some("id-raul-CreateSnapshot"));
+        assert_eq!(b.event_id, a.event_id);
+        assert!(
+            b.event_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("id-raul-CreateSnapshot"))
+        );
         assert_eq!(b.event_time.as_deref(), Some("2024-03-04T09:15:02Z"));
         assert_eq!((a.score, a.novelty), (b.score, b.novelty));
     }

@@ -17,6 +17,7 @@
 //! - `calibrate`: the running distribution that turns raw novelty into `score`.
 //! - `stakes`: what each action is at stake for (ATT&CK tactics) and how much that weighs.
 //! - `campaign`: per-principal state and the grouping of novel events into campaigns.
+//! - `duplicates`: the ids of recent events, so that one delivered twice is not learned twice.
 //! - `render`: the note, written straight from the verdict.
 //! - `snapshot`: the versioned, checksummed snapshot format.
 //! - `staged`: the observations that pass between the two stages of judging a batch.
@@ -27,6 +28,7 @@
 mod calibrate;
 mod campaign;
 pub mod config;
+mod duplicates;
 mod engine;
 mod extract;
 mod fastmath;

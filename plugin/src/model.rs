@@ -17,6 +17,7 @@
 //! into `score`. Scoring produces a [`Judgement`] of numbers and indices only; the strings of a
 //! [`ScoreRecord`] or of a rendered annotation are made from it by the caller.
 
+use crate::duplicates::Seen;
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -131,6 +132,8 @@ pub struct Model {
     /// The time of the last event, if it was more than `max-time-jump` ahead of `now` and so
     /// not believed yet; 0 when the last event was not such.
     pub ahead: u32,
+    /// The ids of recent events (duplicates are not learned again).
+    pub seen: Seen,
     scratch: Scratch,
 }
 
@@ -222,6 +225,7 @@ impl Model {
             prunes: 0,
             now: 0,
             ahead: 0,
+            seen: Seen::default(),
             scratch: Scratch::default(),
         }
     }
@@ -244,6 +248,7 @@ impl Model {
             prunes,
             now,
             ahead,
+            seen: Seen::default(),
             scratch: Scratch::default(),
         }
     }

@@ -8,7 +8,7 @@
 //! fingerprint  16 bytes hex of the configuration fingerprint
 //! length       u64      payload length
 //! checksum     u64      xxh3-64 of the payload
-//! payload      model counters, tree arena, free list, principals, calibration
+//! payload      model counters, tree arena, free list, principals, calibration, event ids
 //! ```
 //!
 //! Decoding checks each of these in order and names the first that fails; it never trusts a
@@ -22,11 +22,12 @@ use rustc_hash::FxHashMap;
 use crate::calibrate::Calibration;
 use crate::campaign::{Campaign, EntityState, MAX_YOUNG};
 use crate::config::EngineSettings;
+use crate::duplicates::Seen;
 use crate::model::Model;
 use crate::tree::{Node, Tree};
 
 pub const MAGIC: &[u8; 8] = b"ODDITYSN";
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
@@ -193,6 +194,12 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
     w.u32(model.calibration.bins.len() as u32);
     for &b in &model.calibration.bins {
         w.f64(b);
+    }
+    let ids: Vec<(u64, u32)> = model.seen.entries().collect();
+    w.u32(ids.len() as u32);
+    for (key, time) in ids {
+        w.u64(key);
+        w.u32(time);
     }
     let payload = w.0;
     let mut out = Vec::with_capacity(HEADER + payload.len());
@@ -369,19 +376,17 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
     let calibration =
         Calibration::from_parts(Some(engine.calibration_half_life), bins, total, epoch)
             .map_err(DecodeError::NotASnapshot)?;
+    let n_ids = r.count(12, "the event ids")?;
+    let ids = (0..n_ids)
+        .map(|_| Ok((r.u64("the event ids")?, r.u32("the event ids")?)))
+        .collect::<R<Vec<_>>>()?;
     if r.at != payload.len() {
         return Err(DecodeError::NotASnapshot(format!(
             "{} unexpected bytes after the model",
             payload.len() - r.at
         )));
     }
-    Ok(Model::from_parts(
-        tree,
-        entities,
-        calibration,
-        events,
-        prunes,
-        now,
-        ahead,
-    ))
+    let mut model = Model::from_parts(tree, entities, calibration, events, prunes, now, ahead);
+    model.seen = Seen::from_entries(ids);
+    Ok(model)
 }

@@ -7,7 +7,8 @@
 //!   of lines (u32);
 //! - per line, a tag byte: `0` observed, then one string per profile field, then the optional
 //!   time and the optional id (a byte `0`/`1`, then the string); `1` not UTF-8; `2` not JSON
-//!   and `4` field missing, each followed by its reason (a string); `3` not an object.
+//!   and `4` field missing (`5` duplicate), each followed by its reason (a string); `3` not an
+//!   object.
 //! - a string is a u32 length and that many bytes of UTF-8.
 //!
 //! The decoder trusts nothing: lengths are checked against the input, strings are validated as
@@ -25,6 +26,7 @@ const NOT_UTF8: u8 = 1;
 const NOT_JSON: u8 = 2;
 const NOT_OBJECT: u8 = 3;
 const FIELD_MISSING: u8 = 4;
+const DUPLICATE: u8 = 5;
 
 /// Writes the observations of a batch.
 #[derive(Debug)]
@@ -75,6 +77,10 @@ impl Writer {
             Err(ScoreError::NotObject) => out.push(NOT_OBJECT),
             Err(ScoreError::FieldMissing(m)) => {
                 out.push(FIELD_MISSING);
+                string(out, m);
+            }
+            Err(ScoreError::Duplicate(m)) => {
+                out.push(DUPLICATE);
                 string(out, m);
             }
         }
@@ -182,6 +188,7 @@ fn lines<'a>(
             NOT_JSON => Err(ScoreError::NotJson(r.str()?.to_owned())),
             NOT_OBJECT => Err(ScoreError::NotObject),
             FIELD_MISSING => Err(ScoreError::FieldMissing(r.str()?.to_owned())),
+            DUPLICATE => Err(ScoreError::Duplicate(r.str()?.to_owned())),
             t => return Err(format!("bad line tag {t} at byte {}", r.at - 1)),
         };
         out.push(line);

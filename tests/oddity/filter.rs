@@ -129,7 +129,8 @@ fn the_output_key_is_configurable() {
 #[test]
 fn over_long_lines_pass_through_whole() {
     let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000));
-    let input = format!("{EVENT}\n{long}\n{EVENT}\n");
+    let again = EVENT.replace("000000000001", "000000000002");
+    let input = format!("{EVENT}\n{long}\n{again}\n");
     let out = run(&["--max-line-bytes", "1000"], Some(input.as_bytes()));
     out.assert_ok();
     let lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();

@@ -108,3 +108,28 @@ fn json_logs_are_one_object_per_line_and_stdout_holds_only_events() {
     }
     assert_eq!(lines[20], b"not json");
 }
+
+#[test]
+fn a_delivery_file_received_twice_is_learned_once() {
+    let dir = tempdir();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let events = first_lines(300);
+    std::fs::write(logs.join("a.jsonl"), &events).expect("write");
+    // The same delivery under another name (another identity: the checkpoints do not know it).
+    std::fs::write(logs.join("b.jsonl"), &events).expect("write");
+    let out = run_cmd(
+        crate::util::oddity().arg(logs.to_str().expect("utf-8")),
+        None,
+    );
+    out.assert_ok();
+    let got = out.json();
+    assert_eq!(got.len(), 600, "one output line per input line");
+    for event in &got[..300] {
+        assert!(event["novelty"]["score"].is_number(), "{event}");
+    }
+    for event in &got[300..] {
+        assert_eq!(event["novelty"]["error"], "duplicate", "{event}");
+    }
+    assert!(out.stderr.contains("duplicate=300"), "{}", out.stderr);
+}

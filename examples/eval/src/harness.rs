@@ -159,6 +159,7 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
                     ScoreError::NotJson(_) => "not-json".to_owned(),
                     ScoreError::NotObject => "not-object".to_owned(),
                     ScoreError::FieldMissing(m) => format!("field-missing: {m}"),
+                    ScoreError::Duplicate(_) => "duplicate".to_owned(),
                 };
                 *errors.entry(kind).or_insert(0) += 1;
                 scores[0].push(0.0);

@@ -198,7 +198,7 @@ fn note(line: &str, result: &Result<u64, ScoreError>, notes: &mut String) {
                 r#"{{"score":0.5,"novelty":1.0,"sequence":{sequence},"principal":"hostile"}}"#
             );
         }
-        (_, Err(ScoreError::FieldMissing(m))) => {
+        (_, Err(ScoreError::FieldMissing(m) | ScoreError::Duplicate(m))) => {
             let reason = json_string(&format!("field missing: {m}"));
             let _ = write!(notes, r#"{{"error":"field-missing","reason":{reason}}}"#);
         }
