@@ -124,6 +124,11 @@ pub struct ScoreArgs {
     #[arg(short, long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 
+    /// Keep reading the files named as they grow, across rotation (`tail -F`), until stopped
+    /// (SIGTERM, SIGINT). Directories are not followed.
+    #[arg(short = 'F', long)]
+    pub follow: bool,
+
     /// Read every input file from its start and learn it again, ignoring the state's
     /// checkpoints (by default the events the state learned from a file are skipped).
     #[arg(long)]

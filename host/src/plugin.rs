@@ -564,16 +564,19 @@ mod tests {
     }
 
     fn batch() -> String {
-        let event = |user: &str, action: &str| {
+        let event = |user: &str, action: &str, i: usize| {
             format!(
-                r#"{{"userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","eventID":"{user}{action}"}}"#
+                r#"{{"userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","eventID":"{user}{action}{i}"}}"#
             )
         };
         let mut batch = String::new();
         for i in 0..40 {
-            batch.push_str(&event(["a", "b", "c"][i % 3], ["X", "Y"][i % 2]));
+            batch.push_str(&event(["a", "b", "c"][i % 3], ["X", "Y"][i % 2], i));
             batch.push('\n');
         }
+        // A repeated delivery: noted, not learned again.
+        batch.push_str(&event("a", "X", 0));
+        batch.push('\n');
         batch.push_str("[not an object]\n{\"eventName\":\"X\"}\n");
         batch
     }
@@ -618,7 +621,9 @@ mod tests {
                     let back = annotation::read(&out, "novelty").expect("a score record");
                     assert!((back.score - *score).abs() < 5e-7, "rounded to 6 decimals");
                 }
-                Status::Failed(LineError::FieldMissing(_)) => assert!(spliced),
+                Status::Failed(LineError::FieldMissing(_) | LineError::Duplicate(_)) => {
+                    assert!(spliced);
+                }
                 Status::Failed(_) => assert!(note.is_empty()),
             }
         }

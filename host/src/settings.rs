@@ -59,6 +59,8 @@ pub struct Settings {
     pub quiet: bool,
     /// Read input files from their start, whatever the state's checkpoints say.
     pub reread: bool,
+    /// Follow the input files as they grow (`--follow`).
+    pub follow: bool,
 }
 
 pub const DEFAULT_BATCH: usize = 256;
@@ -276,6 +278,7 @@ impl Settings {
             .map_err(|e| err(e.to_string()))?;
         let mut settings = validate(args, raw).map_err(err)?;
         settings.reread = args.reread;
+        settings.follow = args.follow;
         Ok(settings)
     }
 }
@@ -389,6 +392,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         cache_dir,
         quiet: raw.quiet.unwrap_or(false),
         reread: false,
+        follow: false,
     };
     // Two of the files written being one would lose one of them (a snapshot over the scored
     // events, alerts or dead letters among them), by the file itself (links, `./`).

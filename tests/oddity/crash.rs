@@ -392,3 +392,68 @@ fn next_sequence_after(state: &Path) -> Option<u64> {
     std::fs::copy(state, &copy).expect("copy the state");
     next_sequence(&copy)
 }
+
+/// Appends events `from..to` to `path`.
+fn append_events(path: &Path, from: usize, to: usize) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open");
+    for n in from..to {
+        writeln!(f, "{}", event(n)).expect("append");
+    }
+}
+
+#[test]
+fn follow_reads_a_growing_file_across_rotation_until_stopped() {
+    let dir = tempdir();
+    let log = dir.path().join("events.jsonl");
+    let out = dir.path().join("scored.jsonl");
+    let state = dir.path().join("model.snap");
+    append_events(&log, 0, 5);
+    let mut child = oddity()
+        .args(["-q", "--follow", "-o", out.to_str().expect("utf-8")])
+        .args(["--state", state.to_str().expect("utf-8")])
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start oddity");
+    wait_for_lines(&out, 5);
+    append_events(&log, 5, 10);
+    wait_for_lines(&out, 10);
+    // Rotated: renamed, and a new file under the name.
+    std::fs::rename(&log, dir.path().join("events.jsonl.1")).expect("rename");
+    append_events(&log, 10, 13);
+    wait_for_lines(&out, 13);
+    send_signal(&child, "-TERM");
+    assert_eq!(wait(&mut child, Duration::from_secs(30)), Some(0));
+    let text = std::fs::read_to_string(&out).expect("read");
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json");
+            v["novelty"]["sequence"].as_u64().expect("scored")
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=13).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert_eq!(next_sequence(&state), Some(14), "the state holds them all");
+}
+
+#[test]
+fn follow_refuses_a_directory() {
+    let dir = tempdir();
+    let out = run(&["--follow", dir.path().to_str().expect("utf-8")], None);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("--follow follows files"),
+        "{}",
+        out.stderr
+    );
+}

@@ -18,6 +18,7 @@
 
 mod codec;
 mod envelope;
+mod follow;
 mod lines;
 
 use std::path::{Path, PathBuf};
@@ -58,21 +59,26 @@ pub trait Source: Send + Sync + std::fmt::Debug {
 pub enum Stream {
     Stdin,
     File(PathBuf),
-    Memory { name: String, bytes: Bytes },
+    /// A file followed as it grows, across rotation (`--follow`).
+    Follow(PathBuf),
+    Memory {
+        name: String,
+        bytes: Bytes,
+    },
 }
 
 impl Source for Stream {
     fn name(&self) -> String {
         match self {
             Stream::Stdin => "<stdin>".to_owned(),
-            Stream::File(p) => p.display().to_string(),
+            Stream::File(p) | Stream::Follow(p) => p.display().to_string(),
             Stream::Memory { name, .. } => name.clone(),
         }
     }
 
     fn file(&self) -> Option<&Path> {
         match self {
-            Stream::File(p) => Some(p),
+            Stream::File(p) | Stream::Follow(p) => Some(p),
             Stream::Stdin | Stream::Memory { .. } => None,
         }
     }
@@ -261,6 +267,18 @@ async fn read_stream(
     let raw: Reader = match source {
         Stream::Stdin => crate::blocking::reader("<stdin>", std::io::stdin()),
         Stream::Memory { bytes, .. } => Ok(Box::new(std::io::Cursor::new(bytes.clone())) as Reader),
+        Stream::Follow(p) => {
+            let (path, token) = (p.clone(), cancel.clone());
+            let open = tokio::task::spawn_blocking(move || follow::Tail::open(path, token));
+            let tail = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(0),
+                t = open => t
+                    .map_err(|e| fail(0, format!("cannot open: {e}")))?
+                    .map_err(|e| fail(0, format!("cannot open: {e}")))?,
+            };
+            crate::blocking::reader(&name, tail)
+        }
         Stream::File(p) => {
             let path = p.clone();
             // The message names the source itself (fs_err would name it twice).

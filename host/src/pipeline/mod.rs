@@ -55,7 +55,20 @@ pub struct Io {
 /// The command line's sources and sinks: standard input or the files and directories named,
 /// standard output or `output`, and the alerts file (appended to).
 pub fn open(settings: &Settings) -> anyhow::Result<Io> {
-    let streams = input::expand(&settings.paths).context("input")?;
+    let mut streams = input::expand(&settings.paths).context("input")?;
+    if settings.follow {
+        if let Some(dir) = settings.paths.iter().find(|p| p.is_dir()) {
+            bail!(
+                "--follow follows files, not directories ({}): name the files, or run oddity on the directory from a timer (the state's checkpoints skip what was read)",
+                dir.display()
+            );
+        }
+        for stream in &mut streams {
+            if let input::Stream::File(p) = stream {
+                *stream = input::Stream::Follow(p.clone());
+            }
+        }
+    }
     // Writing a file that is also read would destroy it (`-o` truncates before the reading).
     for stream in &streams {
         if let Some(input) = stream.file()
@@ -167,7 +180,14 @@ pub async fn run(
         max_line: settings.max_line_bytes,
         batch: settings.batch_size,
     };
-    let reader = tokio::spawn(read_all(sources, skips, opts, batch_tx, cancel.clone()));
+    let reader = tokio::spawn(read_all(
+        sources,
+        skips,
+        opts,
+        settings.follow,
+        batch_tx,
+        cancel.clone(),
+    ));
     let max_line = settings.max_line_bytes;
     // The extractor's instance is made from the scorer's (same compiled component and
     // configuration); without one, the thread only sorts the batches on their way to the
@@ -378,34 +398,50 @@ fn track(sources: &[Box<dyn Source>], scorer: &mut Scorer, reread: bool) -> Vec<
     skips
 }
 
-/// The reader task: each source in turn, less the events its checkpoint covers; the failures,
-/// by name, and the events skipped.
+/// The reader task: each source less the events its checkpoint covers, in turn, or all at once
+/// when they are followed (a followed file never ends); the failures, by name, and the events
+/// skipped.
 async fn read_all(
     sources: Vec<Box<dyn Source>>,
     skips: Vec<u64>,
     opts: ReadOptions,
+    follow: bool,
     tx: mpsc::Sender<Batch>,
     cancel: CancellationToken,
 ) -> (Vec<String>, u64) {
-    let mut failed = Vec::new();
-    let mut skipped = 0;
-    for (i, (source, skip)) in sources.iter().zip(skips).enumerate() {
-        if cancel.is_cancelled() || tx.is_closed() {
-            break;
+    let reads = sources
+        .iter()
+        .zip(skips)
+        .enumerate()
+        .map(|(i, (source, skip))| {
+            let (tx, cancel) = (&tx, &cancel);
+            async move {
+                if cancel.is_cancelled() || tx.is_closed() {
+                    return (None, 0);
+                }
+                let (read, skipped) = if skip == 0 {
+                    (source.read(i as u32, opts, tx, cancel).await, 0)
+                } else {
+                    read_after(source.as_ref(), i as u32, skip, opts, tx, cancel).await
+                };
+                let failed = read.err().map(|e| {
+                    tracing::error!("{e}; going on with the next input");
+                    e.to_string()
+                });
+                (failed, skipped)
+            }
+        });
+    let done = if follow {
+        futures::future::join_all(reads).await
+    } else {
+        let mut done = Vec::new();
+        for read in reads {
+            done.push(read.await);
         }
-        let read = if skip == 0 {
-            source.read(i as u32, opts, &tx, &cancel).await
-        } else {
-            let (read, n) = read_after(source.as_ref(), i as u32, skip, opts, &tx, &cancel).await;
-            skipped += n;
-            read
-        };
-        if let Err(e) = read {
-            tracing::error!("{e}; going on with the next input");
-            failed.push(e.to_string());
-        }
-    }
-    (failed, skipped)
+        done
+    };
+    let skipped = done.iter().map(|(_, n)| n).sum();
+    (done.into_iter().filter_map(|(f, _)| f).collect(), skipped)
 }
 
 /// Reads `source` and passes on what follows its first `skip` events; the events skipped.
