@@ -124,6 +124,13 @@ pub struct ScoreArgs {
     #[arg(short, long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 
+    /// Answer a log shipper's protocol on standard output: `mmexternal` (rsyslog's message
+    /// modification: one JSON reply per message, `{"msg": "<scored event>"}` or `{}`),
+    /// `omprog` (rsyslog's output program with confirmMessages: `OK` at start and per message;
+    /// the scored stream goes to -o FILE, appended to).
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub reply: Option<Reply>,
+
     /// Keep reading the files named as they grow, across rotation (`tail -F`), until stopped
     /// (SIGTERM, SIGINT). Directories are not followed.
     #[arg(short = 'F', long)]
@@ -195,10 +202,23 @@ pub struct ScoreArgs {
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Write log lines and the summary to FILE (appended to) instead of standard error. With
+    /// --reply and no log file they are dropped: shippers read their child's standard error
+    /// as replies.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
     /// The log's format on standard error: `text` for people, `json` (one object per line,
     /// with a timestamp) for machines. The scored events alone go to standard output.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// A log shipper's protocol on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reply {
+    Mmexternal,
+    Omprog,
 }
 
 /// How log lines are written.

@@ -79,10 +79,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(summary) => {
             if !summary.quiet || summary.partial() {
-                match args.log_format {
-                    LogFormat::Text => eprintln!("{}", describe(&summary)),
-                    LogFormat::Json => eprintln!("{}", describe_json(&summary)),
-                }
+                let line = match args.log_format {
+                    LogFormat::Text => describe(&summary),
+                    LogFormat::Json => describe_json(&summary).to_string(),
+                };
+                log_line(&line);
             }
             if summary.partial() {
                 ExitCode::from(2)
@@ -133,7 +134,14 @@ fn export_plugin(args: &ExportArgs) -> ExitCode {
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("oddity: error: {e:#}");
+    // A run that ends on an error says so on standard error too when its log goes nowhere
+    // (`--reply` without `--log-file`): it is ending, the shipper's protocol no longer matters.
+    let line = format!("oddity: error: {e:#}");
+    if oddity::progress::logs_dropped() {
+        eprintln!("{line}");
+    } else {
+        log_line(&line);
+    }
     ExitCode::from(1)
 }
 
@@ -162,6 +170,19 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(args: &ScoreArgs) {
+    use oddity::progress::{Destination, log_to};
+    match (&args.log_file, args.reply) {
+        (Some(path), _) => match fs_err::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => log_to(Destination::File(std::sync::Mutex::new(file))),
+            Err(e) => eprintln!("oddity: the log file: {e}; logging to standard error"),
+        },
+        (None, Some(_)) => log_to(Destination::Nowhere),
+        (None, None) => log_to(Destination::Stderr),
+    }
     let default = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         (false, 0) => "warn",
@@ -270,4 +291,10 @@ fn describe(s: &Summary) -> String {
         text.push_str("\noddity: stopped by a signal after saving the state");
     }
     text
+}
+
+/// One line to where the log goes (standard error, `--log-file`, or nowhere under `--reply`).
+fn log_line(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(oddity::progress::LogWriter, "{line}");
 }

@@ -19,6 +19,28 @@ pub const UPDATE_EVERY: Duration = Duration::from_millis(100);
 /// The bar being shown, if any; standard error is one per process, so is this.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
+/// Where log lines go when not to standard error: a file (`--log-file`), or nowhere (`--reply`
+/// without a log file: rsyslog reads its child's standard error as replies).
+static DESTINATION: std::sync::OnceLock<Destination> = std::sync::OnceLock::new();
+
+/// Where log lines go.
+#[derive(Debug)]
+pub enum Destination {
+    Stderr,
+    File(Mutex<fs_err::File>),
+    Nowhere,
+}
+
+/// Sends every later log line (and the summary) to `destination`; the first call wins.
+pub fn log_to(destination: Destination) {
+    let _ = DESTINATION.set(destination);
+}
+
+/// Whether log lines are dropped.
+pub fn logs_dropped() -> bool {
+    matches!(DESTINATION.get(), Some(Destination::Nowhere))
+}
+
 /// A progress line, or nothing.
 #[derive(Debug)]
 pub struct Progress {
@@ -89,12 +111,24 @@ impl Progress {
     }
 }
 
-/// Standard error for log lines, lifting the progress line (if any) while one is written.
+/// Standard error for log lines, lifting the progress line (if any) while one is written; or
+/// the destination set with [`log_to`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match DESTINATION.get() {
+            Some(Destination::Nowhere) => return Ok(buf.len()),
+            Some(Destination::File(file)) => {
+                let mut file = file
+                    .lock()
+                    .map_err(|_| std::io::Error::other("the log file is poisoned"))?;
+                file.write_all(buf)?;
+                return Ok(buf.len());
+            }
+            Some(Destination::Stderr) | None => {}
+        }
         let write = || std::io::stderr().lock().write_all(buf);
         match ACTIVE.lock().ok().and_then(|a| a.clone()) {
             Some(bar) => bar.suspend(write)?,

@@ -61,6 +61,8 @@ pub struct Settings {
     pub reread: bool,
     /// Follow the input files as they grow (`--follow`).
     pub follow: bool,
+    /// A shipper's protocol answered on standard output (`--reply`).
+    pub reply: Option<crate::cli::Reply>,
 }
 
 pub const DEFAULT_BATCH: usize = 256;
@@ -279,7 +281,34 @@ impl Settings {
         let mut settings = validate(args, raw).map_err(err)?;
         settings.reread = args.reread;
         settings.follow = args.follow;
+        settings.reply = args.reply;
+        check_reply(&settings).map_err(err)?;
         Ok(settings)
+    }
+}
+
+/// `--reply` owns standard output: the scored stream of `omprog` needs a file, that of
+/// `mmexternal` is the replies themselves; alerts cannot go to standard output either.
+fn check_reply(settings: &Settings) -> Result<(), String> {
+    use crate::cli::Reply;
+    let alerts_on_stdout = settings
+        .alerts
+        .as_ref()
+        .is_some_and(|a| a.sink == AlertSink::Stdout);
+    match settings.reply {
+        None => Ok(()),
+        Some(_) if alerts_on_stdout => {
+            Err("--reply answers on standard output: write the alerts to a file".into())
+        }
+        Some(Reply::Omprog) if settings.output.is_none() => Err(
+            "--reply omprog answers OK on standard output: write the scored stream to a file with -o FILE"
+                .into(),
+        ),
+        Some(Reply::Mmexternal) if settings.output.is_some() => Err(
+            "--reply mmexternal answers with the scored events on standard output: leave out -o"
+                .into(),
+        ),
+        Some(_) => Ok(()),
     }
 }
 
@@ -393,6 +422,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         quiet: raw.quiet.unwrap_or(false),
         reread: false,
         follow: false,
+        reply: None,
     };
     // Two of the files written being one would lose one of them (a snapshot over the scored
     // events, alerts or dead letters among them), by the file itself (links, `./`).

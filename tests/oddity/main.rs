@@ -11,6 +11,7 @@
 //! - `sandbox`: an untrusted plugin's capabilities, and its traps, recovered from.
 //! - `crash`: kill -9, a failing disk, signals and a closed pipe; the state survives.
 //! - `unattended`: no HOME (the compile cache's fallback), JSON logs.
+//! - `shippers`: Debian's rsyslog running the recipes of `examples/shippers/`.
 //! - `portable`: `oddity plugin export`, and the component in Node and Python, byte for byte.
 
 #![allow(clippy::disallowed_methods)] // tests read and write their own files with std::fs
@@ -24,6 +25,7 @@ mod hostile;
 mod pipeline;
 mod portable;
 mod sandbox;
+mod shippers;
 mod state;
 mod unattended;
 mod util;

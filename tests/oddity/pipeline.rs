@@ -51,6 +51,7 @@ fn run(settings: Settings, sources: Vec<Box<dyn Source>>, output: Box<dyn Sink>)
         output,
         alerts: None,
         hangups: None,
+        replies: None,
     };
     runtime()
         .block_on(pipeline::run(settings, io, std::future::pending()))
@@ -281,6 +282,7 @@ fn a_shutdown_finishes_the_batches_in_flight_and_saves() {
         output: Box::new(sink.clone()),
         alerts: None,
         hangups: None,
+        replies: None,
     };
     let settings = settings(&["-q", "--state", state.to_str().expect("utf-8")]);
     // Far more than 1,000 events take: all are written before the stop.
@@ -310,6 +312,7 @@ fn alerts_go_to_their_own_sink() {
         output: Box::new(output.clone()),
         alerts: Some(Box::new(alerts.clone())),
         hangups: None,
+        replies: None,
     };
     let summary = runtime()
         .block_on(pipeline::run(settings, io, std::future::pending()))

@@ -133,3 +133,91 @@ fn a_delivery_file_received_twice_is_learned_once() {
     }
     assert!(out.stderr.contains("duplicate=300"), "{}", out.stderr);
 }
+
+#[test]
+fn reply_modes_answer_every_message_once_whatever_the_bad_line_policy() {
+    let dir = tempdir();
+    let dead = dir.path().join("bad.jsonl");
+    let log = dir.path().join("oddity.log");
+    let input = [first_lines(20), b"not json\n\n[1,2]\n{ }\n".to_vec()].concat();
+    let out = run_cmd(
+        crate::util::oddity().args([
+            "--reply",
+            "mmexternal",
+            "--dead-letter",
+            dead.to_str().expect("utf-8"),
+            "--log-file",
+            log.to_str().expect("utf-8"),
+        ]),
+        Some(&input),
+    );
+    out.assert_ok();
+    assert!(out.stderr.is_empty(), "nothing on stderr: {}", out.stderr);
+    let replies: Vec<Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("a JSON reply"))
+        .collect();
+    assert_eq!(replies.len(), 24, "one reply per message");
+    for r in &replies[..20] {
+        let event: Value = serde_json::from_str(r["msg"].as_str().expect("msg")).expect("event");
+        assert!(event["novelty"]["score"].is_number());
+    }
+    assert_eq!(
+        replies[20..23],
+        [
+            serde_json::json!({}),
+            serde_json::json!({}),
+            serde_json::json!({})
+        ]
+    );
+    assert!(
+        replies[23]["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("field-missing"))
+    );
+    let dead = std::fs::read_to_string(&dead).expect("dead letters");
+    assert_eq!(
+        dead.lines().count(),
+        3,
+        "the bad lines are dead-lettered and still answered"
+    );
+    let log = std::fs::read_to_string(&log).expect("the log file");
+    assert!(
+        log.contains("oddity: 24 events"),
+        "the summary goes to the log file: {log}"
+    );
+
+    let scored = dir.path().join("scored.jsonl");
+    let out = run_cmd(
+        crate::util::oddity().args([
+            "--reply",
+            "omprog",
+            "-q",
+            "-o",
+            scored.to_str().expect("utf-8"),
+        ]),
+        Some(&input),
+    );
+    out.assert_ok();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "OK\n".repeat(25),
+        "one at start, one per message"
+    );
+    assert_eq!(
+        std::fs::read(&scored)
+            .expect("scored")
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
+        24
+    );
+    let refused = run_cmd(
+        crate::util::oddity().args(["--reply", "omprog"]),
+        Some(&input),
+    );
+    assert_eq!(refused.code, Some(1));
+    assert!(refused.stderr.contains("-o FILE"), "{}", refused.stderr);
+}

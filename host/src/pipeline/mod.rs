@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertCounts, AlertSink, Alerts};
 use crate::checkpoint::{self, Checkpoint, Checkpoints, Identity, Resume};
+use crate::cli::Reply;
 use crate::deadletter::{BadLinePolicy, DeadLetter};
 use crate::input::{self, Batch, ReadOptions, Source};
 use crate::output::{self, Sink};
@@ -50,6 +51,8 @@ pub struct Io {
     /// Hangups (SIGHUP): each saves the state and reopens the files written, behind the
     /// batches already read.
     pub hangups: Option<mpsc::Receiver<()>>,
+    /// Where `--reply omprog` confirms each message (standard output).
+    pub replies: Option<Box<dyn Sink>>,
 }
 
 /// The command line's sources and sinks: standard input or the files and directories named,
@@ -83,7 +86,12 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
             );
         }
     }
+    let omprog = settings.reply == Some(Reply::Omprog);
     let output: Box<dyn Sink> = match &settings.output {
+        // omprog restarts its program at will: its scored stream is appended to.
+        Some(p) if omprog => Box::new(
+            output::Lines::append(p).with_context(|| format!("output file {}", p.display()))?,
+        ),
         Some(p) => Box::new(
             output::Lines::create(p).with_context(|| format!("output file {}", p.display()))?,
         ),
@@ -102,11 +110,19 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
         .into_iter()
         .map(|s| Box::new(s) as Box<dyn Source>)
         .collect();
+    let replies: Option<Box<dyn Sink>> = if omprog {
+        Some(Box::new(
+            output::Lines::stdout().context("starting the replies thread")?,
+        ))
+    } else {
+        None
+    };
     Ok(Io {
         sources,
         output,
         alerts,
         hangups: None,
+        replies,
     })
 }
 
@@ -164,6 +180,7 @@ pub async fn run(
         output,
         alerts: alert_sink,
         hangups,
+        replies,
     } = io;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name()).collect());
     let (mut scorer, restored) = load(&settings).await?;
@@ -228,6 +245,7 @@ pub async fn run(
     let dead_letter_name = dead_letter.as_ref().map(|d| d.name().to_owned());
     let outputs = Outputs {
         output,
+        replies,
         alerts,
         dead_letter,
         progress: Progress::new(Progress::wanted(settings.quiet)),
@@ -236,6 +254,7 @@ pub async fn run(
         key: &settings.output_key,
         names: &names,
         verify: settings.plugin.is_some(),
+        reply: settings.reply,
     };
     let written = writer::write_loop(out_rx, outputs, layout).await;
     if written.as_ref().map_or(true, |w| w.broken_pipe) {

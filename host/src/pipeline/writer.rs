@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::scorer::{Outcome, Scored};
 use crate::alerts::{AlertCounts, Alerts};
 use crate::annotation::{self, Annotation, LineError, Status, render};
+use crate::cli::Reply;
 use crate::deadletter::DeadLetter;
 use crate::input::{Frame, Item};
 use crate::output::Sink;
@@ -22,6 +23,8 @@ pub struct Layout<'a> {
     pub key: &'a str,
     pub names: &'a [String],
     pub verify: bool,
+    /// A shipper's protocol answered (`--reply`).
+    pub reply: Option<Reply>,
 }
 
 /// What was written, counted.
@@ -49,6 +52,8 @@ pub struct Assembly<'a> {
     pub written: &'a mut Written,
     pub out: Vec<u8>,
     pub alerts_out: Vec<u8>,
+    /// Confirmations for the shipper (`--reply omprog`).
+    pub replies: Vec<u8>,
 }
 
 impl Assembly<'_> {
@@ -64,8 +69,48 @@ impl Assembly<'_> {
         }
     }
 
-    /// One item, with the plugin's note when the plugin judged it.
+    /// One item, with the plugin's note when the plugin judged it; answered to the shipper
+    /// when `--reply` is on.
     pub fn item(&mut self, item: &Item, outcome: &Outcome, note: Option<&[u8]>) {
+        let (start, events) = (self.out.len(), self.written.events);
+        self.line(item, outcome, note);
+        let done = self.written.events > events;
+        match self.layout.reply {
+            None => {}
+            Some(Reply::Omprog) => {
+                if done {
+                    self.replies.extend_from_slice(b"OK\n");
+                }
+            }
+            Some(Reply::Mmexternal) => self.reply_mmexternal(item, start, done),
+        }
+    }
+
+    /// rsyslog's mmexternal: one reply per message, replacing its MSG with the output line
+    /// (`{"msg": ...}`), or `{}` when the line goes out as it came (or to the dead-letter file).
+    fn reply_mmexternal(&mut self, item: &Item, start: usize, done: bool) {
+        let written = self.out.split_off(start);
+        if !done {
+            return;
+        }
+        let line = written.strip_suffix(b"\n").unwrap_or(&written);
+        let input = match &item.frame {
+            Frame::Line(l) => Some(l.strip_suffix(b"\r").unwrap_or(l)),
+            Frame::Long { .. } => None,
+        };
+        match std::str::from_utf8(line) {
+            Ok(text) if !line.is_empty() && input.is_some_and(|i| i != line) => {
+                self.out.extend_from_slice(b"{\"msg\":");
+                // A string always serialises.
+                let _ = serde_json::to_writer(&mut self.out, text);
+                self.out.extend_from_slice(b"}\n");
+            }
+            _ => self.out.extend_from_slice(b"{}\n"),
+        }
+    }
+
+    /// One item's output line (nothing for a dead-lettered line or a piece of a long one).
+    fn line(&mut self, item: &Item, outcome: &Outcome, note: Option<&[u8]>) {
         let source = self.layout.names[item.source as usize].as_str();
         if self.dead_lettered(item, outcome, source) {
             return;
@@ -190,6 +235,8 @@ fn is_one_json_value(text: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Outputs {
     pub output: Box<dyn Sink>,
+    /// Where `--reply omprog` confirms.
+    pub replies: Option<Box<dyn Sink>>,
     pub alerts: Option<(Alerts, Box<dyn Sink>)>,
     pub dead_letter: Option<DeadLetter>,
     pub progress: Progress,
@@ -250,6 +297,12 @@ async fn write_batches(
     written: &mut Written,
 ) -> anyhow::Result<()> {
     let mut capacity = 256 * 1024;
+    // omprog's first confirmation: ready for messages (the plugin is loaded).
+    if let Some(sink) = &mut outputs.replies
+        && closed(sink.write(b"OK\n".to_vec()).await, written, "replies")?
+    {
+        return Ok(());
+    }
     while let Some(scored) = rx.recv().await {
         let mut assembly = Assembly {
             layout,
@@ -258,16 +311,26 @@ async fn write_batches(
             written,
             out: Vec::with_capacity(capacity),
             alerts_out: Vec::new(),
+            replies: Vec::new(),
         };
         assembly.batch(&scored);
         let Assembly {
-            out, alerts_out, ..
+            out,
+            alerts_out,
+            replies,
+            ..
         } = assembly;
         capacity = capacity.max(out.len());
         if let Some(dl) = &mut outputs.dead_letter {
             dl.write_out().await?;
         }
         if closed(outputs.output.write(out).await, written, "output")? {
+            return Ok(());
+        }
+        if let Some(sink) = &mut outputs.replies
+            && !replies.is_empty()
+            && closed(sink.write(replies).await, written, "replies")?
+        {
             return Ok(());
         }
         if let Some((judge, sink)) = &mut outputs.alerts {
@@ -292,6 +355,9 @@ async fn write_batches(
     }
     if let Some((_, sink)) = &mut outputs.alerts {
         closed(sink.finish().await, written, "alerts")?;
+    }
+    if let Some(sink) = &mut outputs.replies {
+        closed(sink.finish().await, written, "replies")?;
     }
     Ok(())
 }
@@ -337,12 +403,14 @@ mod tests {
                 key: "novelty",
                 names: &names,
                 verify,
+                reply: None,
             },
             alerts: None,
             dead_letter,
             written: &mut written,
             out: Vec::new(),
             alerts_out: Vec::new(),
+            replies: Vec::new(),
         };
         assembly.item(&item(line), outcome, note);
         let out = String::from_utf8(assembly.out).expect("utf-8");

@@ -1,0 +1,138 @@
+//! Log shippers, for real: Debian's rsyslog runs oddity from the recipes in
+//! `examples/shippers/` (in the foreground, on files in a temporary directory, no network), and
+//! what comes out is byte for byte what the plain filter writes. `.ci/run` installs rsyslog; a
+//! machine without it fails these tests, naming the package.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{example, root, run, send_signal, tempdir};
+
+const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+
+/// The first `n` events of the bundled example, and lines a shipper meets besides events.
+fn input(n: usize) -> Vec<u8> {
+    let file = std::fs::File::open(example("cloudtrail/events.jsonl.gz")).expect("example");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut text)
+        .expect("gunzip");
+    let mut lines: Vec<String> = text.lines().take(n).map(str::to_owned).collect();
+    lines.insert(3, "not json".into());
+    lines.insert(7, "[1,2]".into());
+    lines.insert(11, "{\"eventName\":\"NoPrincipal\"}".into());
+    (lines.join("\n") + "\n").into_bytes()
+}
+
+/// The recipe `name` with its placeholders filled in for `dir`.
+fn recipe(name: &str, dir: &Path) -> PathBuf {
+    let text =
+        std::fs::read_to_string(root().join("examples/shippers").join(name)).expect("recipe");
+    let text = text
+        .replace("@DIR@", dir.to_str().expect("utf-8"))
+        .replace("@ODDITY@", env!("CARGO_BIN_EXE_oddity"));
+    let conf = dir.join(name);
+    std::fs::write(&conf, text).expect("write");
+    conf
+}
+
+/// Starts rsyslogd in the foreground with `conf`.
+fn rsyslogd(conf: &Path, dir: &Path) -> Child {
+    assert!(
+        Path::new(RSYSLOGD).is_file(),
+        "{RSYSLOGD} is missing: install Debian's rsyslog (apt-get install rsyslog; .ci/run does)"
+    );
+    Command::new(RSYSLOGD)
+        .args(["-n", "-f"])
+        .arg(conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        // The plugin cache of the tests (rsyslog starts its children with an empty environment:
+        // oddity then caches beside its state).
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rsyslogd")
+}
+
+/// Waits until `path` holds `lines` lines, at most 60 s.
+fn wait_for_lines(path: &Path, lines: usize, child: &mut Child) {
+    let start = Instant::now();
+    loop {
+        let n = std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        if n >= lines {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(60) || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+            panic!(
+                "{} has {n} of {lines} lines; rsyslogd: {stderr}",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stop(mut child: Child) {
+    send_signal(&child, "-TERM");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "rsyslogd did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What the plain filter writes for `events`.
+fn plain(events: &[u8]) -> Vec<u8> {
+    let out = run(&["-q"], Some(events));
+    out.assert_ok();
+    out.stdout
+}
+
+#[test]
+fn rsyslog_mmexternal_replaces_each_message_with_its_scored_event() {
+    let dir = tempdir();
+    let events = input(500);
+    let lines = events.iter().filter(|&&b| b == b'\n').count();
+    std::fs::write(dir.path().join("events.jsonl"), &events).expect("write");
+    let conf = recipe("rsyslog-mmexternal.conf", dir.path());
+    let mut child = rsyslogd(&conf, dir.path());
+    let scored = dir.path().join("scored.jsonl");
+    wait_for_lines(&scored, lines, &mut child);
+    stop(child);
+    let got = std::fs::read(&scored).expect("scored");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&plain(&events)),
+        "rsyslog's messages are the filter's lines"
+    );
+}
+
+#[test]
+fn rsyslog_omprog_with_confirmations_gets_every_event_scored() {
+    let dir = tempdir();
+    let events = input(300);
+    let lines = events.iter().filter(|&&b| b == b'\n').count();
+    std::fs::write(dir.path().join("events.jsonl"), &events).expect("write");
+    let conf = recipe("rsyslog-omprog.conf", dir.path());
+    let mut child = rsyslogd(&conf, dir.path());
+    let scored = dir.path().join("scored.jsonl");
+    wait_for_lines(&scored, lines, &mut child);
+    stop(child);
+    let got = std::fs::read(&scored).expect("scored");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&plain(&events)),
+        "omprog's copy is the filter's lines"
+    );
+}
