@@ -76,13 +76,9 @@ impl Assembly<'_> {
         self.line(item, outcome, note);
         let done = self.written.events > events;
         match self.layout.reply {
-            None => {}
-            Some(Reply::Omprog) => {
-                if done {
-                    self.replies.extend_from_slice(b"OK\n");
-                }
-            }
+            Some(Reply::Omprog) if done => self.replies.extend_from_slice(b"OK\n"),
             Some(Reply::Mmexternal) => self.reply_mmexternal(item, start, done),
+            Some(Reply::Omprog) | None => {}
         }
     }
 
