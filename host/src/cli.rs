@@ -131,6 +131,11 @@ pub struct ScoreArgs {
     #[arg(long, value_enum, value_name = "PROTOCOL")]
     pub reply: Option<Reply>,
 
+    /// Serve the run's counters in the Prometheus text format at http://ADDR/metrics (and
+    /// /healthz), such as 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Keep reading the files named as they grow, across rotation (`tail -F`), until stopped
     /// (SIGTERM, SIGINT). Directories are not followed.
     #[arg(short = 'F', long)]

@@ -49,6 +49,11 @@ impl Problems {
         }
     }
 
+    /// The count of each kind so far.
+    pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.counts.iter().map(|(&k, &v)| (k, v))
+    }
+
     pub fn total(&self) -> u64 {
         self.counts.values().sum()
     }

@@ -63,6 +63,8 @@ pub struct Settings {
     pub follow: bool,
     /// A shipper's protocol answered on standard output (`--reply`).
     pub reply: Option<crate::cli::Reply>,
+    /// Where `--metrics` serves the counters.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 pub const DEFAULT_BATCH: usize = 256;
@@ -282,6 +284,7 @@ impl Settings {
         settings.reread = args.reread;
         settings.follow = args.follow;
         settings.reply = args.reply;
+        settings.metrics = args.metrics;
         check_reply(&settings).map_err(err)?;
         Ok(settings)
     }
@@ -423,6 +426,7 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
         reread: false,
         follow: false,
         reply: None,
+        metrics: None,
     };
     // Two of the files written being one would lose one of them (a snapshot over the scored
     // events, alerts or dead letters among them), by the file itself (links, `./`).

@@ -221,3 +221,83 @@ fn reply_modes_answer_every_message_once_whatever_the_bad_line_policy() {
     assert_eq!(refused.code, Some(1));
     assert!(refused.stderr.contains("-o FILE"), "{}", refused.stderr);
 }
+
+/// `GET path` on `addr`: the status line and the body.
+fn get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn metrics_are_served_while_the_run_lasts() {
+    // A free port on the loopback interface.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = crate::util::oddity()
+        .args(["-q", "--metrics", &addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start oddity");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(
+        &mut stdin,
+        &[first_lines(40), b"not json\n".to_vec()].concat(),
+    )
+    .expect("feed");
+    std::io::Write::flush(&mut stdin).expect("flush");
+    // The live stream stays open: poll until the 41 lines are counted (at most 30 s).
+    let start = std::time::Instant::now();
+    let body = loop {
+        if let Ok(stream) = std::net::TcpStream::connect(&addr) {
+            drop(stream);
+            let (status, body) = get(&addr, "/metrics");
+            assert!(status.contains("200"), "{status}");
+            if body.contains("oddity_events_out_total 41") {
+                break body;
+            }
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no metrics"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for want in [
+        "oddity_events_in_total 41",
+        "oddity_events_scored_total 40",
+        "oddity_events_unscored_total{kind=\"not-json\"} 1",
+        "oddity_batch_seconds_count",
+        "# EOF",
+    ] {
+        assert!(body.contains(want), "{want} in:\n{body}");
+    }
+    assert_eq!(
+        get(&addr, "/healthz"),
+        ("HTTP/1.1 200 OK".to_owned(), "ok\n".to_owned())
+    );
+    assert!(get(&addr, "/other").0.contains("404"));
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "served only while the run lasts"
+    );
+}

@@ -33,6 +33,7 @@ use crate::checkpoint::{self, Checkpoint, Checkpoints, Identity, Resume};
 use crate::cli::Reply;
 use crate::deadletter::{BadLinePolicy, DeadLetter};
 use crate::input::{self, Batch, ReadOptions, Source};
+use crate::metrics::Metrics;
 use crate::output::{self, Sink};
 use crate::plugin::{self, Plugin, PluginError};
 use crate::progress::Progress;
@@ -183,7 +184,9 @@ pub async fn run(
         replies,
     } = io;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name()).collect());
-    let (mut scorer, restored) = load(&settings).await?;
+    let metrics = Arc::new(Metrics::default());
+    let serving = serve_metrics(&settings, &metrics).await?;
+    let (mut scorer, restored) = load(&settings, metrics.clone()).await?;
     let skips = track(&sources, &mut scorer, settings.reread);
     if restored && let Some(s) = &settings.state {
         tracing::info!(state = %s.file.display(), "restored the model");
@@ -224,9 +227,12 @@ pub async fn run(
     if let Some(hangups) = hangups {
         tokio::spawn(relay_hangups(hangups, prepared_tx.downgrade()));
     }
+    let counted = metrics.clone();
     let extract = std::thread::Builder::new()
         .name("oddity-extractor".into())
-        .spawn(move || scorer::extract_loop(extractor, batch_rx, prepared_tx, max_line))
+        .spawn(move || {
+            scorer::extract_loop(extractor, batch_rx, prepared_tx, max_line, &counted);
+        })
         .context("starting the extractor thread")?;
     let scoring = std::thread::Builder::new()
         .name("oddity-scorer".into())
@@ -246,6 +252,7 @@ pub async fn run(
     let outputs = Outputs {
         output,
         replies,
+        metrics: metrics.clone(),
         alerts,
         dead_letter,
         progress: Progress::new(Progress::wanted(settings.quiet)),
@@ -269,6 +276,7 @@ pub async fn run(
         .await?
         .map_err(|_| anyhow!("the extractor thread panicked"))?;
     cancel.cancel();
+    serving.cancel();
     let written = written?;
     Ok(Summary {
         events: written.events,
@@ -292,7 +300,7 @@ pub async fn run(
 
 /// The plugin, restored from the state file when there is one, and the scorer that owns
 /// them; whether a model was restored.
-async fn load(settings: &Settings) -> anyhow::Result<(Scorer, bool)> {
+async fn load(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<(Scorer, bool)> {
     let mut state = settings
         .state
         .clone()
@@ -348,6 +356,7 @@ async fn load(settings: &Settings) -> anyhow::Result<(Scorer, bool)> {
         report: scorer::ScorerReport::default(),
         checkpoints,
         tracked: Vec::new(),
+        metrics,
     };
     Ok((scorer, restored))
 }
@@ -361,6 +370,26 @@ async fn relay_hangups(mut hangups: mpsc::Receiver<()>, tx: mpsc::WeakSender<Pre
             break;
         }
     }
+}
+
+/// Serves the metrics while the run lasts (`--metrics`); cancel the token to stop.
+async fn serve_metrics(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<CancellationToken> {
+    let stop = CancellationToken::new();
+    if let Some(addr) = settings.metrics {
+        let listener = crate::metrics::bind(addr)
+            .await
+            .with_context(|| format!("--metrics {addr}"))?;
+        tracing::info!("serving metrics at http://{addr}/metrics");
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            stop.clone(),
+        ));
+    }
+    Ok(stop)
 }
 
 /// Cancels the run when `shutdown` resolves first.

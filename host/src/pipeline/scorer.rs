@@ -2,6 +2,7 @@
 //! a second plugin instance (staged), judging them, saving the state when due, and recovering
 //! from a plugin failure.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use tokio::sync::mpsc;
 use crate::annotation::{LineError, Status};
 use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::input::{Batch, Frame};
+use crate::metrics::Metrics;
 use crate::plugin::{self, Judged, Plugin};
 use crate::settings::StateSettings;
 use crate::state::{Saved, StateFile};
@@ -39,6 +41,8 @@ pub struct Scored {
     pub notes: Vec<u8>,
     /// A hangup (SIGHUP) after this batch: the state was saved, the writer reopens its files.
     pub hangup: bool,
+    /// When the batch was taken from the reader.
+    pub read_at: Instant,
 }
 
 /// A batch on its way to the scorer: what the host already decided for each item, the lines
@@ -55,6 +59,7 @@ pub struct Prepared {
     observations: Option<Vec<u8>>,
     /// A hangup marker (no items): save the state, and have the writer reopen its files.
     hangup: bool,
+    read_at: Instant,
 }
 
 impl Prepared {
@@ -67,6 +72,7 @@ impl Prepared {
             buf: Vec::new(),
             observations: None,
             hangup: true,
+            read_at: Instant::now(),
         }
     }
 }
@@ -108,6 +114,7 @@ pub fn prepare(batch: Batch, max_line: usize, long_len: &mut usize) -> Prepared 
         buf,
         observations: None,
         hangup: false,
+        read_at: Instant::now(),
     }
 }
 
@@ -119,9 +126,11 @@ pub fn extract_loop(
     mut rx: mpsc::Receiver<Batch>,
     tx: mpsc::Sender<Prepared>,
     max_line: usize,
+    metrics: &Metrics,
 ) {
     let mut long_len = 0;
     while let Some(batch) = rx.blocking_recv() {
+        metrics.events_in.inc_by(events(&batch));
         let mut prepared = prepare(batch, max_line, &mut long_len);
         if let Some(reader) = extractor.as_mut().filter(|_| !prepared.sent.is_empty()) {
             match reader.extract(&prepared.buf) {
@@ -141,6 +150,17 @@ pub fn extract_loop(
             break;
         }
     }
+}
+
+/// The events of a batch: whole lines, and over-long lines at their last piece.
+fn events(batch: &Batch) -> u64 {
+    batch
+        .iter()
+        .filter(|item| match item.frame {
+            Frame::Line(_) => true,
+            Frame::Long { last, .. } => last,
+        })
+        .count() as u64
 }
 
 /// What the scorer thread did besides scoring.
@@ -163,6 +183,7 @@ pub struct Scorer {
     /// Per source, its checkpoint key and checkpoint (its events counted as they are scored),
     /// for the files that have an identity.
     pub tracked: Vec<Option<(String, Checkpoint)>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Scorer {
@@ -225,10 +246,25 @@ impl Scorer {
     /// Takes a snapshot, keeps it as the last good one and writes it to the state file with
     /// the checkpoints of what it learned.
     fn save(&mut self) -> anyhow::Result<()> {
+        let start = Instant::now();
         let bytes = self.plugin.snapshot().context("taking a snapshot")?;
-        if let Some((file, _)) = &self.state
-            && let Err(e) = file.save(&self.saved(&bytes).encode())
-        {
+        let saved = self
+            .state
+            .as_ref()
+            .map(|(file, _)| file.save(&self.saved(&bytes).encode()));
+        match &saved {
+            Some(Ok(())) => {
+                self.metrics.state_saves.inc();
+                self.metrics
+                    .state_save_seconds
+                    .observe(start.elapsed().as_secs_f64());
+            }
+            Some(Err(_)) => {
+                self.metrics.state_save_failures.inc();
+            }
+            None => {}
+        }
+        if let (Some((file, _)), Some(Err(e))) = (&self.state, saved) {
             self.report.failed_saves += 1;
             tracing::error!(state = %file.path().display(), "saving the state failed, the previous state file is intact: {e}");
         }
@@ -272,6 +308,7 @@ impl Scorer {
             buf,
             observations,
             hangup,
+            read_at,
         } = prepared;
         if sent.is_empty() {
             return Ok(Scored {
@@ -279,6 +316,7 @@ impl Scorer {
                 outcomes,
                 notes: Vec::new(),
                 hangup,
+                read_at,
             });
         }
         let staged = match &observations {
@@ -311,6 +349,7 @@ impl Scorer {
             outcomes,
             notes,
             hangup,
+            read_at,
         })
     }
 
@@ -323,6 +362,7 @@ impl Scorer {
         reason: String,
     ) -> anyhow::Result<Vec<u8>> {
         self.report.plugin_failures += 1;
+        self.metrics.plugin_restarts.inc();
         tracing::error!(
             "{reason}; the batch's {} lines pass through unscored, restoring the last good state",
             sent.len()

@@ -12,6 +12,7 @@ use crate::annotation::{self, Annotation, LineError, Status, render};
 use crate::cli::Reply;
 use crate::deadletter::DeadLetter;
 use crate::input::{Frame, Item};
+use crate::metrics::{Kind, Metrics};
 use crate::output::Sink;
 use crate::problems::Problems;
 use crate::progress::Progress;
@@ -222,6 +223,56 @@ impl<'a> Iterator for Notes<'a> {
     }
 }
 
+/// The counters of [`Written`] before a batch, to add what the batch wrote to the metrics.
+#[derive(Debug)]
+struct Counted {
+    events: u64,
+    scored: u64,
+    unscored: Vec<(&'static str, u64)>,
+    alerts: AlertCounts,
+}
+
+impl Counted {
+    fn of(w: &Written) -> Counted {
+        Counted {
+            events: w.events,
+            scored: w.scored,
+            unscored: w.problems.counts().collect(),
+            alerts: w.alerts,
+        }
+    }
+
+    /// Adds what was written since `self` to `m`.
+    fn count(&self, w: &Written, m: &Metrics) {
+        m.events_out.inc_by(w.events - self.events);
+        m.scored.inc_by(w.scored - self.scored);
+        for (kind, n) in w.problems.counts() {
+            let was = self
+                .unscored
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(0, |(_, v)| *v);
+            if n > was {
+                let label = Kind {
+                    kind: kind.to_owned(),
+                };
+                m.unscored.get_or_create(&label).inc_by(n - was);
+            }
+        }
+        for (kind, now, was) in [
+            ("event", w.alerts.events, self.alerts.events),
+            ("campaign", w.alerts.campaigns, self.alerts.campaigns),
+        ] {
+            if now > was {
+                let label = Kind {
+                    kind: kind.to_owned(),
+                };
+                m.alerts.get_or_create(&label).inc_by(now - was);
+            }
+        }
+    }
+}
+
 /// Whether `text` is exactly one JSON value (an untrusted plugin's note).
 fn is_one_json_value(text: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
@@ -233,6 +284,7 @@ pub struct Outputs {
     pub output: Box<dyn Sink>,
     /// Where `--reply omprog` confirms.
     pub replies: Option<Box<dyn Sink>>,
+    pub metrics: std::sync::Arc<Metrics>,
     pub alerts: Option<(Alerts, Box<dyn Sink>)>,
     pub dead_letter: Option<DeadLetter>,
     pub progress: Progress,
@@ -300,6 +352,7 @@ async fn write_batches(
         return Ok(());
     }
     while let Some(scored) = rx.recv().await {
+        let before = Counted::of(written);
         let mut assembly = Assembly {
             layout,
             alerts: outputs.alerts.as_mut().map(|(judge, _)| judge),
@@ -336,6 +389,11 @@ async fn write_batches(
                 return Ok(());
             }
         }
+        before.count(written, &outputs.metrics);
+        outputs
+            .metrics
+            .batch_seconds
+            .observe(scored.read_at.elapsed().as_secs_f64());
         let alerts = outputs.alerts.as_ref().map(|_| written.alerts.total());
         outputs
             .progress
