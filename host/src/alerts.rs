@@ -11,9 +11,14 @@
 //!   so the SIEM sees each further step as it happens and can group them by `campaign.id`.
 //! - `"kind": "event"` otherwise, when the event's `score` reaches `event-threshold`.
 //!
-//! Each line carries the event id and time, the principal, the score and raw novelty, the
-//! explanation, the observation, the campaign record (or null) and `source` (`file:line`, the
-//! record number for CloudTrail delivery files), so an analyst can go from the alert to the event.
+//! Each line carries a stable `alertId` (a receiver dedupes on it: the same event and campaign
+//! give the same id on every run), `detectedAt` (when oddity wrote it), the `detector` (name,
+//! version, contract), the event id and time, the principal, severity, risk, tactics and
+//! techniques, the score and raw novelty, the explanation, the observation, the event's own
+//! fields an analyst triages with (`raw`: source IP, user agent, account, region, event name and
+//! source, identity ARN and type, error code, as CloudTrail names them), the campaign record
+//! (or null) and `source` (`file:line`, the record number for CloudTrail delivery files), so an
+//! analyst can go from the alert to the event.
 //!
 //! Memory is bounded: the events of campaigns not yet alerted are kept for the first alert
 //! (the most recent [`MAX_STAGES`] per campaign), for at most [`MAX_OPEN`] campaigns, the least
@@ -131,9 +136,105 @@ impl Serialize for Ordered<'_> {
     }
 }
 
+/// Who wrote an alert.
+#[derive(Debug, Serialize)]
+struct Detector {
+    name: &'static str,
+    version: &'static str,
+    contract: &'static str,
+}
+
+const DETECTOR: Detector = Detector {
+    name: "oddity",
+    version: env!("CARGO_PKG_VERSION"),
+    contract: "oddity:detector@0.4.0",
+};
+
+/// The event's own fields an analyst triages with, as CloudTrail names them (an EventBridge
+/// envelope's `detail` read as the record); absent ones are left out.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Raw {
+    #[serde(
+        rename(deserialize = "sourceIPAddress"),
+        skip_serializing_if = "Option::is_none"
+    )]
+    source_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+    #[serde(
+        rename(deserialize = "recipientAccountId"),
+        skip_serializing_if = "Option::is_none"
+    )]
+    account: Option<String>,
+    #[serde(
+        rename(deserialize = "awsRegion"),
+        skip_serializing_if = "Option::is_none"
+    )]
+    region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<String>,
+    #[serde(skip_serializing)]
+    user_identity: Option<Identity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_type: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct Identity {
+    arn: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// An EventBridge envelope, whose `detail` is the CloudTrail record.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    detail: Option<Raw>,
+}
+
+impl Raw {
+    /// Reads the fields from an event line; nothing from a line that is not such an object.
+    pub fn of(line: &[u8]) -> Raw {
+        let mut raw: Raw = serde_json::from_slice(line).unwrap_or_default();
+        if raw.event_name.is_none()
+            && let Ok(Envelope {
+                detail: Some(inner),
+            }) = serde_json::from_slice(line)
+        {
+            raw = inner;
+        }
+        if let Some(id) = raw.user_identity.take() {
+            raw.identity_arn = id.arn;
+            raw.identity_type = id.kind;
+        }
+        raw
+    }
+}
+
+/// A stable id for the alert of `kind` on the event `event` (its id, or where it was read) in
+/// `campaign`: hex of a 64-bit hash.
+fn alert_id(kind: &str, event: &str, campaign: Option<&str>) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for part in [kind, event, campaign.unwrap_or("")] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("{:016x}", h.digest())
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AlertLine<'a> {
+    alert_id: String,
+    detected_at: String,
+    detector: &'static Detector,
     kind: &'static str,
     event_id: Option<&'a str>,
     event_time: Option<&'a str>,
@@ -152,6 +253,7 @@ struct AlertLine<'a> {
     first_alert: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     campaign_events: Option<&'a VecDeque<Stage>>,
+    raw: Raw,
     source: &'a str,
 }
 
@@ -183,9 +285,16 @@ impl Alerts {
         self.forget_if_full();
     }
 
-    /// Judges one scored event from `source` (a name) at `line`; when it alerts, appends its
-    /// line (with the newline) to `out`.
-    pub fn observe(&mut self, note: &Annotation, source: &str, line: u64, out: &mut Vec<u8>) {
+    /// Judges one scored event from `source` (a name) at `line`, whose text is `event`; when it
+    /// alerts, appends its line (with the newline) to `out`.
+    pub fn observe(
+        &mut self,
+        note: &Annotation,
+        source: &str,
+        line: u64,
+        event: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         self.observed += 1;
         let source = format!("{source}:{line}");
         let mut first_alert = None;
@@ -225,6 +334,13 @@ impl Alerts {
         let open = open_id.as_ref().and_then(|id| self.open.get(id));
         let m = &note.most_novel;
         let alert = AlertLine {
+            alert_id: alert_id(
+                kind,
+                note.event_id.as_deref().unwrap_or(&source),
+                note.campaign.as_ref().map(|c| c.id.as_str()),
+            ),
+            detected_at: jiff::Timestamp::now().to_string(),
+            detector: &DETECTOR,
             kind,
             event_id: note.event_id.as_deref(),
             event_time: note.event_time.as_deref(),
@@ -249,6 +365,7 @@ impl Alerts {
             campaign_events: open
                 .filter(|_| first_alert == Some(true))
                 .map(|o| &o.stages),
+            raw: Raw::of(event),
             source: &source,
         };
         // Serialising plain strings and numbers into memory cannot fail.
@@ -342,11 +459,46 @@ mod tests {
     }
 
     #[test]
+    fn the_raw_fields_come_from_the_record_or_its_eventbridge_envelope() {
+        let record = r#"{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","sourceIPAddress":"203.0.113.9","userAgent":"aws-cli/2.15","awsRegion":"eu-west-1","recipientAccountId":"111122223333","errorCode":"AccessDenied","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/raul"}}"#;
+        let text = |raw: &Raw| serde_json::to_value(raw).expect("json");
+        let plain = text(&Raw::of(record.as_bytes()));
+        assert_eq!(plain["sourceIp"], "203.0.113.9");
+        assert_eq!(plain["account"], "111122223333");
+        assert_eq!(plain["identityArn"], "arn:aws:iam::111122223333:user/raul");
+        assert_eq!(plain["identityType"], "IAMUser");
+        assert_eq!(plain["errorCode"], "AccessDenied");
+        assert!(plain.get("userIdentity").is_none());
+        let wrapped = format!(
+            r#"{{"version":"0","detail-type":"AWS API Call via CloudTrail","detail":{record}}}"#
+        );
+        assert_eq!(text(&Raw::of(wrapped.as_bytes())), plain);
+        assert_eq!(
+            text(&Raw::of(b"{\"path\":\"/etc\"}")),
+            serde_json::json!({})
+        );
+        assert_eq!(text(&Raw::of(b"not json")), serde_json::json!({}));
+    }
+
+    #[test]
+    fn an_alert_id_is_stable_and_tells_alerts_apart() {
+        let a = alert_id("event", "e-1", None);
+        assert_eq!(a, alert_id("event", "e-1", None));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, alert_id("event", "e-2", None));
+        assert_ne!(a, alert_id("campaign", "e-1", Some("c1")));
+        assert_ne!(
+            alert_id("campaign", "e-1", Some("c1")),
+            alert_id("campaign", "e-1", Some("c2"))
+        );
+    }
+
+    #[test]
     fn events_of_the_severity_alert_once() {
         let mut a = Alerts::new(&settings());
         let mut out = Vec::new();
-        a.observe(&note("quiet", Severity::Low, None), "f", 1, &mut out);
-        a.observe(&note("loud", Severity::High, None), "f", 2, &mut out);
+        a.observe(&note("quiet", Severity::Low, None), "f", 1, b"{}", &mut out);
+        a.observe(&note("loud", Severity::High, None), "f", 2, b"{}", &mut out);
         let l = lines(&out);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0]["kind"], "event");
@@ -384,6 +536,7 @@ mod tests {
             ),
             "f",
             1,
+            b"{}",
             &mut out,
         );
         assert!(out.is_empty(), "one event, below the severity");
@@ -395,6 +548,7 @@ mod tests {
             ),
             "f",
             2,
+            b"{}",
             &mut out,
         );
         assert!(out.is_empty(), "low: not yet");
@@ -406,6 +560,7 @@ mod tests {
             ),
             "f",
             3,
+            b"{}",
             &mut out,
         );
         a.observe(
@@ -416,6 +571,7 @@ mod tests {
             ),
             "f",
             4,
+            b"{}",
             &mut out,
         );
         let l = lines(&out);
@@ -450,6 +606,7 @@ mod tests {
                 &note("e", Severity::Info, Some((&id, 1, 1.0, "A"))),
                 "f",
                 1,
+                b"{}",
                 &mut out,
             );
         }

@@ -68,6 +68,44 @@ fn example_with_alerts(dir: &Path) -> (Run, Vec<Value>, Vec<Value>) {
 }
 
 #[test]
+fn an_alert_carries_its_id_time_detector_and_the_fields_to_triage_with() {
+    let dir = tempdir();
+    let (_, stream, alerts) = example_with_alerts(dir.path());
+    assert!(!alerts.is_empty());
+    let by_id: HashMap<&str, &Value> = stream
+        .iter()
+        .map(|e| (e["eventID"].as_str().expect("eventID"), e))
+        .collect();
+    let mut ids = HashSet::new();
+    for alert in &alerts {
+        let id = alert["alertId"].as_str().expect("alertId");
+        assert!(ids.insert(id.to_owned()), "alert ids are unique: {id}");
+        let at = alert["detectedAt"].as_str().expect("detectedAt");
+        assert!(at.parse::<jiff::Timestamp>().is_ok(), "{at}");
+        assert_eq!(alert["detector"]["name"], "oddity");
+        assert!(
+            alert["detector"]["contract"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("oddity:detector@"))
+        );
+        let event = by_id[alert["eventId"].as_str().expect("eventId")];
+        let raw = &alert["raw"];
+        assert_eq!(raw["eventName"], event["eventName"]);
+        assert_eq!(raw["sourceIp"], event["sourceIPAddress"]);
+        assert_eq!(raw["identityArn"], event["userIdentity"]["arn"]);
+        assert_eq!(raw["region"], event["awsRegion"]);
+    }
+    // The same run again gives the same ids: a receiver dedupes on them.
+    let again = tempdir();
+    let (_, _, repeated) = example_with_alerts(again.path());
+    let ids_again: HashSet<String> = repeated
+        .iter()
+        .map(|a| a["alertId"].as_str().expect("alertId").to_owned())
+        .collect();
+    assert_eq!(ids, ids_again);
+}
+
+#[test]
 fn alerts_hold_what_crosses_the_thresholds_and_the_stream_keeps_every_event() {
     let dir = tempdir();
     let (_, stream, alerts) = example_with_alerts(dir.path());
@@ -162,9 +200,19 @@ fn alerts_on_stdout_need_the_stream_in_a_file() {
         None,
     );
     out.assert_ok();
+    // The same alerts but for when they were written.
+    let undated = |alerts: Vec<Value>| -> Vec<Value> {
+        alerts
+            .into_iter()
+            .map(|mut a| {
+                a.as_object_mut().expect("object").remove("detectedAt");
+                a
+            })
+            .collect()
+    };
     assert_eq!(
-        out.json(),
-        from_file,
+        undated(out.json()),
+        undated(from_file.clone()),
         "standard output holds the alerts, as the file would"
     );
     let stream = std::fs::read(&scored).expect("scored file");

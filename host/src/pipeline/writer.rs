@@ -193,7 +193,9 @@ impl Assembly<'_> {
                 if let Some(alerts) = self.alerts.as_deref_mut() {
                     if alerts.wants(*severity, campaign_risk.is_some()) {
                         match serde_json::from_slice::<Annotation>(note) {
-                            Ok(a) => alerts.observe(&a, source, number, &mut self.alerts_out),
+                            Ok(a) => {
+                                alerts.observe(&a, source, number, line, &mut self.alerts_out);
+                            }
                             Err(_) => alerts.pass(),
                         }
                     } else {
