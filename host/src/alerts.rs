@@ -62,6 +62,8 @@ pub struct AlertSettings {
     pub min_severity: Severity,
     /// ...as part of its campaign when that has at least this many events.
     pub campaign_min_events: u32,
+    /// How each alert line is written.
+    pub format: crate::formats::Format,
 }
 
 /// The engine's severity levels are set in `[risk]`; see docs/risk.md for what each costs.
@@ -106,6 +108,7 @@ struct OpenCampaign {
 /// Decides which events alert and renders their lines.
 #[derive(Debug)]
 pub struct Alerts {
+    format: crate::formats::Format,
     min_severity: Severity,
     campaign_min_events: u32,
     open: HashMap<String, OpenCampaign>,
@@ -260,6 +263,7 @@ struct AlertLine<'a> {
 impl Alerts {
     pub fn new(settings: &AlertSettings) -> Alerts {
         Alerts {
+            format: settings.format,
             min_severity: settings.min_severity,
             campaign_min_events: settings.campaign_min_events,
             open: HashMap::new(),
@@ -369,7 +373,12 @@ impl Alerts {
             source: &source,
         };
         // Serialising plain strings and numbers into memory cannot fail.
-        if serde_json::to_writer(&mut *out, &alert).is_ok() {
+        let written = match self.format {
+            crate::formats::Format::Native => serde_json::to_writer(&mut *out, &alert),
+            other => serde_json::to_value(&alert)
+                .and_then(|v| serde_json::to_writer(&mut *out, &other.render(v))),
+        };
+        if written.is_ok() {
             out.push(b'\n');
         }
         if let Some(open) = open_id.and_then(|id| self.open.get_mut(&id))
@@ -455,6 +464,7 @@ mod tests {
             sink: AlertSink::Stdout,
             min_severity: Severity::Medium,
             campaign_min_events: 2,
+            format: crate::formats::Format::Native,
         }
     }
 

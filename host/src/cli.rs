@@ -163,6 +163,11 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "FILE|-")]
     pub alerts: Option<String>,
 
+    /// The alerts' format: `native` (oddity's JSON), `ecs` (Elastic Common Schema 8.x) or
+    /// `splunk-hec` (Splunk's HTTP Event Collector envelope) [alerts.format].
+    #[arg(long, value_name = "FORMAT")]
+    pub alerts_format: Option<String>,
+
     /// Append bad lines (empty, not UTF-8, not JSON, not an object, over --max-line-bytes) to
     /// FILE, one JSON record each with their source and line number, instead of writing them
     /// to the output [bad-lines.policy = "dead-letter", bad-lines.file].

@@ -12,6 +12,7 @@
 //! - [`deadletter`]: the bad-lines policy, and the dead-letter file.
 //! - [`pipeline`]: sources → reader → scorer → writer → sinks, state saving, recovery.
 //! - [`alerts`]: the events and campaigns that cross a threshold, as JSON lines for a SIEM.
+//! - [`formats`]: alert formats for SIEMs (native, ECS, Splunk HEC).
 //! - [`metrics`]: `--metrics`, the run's counters for Prometheus over HTTP.
 //! - [`progress`]: the live progress line on a terminal.
 //! - [`state`]: atomic state files: the snapshot and the input checkpoints.
@@ -29,6 +30,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod deadletter;
 pub mod export;
+pub mod formats;
 pub mod input;
 pub mod metrics;
 pub mod output;

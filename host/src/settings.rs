@@ -109,6 +109,7 @@ struct RawAlerts {
     file: Option<String>,
     min_severity: Option<String>,
     campaign_min_events: Option<u32>,
+    format: Option<String>,
     /// Replaced by `min-severity`; named only to say so.
     event_threshold: Option<toml::Value>,
     campaign_threshold: Option<toml::Value>,
@@ -228,7 +229,7 @@ impl Settings {
                 .try_parsing(true)
                 .source(env),
         );
-        let overrides: [(&str, Option<config::Value>); 16] = [
+        let overrides: [(&str, Option<config::Value>); 17] = [
             ("profile", args.profile.clone().map(Into::into)),
             (
                 "state.file",
@@ -258,6 +259,7 @@ impl Settings {
             ("sandbox.deadline", args.deadline.clone().map(Into::into)),
             ("quiet", args.quiet.then_some(true.into())),
             ("alerts.file", args.alerts.clone().map(Into::into)),
+            ("alerts.format", args.alerts_format.clone().map(Into::into)),
             (
                 "bad-lines.policy",
                 args.dead_letter.as_ref().map(|_| "dead-letter".into()),
@@ -458,7 +460,7 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
         }
     }
     let Some(file) = raw.file else {
-        if raw.min_severity.is_some() || raw.campaign_min_events.is_some() {
+        if raw.min_severity.is_some() || raw.campaign_min_events.is_some() || raw.format.is_some() {
             return Err("the alerts.* thresholds need alerts.file (--alerts FILE|-)".to_owned());
         }
         return Ok(None);
@@ -490,10 +492,17 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
     if campaign_min_events == 0 {
         return Err("alerts.campaign-min-events must be at least 1".to_owned());
     }
+    let format = match raw.format.as_deref() {
+        None => crate::formats::Format::Native,
+        Some(name) => crate::formats::Format::from_name(name).ok_or_else(|| {
+            format!("alerts.format \"{name}\" is not a format (native, ecs, splunk-hec)")
+        })?,
+    };
     Ok(Some(AlertSettings {
         sink,
         min_severity,
         campaign_min_events,
+        format,
     }))
 }
 

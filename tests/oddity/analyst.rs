@@ -748,3 +748,146 @@ fn on_a_terminal_progress_is_shown_then_the_summary() {
     let quiet = on_tty("-q");
     assert!(quiet.trim().is_empty(), "--quiet draws nothing: {quiet:?}");
 }
+
+/// The alerts of the bundled example in `format`.
+fn example_alerts_as(format: &str) -> Vec<Value> {
+    let dir = tempdir();
+    let events = example("cloudtrail/events.jsonl.gz");
+    let alerts = dir.path().join("alerts.jsonl");
+    run(
+        &[
+            "-q",
+            path_str(&events),
+            "--alerts",
+            path_str(&alerts),
+            "--alerts-format",
+            format,
+        ],
+        None,
+    )
+    .assert_ok();
+    json_lines(&std::fs::read(&alerts).expect("the alerts file"))
+}
+
+/// `doc`'s fields as ECS names them: dotted paths to values (arrays of values kept whole).
+fn flatten(prefix: &str, doc: &Value, out: &mut Vec<(String, Value)>) {
+    match doc {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&path, v, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), other.clone())),
+    }
+}
+
+/// Whether `value` is a value of the ECS type `kind`.
+fn ecs_typed(kind: &str, value: &Value) -> bool {
+    match kind {
+        "keyword" | "constant_keyword" | "wildcard" | "match_only_text" | "text" | "flattened" => {
+            value.is_string()
+        }
+        "ip" => value
+            .as_str()
+            .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+        "date" => value
+            .as_str()
+            .is_some_and(|s| s.parse::<jiff::Timestamp>().is_ok()),
+        "long" | "integer" | "short" | "byte" | "unsigned_long" => value.is_u64() || value.is_i64(),
+        "float" | "double" | "scaled_float" | "half_float" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        _ => false,
+    }
+}
+
+#[test]
+fn ecs_alerts_follow_the_elastic_common_schema() {
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(crate::util::test_data().join("ecs/ecs_flat_8.17.0.json")).expect("ECS"),
+    )
+    .expect("JSON");
+    let fields = &schema["fields"];
+    let alerts = example_alerts_as("ecs");
+    assert!(!alerts.is_empty());
+    for alert in &alerts {
+        let mut flat = Vec::new();
+        flatten("", alert, &mut flat);
+        for (name, value) in flat {
+            // oddity's own alert rides under the custom field `oddity`; `labels` holds keywords.
+            if name.starts_with("oddity.") {
+                continue;
+            }
+            if let Some(label) = name.strip_prefix("labels.") {
+                assert!(value.is_string() && !label.contains('.'), "{name}: {value}");
+                continue;
+            }
+            let field = &fields[&name];
+            assert!(field.is_object(), "{name} is not an ECS 8.17 field");
+            let kind = field["type"].as_str().expect("type");
+            let values = match &value {
+                Value::Array(items) => {
+                    assert_eq!(field["array"], true, "{name} is not an array in ECS");
+                    items.clone()
+                }
+                one => vec![one.clone()],
+            };
+            for v in &values {
+                assert!(ecs_typed(kind, v), "{name}: {v} is not of ECS type {kind}");
+                if let Some(allowed) = field["allowed_values"].as_array() {
+                    assert!(
+                        allowed.contains(v),
+                        "{name}: {v} is not one of ECS's {allowed:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(alert["event"]["kind"], "alert");
+        assert_eq!(alert["ecs"]["version"], "8.17.0");
+        assert!(alert["oddity"]["alertId"].is_string());
+    }
+    // The exfiltration chain's alert carries the account it shares with and its tactic.
+    assert!(alerts.iter().any(|a| {
+        a["event"]["action"] == "ModifySnapshotAttribute"
+            && a["threat"]["tactic"]["name"]
+                .as_array()
+                .is_some_and(|t| t.contains(&Value::from("exfiltration")))
+            && a["source"]["ip"].is_string()
+    }));
+}
+
+#[test]
+fn splunk_hec_alerts_are_collector_envelopes() {
+    let alerts = example_alerts_as("splunk-hec");
+    let native = example_alerts_as("native");
+    assert_eq!(alerts.len(), native.len());
+    for (hec, native) in alerts.iter().zip(&native) {
+        let keys: Vec<&str> = hec
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for key in &keys {
+            assert!(
+                [
+                    "time",
+                    "host",
+                    "source",
+                    "sourcetype",
+                    "index",
+                    "fields",
+                    "event"
+                ]
+                .contains(key),
+                "{key} is not a key of the HEC event envelope"
+            );
+        }
+        assert!(hec["time"].is_number() && hec["sourcetype"] == "oddity:alert");
+        assert_eq!(hec["event"]["alertId"], native["alertId"]);
+    }
+}
