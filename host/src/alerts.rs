@@ -64,6 +64,8 @@ pub struct AlertSettings {
     pub campaign_min_events: u32,
     /// How each alert line is written.
     pub format: crate::formats::Format,
+    /// The suppression rules in force.
+    pub suppress: crate::suppress::Rules,
 }
 
 /// The engine's severity levels are set in `[risk]`; see docs/risk.md for what each costs.
@@ -76,6 +78,8 @@ pub const DEFAULT_CAMPAIGN_MIN_EVENTS: u32 = 2;
 pub struct AlertCounts {
     pub events: u64,
     pub campaigns: u64,
+    /// Alerts a suppression rule kept out (not in `total`).
+    pub suppressed: u64,
 }
 
 impl AlertCounts {
@@ -109,6 +113,7 @@ struct OpenCampaign {
 #[derive(Debug)]
 pub struct Alerts {
     format: crate::formats::Format,
+    suppress: crate::suppress::Rules,
     min_severity: Severity,
     campaign_min_events: u32,
     open: HashMap<String, OpenCampaign>,
@@ -264,6 +269,7 @@ impl Alerts {
     pub fn new(settings: &AlertSettings) -> Alerts {
         Alerts {
             format: settings.format,
+            suppress: settings.suppress.clone(),
             min_severity: settings.min_severity,
             campaign_min_events: settings.campaign_min_events,
             open: HashMap::new(),
@@ -326,15 +332,23 @@ impl Alerts {
             }
         }
         let kind = if first_alert.is_some() {
-            self.counts.campaigns += 1;
             "campaign"
         } else if note.severity >= self.min_severity {
-            self.counts.events += 1;
             "event"
         } else {
             self.forget_if_full();
             return;
         };
+        if self.suppressed(note, kind) {
+            // Not alerted: a campaign's next alert that is not suppressed tells its story.
+            self.counts.suppressed += 1;
+            self.forget_if_full();
+            return;
+        }
+        match kind {
+            "campaign" => self.counts.campaigns += 1,
+            _ => self.counts.events += 1,
+        }
         let open = open_id.as_ref().and_then(|id| self.open.get(id));
         let m = &note.most_novel;
         let alert = AlertLine {
@@ -388,6 +402,24 @@ impl Alerts {
             open.stages = VecDeque::new();
         }
         self.forget_if_full();
+    }
+
+    /// Whether a suppression rule keeps this alert out.
+    fn suppressed(&self, note: &Annotation, kind: &str) -> bool {
+        let field = |name: &str| {
+            note.observation
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or("", |(_, v)| v.as_str())
+        };
+        let subject = crate::suppress::Subject {
+            principal: &note.principal,
+            action: field("action"),
+            network: field("network"),
+            tactics: &note.tactics,
+            kind,
+        };
+        self.suppress.matching(&subject).is_some()
     }
 
     /// Keeps at most [`MAX_OPEN`] campaigns: beyond, forgets the least recently active half.
@@ -465,6 +497,7 @@ mod tests {
             min_severity: Severity::Medium,
             campaign_min_events: 2,
             format: crate::formats::Format::Native,
+            suppress: crate::suppress::Rules::default(),
         }
     }
 
@@ -529,7 +562,8 @@ mod tests {
             a.counts(),
             AlertCounts {
                 events: 1,
-                campaigns: 0
+                campaigns: 0,
+                suppressed: 0
             }
         );
     }

@@ -168,6 +168,11 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "FORMAT")]
     pub alerts_format: Option<String>,
 
+    /// Keep alerts that match a rule of this TOML file out of the alert stream (rules with a
+    /// reason and an expiry; docs/alerts.md) [alerts.suppress].
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Option<PathBuf>,
+
     /// Append bad lines (empty, not UTF-8, not JSON, not an object, over --max-line-bytes) to
     /// FILE, one JSON record each with their source and line number, instead of writing them
     /// to the output [bad-lines.policy = "dead-letter", bad-lines.file].

@@ -19,6 +19,7 @@
 //! - [`checkpoint`]: what of each input file the state learned, by file identity.
 //! - [`problems`]: counting and rate-limited reporting of unscored lines.
 //! - [`scored`]: reading scored files (gzip, long lines, times, the ranking by risk).
+//! - [`suppress`]: the analyst's suppression rules for alerts.
 //! - [`top`]: `oddity top`, the most novel events as a table.
 //! - [`report`]: `oddity report`, a scored stream as one self-contained HTML page.
 //! - [`export`]: `oddity plugin export`, the embedded component and its contract as files.
@@ -42,4 +43,5 @@ pub mod report;
 pub mod scored;
 pub mod settings;
 pub mod state;
+pub mod suppress;
 pub mod top;

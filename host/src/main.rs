@@ -260,6 +260,9 @@ fn describe(s: &Summary) -> String {
             counts.events,
             counts.campaigns
         ));
+        if counts.suppressed > 0 {
+            text.push_str(&format!(", {} suppressed by rules", counts.suppressed));
+        }
     }
     if let Some((lines, file)) = &s.dead_lettered {
         text.push_str(&format!(

@@ -110,6 +110,7 @@ struct RawAlerts {
     min_severity: Option<String>,
     campaign_min_events: Option<u32>,
     format: Option<String>,
+    suppress: Option<PathBuf>,
     /// Replaced by `min-severity`; named only to say so.
     event_threshold: Option<toml::Value>,
     campaign_threshold: Option<toml::Value>,
@@ -229,7 +230,7 @@ impl Settings {
                 .try_parsing(true)
                 .source(env),
         );
-        let overrides: [(&str, Option<config::Value>); 17] = [
+        let overrides: [(&str, Option<config::Value>); 18] = [
             ("profile", args.profile.clone().map(Into::into)),
             (
                 "state.file",
@@ -260,6 +261,12 @@ impl Settings {
             ("quiet", args.quiet.then_some(true.into())),
             ("alerts.file", args.alerts.clone().map(Into::into)),
             ("alerts.format", args.alerts_format.clone().map(Into::into)),
+            (
+                "alerts.suppress",
+                args.suppress
+                    .as_ref()
+                    .map(|p| p.display().to_string().into()),
+            ),
             (
                 "bad-lines.policy",
                 args.dead_letter.as_ref().map(|_| "dead-letter".into()),
@@ -460,7 +467,11 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
         }
     }
     let Some(file) = raw.file else {
-        if raw.min_severity.is_some() || raw.campaign_min_events.is_some() || raw.format.is_some() {
+        if raw.min_severity.is_some()
+            || raw.campaign_min_events.is_some()
+            || raw.format.is_some()
+            || raw.suppress.is_some()
+        {
             return Err("the alerts.* thresholds need alerts.file (--alerts FILE|-)".to_owned());
         }
         return Ok(None);
@@ -498,11 +509,18 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
             format!("alerts.format \"{name}\" is not a format (native, ecs, splunk-hec)")
         })?,
     };
+    let suppress = match &raw.suppress {
+        None => crate::suppress::Rules::default(),
+        Some(path) => crate::suppress::Rules::load(path)
+            .map_err(|e| format!("alerts.suppress: {e}"))?
+            .in_force(jiff::Timestamp::now().as_second() as f64),
+    };
     Ok(Some(AlertSettings {
         sink,
         min_severity,
         campaign_min_events,
         format,
+        suppress,
     }))
 }
 

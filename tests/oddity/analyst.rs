@@ -891,3 +891,75 @@ fn splunk_hec_alerts_are_collector_envelopes() {
         assert_eq!(hec["event"]["alertId"], native["alertId"]);
     }
 }
+
+#[test]
+fn suppression_rules_keep_matching_alerts_out_and_are_counted() {
+    let dir = tempdir();
+    let events = example("cloudtrail/events.jsonl.gz");
+    let (_, _, all) = example_with_alerts(dir.path());
+    let phill = |a: &Value| a["principal"].as_str().is_some_and(|p| p.contains("phill"));
+    let of_phill = all.iter().filter(|a| phill(a)).count();
+    assert!(of_phill > 0, "the example's chain alerts");
+    let rules = dir.path().join("suppress.toml");
+    let alerts = dir.path().join("suppressed-alerts.jsonl");
+    for (expires, suppressed) in [("2999-01-01", true), ("2020-01-01", false)] {
+        std::fs::write(
+            &rules,
+            format!(
+                "[[rule]]\nprincipal = \"*user/phill\"\nreason = \"a test: phill's chain is known\"\nexpires = \"{expires}\"\nby = \"ana\"\n"
+            ),
+        )
+        .expect("write");
+        let _ = std::fs::remove_file(&alerts);
+        let out = run(
+            &[
+                path_str(&events),
+                "--alerts",
+                path_str(&alerts),
+                "--suppress",
+                path_str(&rules),
+            ],
+            None,
+        );
+        out.assert_ok();
+        let got = json_lines(&std::fs::read(&alerts).expect("alerts"));
+        if suppressed {
+            assert!(!got.iter().any(phill), "no alert of phill's");
+            assert_eq!(
+                got.len(),
+                all.len() - of_phill,
+                "the others as without rules"
+            );
+            assert!(
+                out.stderr
+                    .contains(&format!("{of_phill} suppressed by rules")),
+                "{}",
+                out.stderr
+            );
+        } else {
+            assert_eq!(got.len(), all.len(), "an expired rule suppresses nothing");
+            assert!(out.stderr.contains("has expired"), "{}", out.stderr);
+        }
+    }
+    std::fs::write(
+        &rules,
+        "[[rule]]\naction = \"X\"\nexpires = \"2999-01-01\"\n",
+    )
+    .expect("write");
+    let out = run(
+        &[
+            path_str(&events),
+            "--alerts",
+            path_str(&alerts),
+            "--suppress",
+            path_str(&rules),
+        ],
+        None,
+    );
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("alerts.suppress") && out.stderr.contains("reason"),
+        "{}",
+        out.stderr
+    );
+}

@@ -264,6 +264,7 @@ impl Counted {
         for (kind, now, was) in [
             ("event", w.alerts.events, self.alerts.events),
             ("campaign", w.alerts.campaigns, self.alerts.campaigns),
+            ("suppressed", w.alerts.suppressed, self.alerts.suppressed),
         ] {
             if now > was {
                 let label = Kind {
