@@ -163,8 +163,9 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "FILE|-")]
     pub alerts: Option<String>,
 
-    /// The alerts' format: `native` (oddity's JSON), `ecs` (Elastic Common Schema 8.x) or
-    /// `splunk-hec` (Splunk's HTTP Event Collector envelope) [alerts.format].
+    /// The alerts' format: `native` (oddity's JSON), `ecs` (Elastic Common Schema 8.x), `ocsf`
+    /// (OCSF 1.2 Detection Finding) or `splunk-hec` (Splunk's HTTP Event Collector envelope)
+    /// [alerts.format].
     #[arg(long, value_name = "FORMAT")]
     pub alerts_format: Option<String>,
 

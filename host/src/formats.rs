@@ -1,5 +1,6 @@
 //! Alert formats for SIEMs: oddity's own JSON (`native`), the Elastic Common Schema 8.x (`ecs`),
-//! and Splunk's HTTP Event Collector envelope (`splunk-hec`). Each takes the native alert, as
+//! OCSF 1.x's Detection Finding (`ocsf`: the format of AWS Security Lake and Splunk's OCSF
+//! add-on), and Splunk's HTTP Event Collector envelope (`splunk-hec`). Each takes the native alert, as
 //! [`crate::alerts`] renders it, and gives the line to write.
 
 use serde_json::{Map, Value, json};
@@ -10,6 +11,7 @@ pub enum Format {
     #[default]
     Native,
     Ecs,
+    Ocsf,
     SplunkHec,
 }
 
@@ -18,6 +20,7 @@ impl Format {
         match name {
             "native" => Some(Format::Native),
             "ecs" => Some(Format::Ecs),
+            "ocsf" => Some(Format::Ocsf),
             "splunk-hec" => Some(Format::SplunkHec),
             _ => None,
         }
@@ -28,6 +31,7 @@ impl Format {
         match self {
             Format::Native => native,
             Format::Ecs => ecs(&native),
+            Format::Ocsf => ocsf(&native),
             Format::SplunkHec => hec(native),
         }
     }
@@ -154,6 +158,155 @@ fn ecs(a: &Value) -> Value {
         put(&mut d, "labels.oddity_campaign_id", json!(id));
     }
     d.insert("oddity".to_owned(), a.clone());
+    Value::Object(d)
+}
+
+/// The OCSF version the `ocsf` format follows.
+pub const OCSF_VERSION: &str = "1.2.0";
+
+/// Milliseconds since the epoch of an event time or a detection time.
+fn millis(text: Option<&str>) -> Option<i64> {
+    text.and_then(crate::scored::parse_time)
+        .map(|s| (s * 1000.0).round() as i64)
+}
+
+/// The alert as an OCSF Detection Finding (class 2004): the finding (`finding_info`: the alert
+/// id, a title, the explanation, ATT&CK tactics and techniques), the call as evidence (actor,
+/// API, source endpoint), `cloud`, and the whole native alert as `unmapped.oddity`.
+fn ocsf(a: &Value) -> Value {
+    let raw = &a["raw"];
+    let severity = a["severity"].as_str().unwrap_or("info");
+    let (severity_id, severity_name) = match severity {
+        "info" => (1, "Informational"),
+        "low" => (2, "Low"),
+        "medium" => (3, "Medium"),
+        "high" => (4, "High"),
+        _ => (5, "Critical"),
+    };
+    let detected = millis(a["detectedAt"].as_str());
+    let happened = millis(a["eventTime"].as_str());
+    let mut d = Map::new();
+    put(&mut d, "activity_id", json!(1));
+    put(&mut d, "activity_name", json!("Create"));
+    put(&mut d, "category_uid", json!(2));
+    put(&mut d, "category_name", json!("Findings"));
+    put(&mut d, "class_uid", json!(2004));
+    put(&mut d, "class_name", json!("Detection Finding"));
+    put(&mut d, "type_uid", json!(200_401));
+    put(&mut d, "type_name", json!("Detection Finding: Create"));
+    put(&mut d, "severity_id", json!(severity_id));
+    put(&mut d, "severity", json!(severity_name));
+    put(&mut d, "status_id", json!(1));
+    put(&mut d, "status", json!("New"));
+    put(&mut d, "time", json!(detected.or(happened)));
+    put(&mut d, "start_time", json!(happened));
+    put(
+        &mut d,
+        "risk_score",
+        json!(a["risk"].as_f64().map(|r| r.round() as i64)),
+    );
+    let explanation = &a["explanation"];
+    let kind = a["kind"].as_str().unwrap_or("event");
+    let action = raw["eventName"]
+        .as_str()
+        .or(a["observation"]["action"].as_str())
+        .unwrap_or("?");
+    let title = format!(
+        "{} {action}: new {}",
+        a["principal"].as_str().unwrap_or("?"),
+        explanation["field"].as_str().unwrap_or("?")
+    );
+    put(
+        &mut d,
+        "message",
+        json!(format!("oddity {severity} {kind} alert: {title}")),
+    );
+    put(&mut d, "finding_info.uid", a["alertId"].clone());
+    put(&mut d, "finding_info.title", json!(title));
+    put(
+        &mut d,
+        "finding_info.desc",
+        json!(format!(
+            "{} = {} is new in the {} view ({} bits)",
+            explanation["field"].as_str().unwrap_or("?"),
+            explanation["value"].as_str().unwrap_or("?"),
+            explanation["view"].as_str().unwrap_or("?"),
+            explanation["bits"]
+        )),
+    );
+    put(
+        &mut d,
+        "finding_info.types",
+        json!([format!("oddity {kind} novelty")]),
+    );
+    put(&mut d, "finding_info.created_time", json!(detected));
+    put(
+        &mut d,
+        "finding_info.first_seen_time",
+        json!(millis(a["campaign"]["first"].as_str()).or(happened)),
+    );
+    put(&mut d, "finding_info.last_seen_time", json!(happened));
+    let attacks: Vec<Value> = a["tactics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| json!({"tactic": {"name": t}}))
+        .chain(
+            a["techniques"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| json!({"technique": {"uid": t}})),
+        )
+        .collect();
+    if !attacks.is_empty() {
+        put(&mut d, "finding_info.attacks", json!(attacks));
+    }
+    put(&mut d, "metadata.version", json!(OCSF_VERSION));
+    put(&mut d, "metadata.uid", a["alertId"].clone());
+    put(&mut d, "metadata.product.vendor_name", json!("oddity"));
+    put(
+        &mut d,
+        "metadata.product.name",
+        a["detector"]["name"].clone(),
+    );
+    put(
+        &mut d,
+        "metadata.product.version",
+        a["detector"]["version"].clone(),
+    );
+    let mut evidence = Map::new();
+    put(&mut evidence, "actor.user.uid", raw["identityArn"].clone());
+    put(&mut evidence, "actor.user.name", a["principal"].clone());
+    put(
+        &mut evidence,
+        "actor.user.type",
+        raw["identityType"].clone(),
+    );
+    put(&mut evidence, "api.operation", json!(action));
+    put(
+        &mut evidence,
+        "api.service.name",
+        raw["eventSource"].clone(),
+    );
+    if let Some(ip) = raw["sourceIp"].as_str() {
+        let key = if ip.parse::<std::net::IpAddr>().is_ok() {
+            "src_endpoint.ip"
+        } else {
+            "src_endpoint.name"
+        };
+        put(&mut evidence, key, json!(ip));
+    }
+    put(&mut d, "evidences", json!([Value::Object(evidence)]));
+    if raw["eventSource"]
+        .as_str()
+        .is_some_and(|s| s.ends_with(".amazonaws.com"))
+    {
+        put(&mut d, "cloud.provider", json!("AWS"));
+        put(&mut d, "cloud.account.uid", raw["account"].clone());
+        put(&mut d, "cloud.region", raw["region"].clone());
+    }
+    put(&mut d, "unmapped.oddity", a.clone());
     Value::Object(d)
 }
 

@@ -506,7 +506,7 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
     let format = match raw.format.as_deref() {
         None => crate::formats::Format::Native,
         Some(name) => crate::formats::Format::from_name(name).ok_or_else(|| {
-            format!("alerts.format \"{name}\" is not a format (native, ecs, splunk-hec)")
+            format!("alerts.format \"{name}\" is not a format (native, ecs, ocsf, splunk-hec)")
         })?,
     };
     let suppress = match &raw.suppress {

@@ -963,3 +963,76 @@ fn suppression_rules_keep_matching_alerts_out_and_are_counted() {
         out.stderr
     );
 }
+
+/// Checks `doc` against the OCSF attributes `attrs` (an object of the resolved schema): every
+/// attribute is known, of its base type, in its enum, and every required one is there.
+fn ocsf_valid(schema: &Value, attrs: &Value, doc: &Value, path: &str) {
+    let doc = doc
+        .as_object()
+        .unwrap_or_else(|| panic!("{path} is not an object"));
+    for (name, spec) in attrs.as_object().expect("attributes") {
+        if spec["requirement"] == "required" {
+            assert!(doc.contains_key(name), "{path}.{name} is required by OCSF");
+        }
+    }
+    for (name, value) in doc {
+        let at = format!("{path}.{name}");
+        let spec = &attrs[name];
+        assert!(spec.is_object(), "{at} is not an OCSF attribute here");
+        let values = if spec["array"] == true {
+            value
+                .as_array()
+                .unwrap_or_else(|| panic!("{at} must be an array"))
+                .clone()
+        } else {
+            assert!(!value.is_array(), "{at} must not be an array");
+            vec![value.clone()]
+        };
+        for v in &values {
+            if let Some(object) = spec["object"].as_str() {
+                if object == "object" {
+                    assert!(v.is_object(), "{at}: an object");
+                    continue;
+                }
+                let inner = &schema["objects"][object]["attributes"];
+                ocsf_valid(schema, inner, v, &at);
+                continue;
+            }
+            let ok = match spec["base"].as_str().expect("base type") {
+                "string_t" => v.is_string(),
+                "integer_t" | "long_t" => v.is_i64() || v.is_u64(),
+                "float_t" => v.is_number(),
+                "boolean_t" => v.is_boolean(),
+                "json_t" => true,
+                other => panic!("{at}: unknown base type {other}"),
+            };
+            assert!(ok, "{at}: {v} is not of type {}", spec["type"]);
+            if let Some(allowed) = spec["enum"].as_array() {
+                assert!(allowed.contains(v), "{at}: {v} is not one of {allowed:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn ocsf_alerts_are_detection_findings() {
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(crate::util::test_data().join("ocsf/detection_finding_1.2.0.json"))
+            .expect("OCSF"),
+    )
+    .expect("JSON");
+    let alerts = example_alerts_as("ocsf");
+    assert!(!alerts.is_empty());
+    for alert in &alerts {
+        ocsf_valid(&schema, &schema["class"]["attributes"], alert, "finding");
+        assert_eq!(alert["class_uid"], 2004);
+        assert_eq!(alert["type_uid"], 200_401);
+        assert!(alert["unmapped"]["oddity"]["alertId"].is_string());
+    }
+    assert!(alerts.iter().any(|a| {
+        a["evidences"][0]["api"]["operation"] == "ModifySnapshotAttribute"
+            && a["finding_info"]["attacks"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x["tactic"]["name"] == "exfiltration"))
+    }));
+}
