@@ -33,6 +33,36 @@ pub enum Command {
     Report(ReportArgs),
     /// The embedded WebAssembly component, for other component hosts.
     Plugin(PluginArgs),
+    /// Record an analyst's verdict on an alert; `benign` also suppresses its principal's action.
+    Ack(AckArgs),
+}
+
+/// Flags of `oddity ack`.
+#[derive(Debug, Args, Clone)]
+pub struct AckArgs {
+    /// The alert's `alertId`.
+    pub alert_id: String,
+    /// `benign` or `malicious`.
+    #[arg(long)]
+    pub verdict: String,
+    /// Who decides (recorded).
+    #[arg(long)]
+    pub by: String,
+    /// Why (recorded).
+    #[arg(long)]
+    pub reason: String,
+    /// The native alerts file the alert is in.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: PathBuf,
+    /// The verdicts file, appended to (one JSON line per verdict).
+    #[arg(long, value_name = "FILE", default_value = "verdicts.jsonl")]
+    pub verdicts: PathBuf,
+    /// For `benign`: the suppression rules file to add a rule to (the one `--suppress` reads).
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Option<PathBuf>,
+    /// For `benign`: how long the rule lasts.
+    #[arg(long = "for", value_name = "DURATION", default_value = "30d")]
+    pub r#for: String,
 }
 
 /// `oddity plugin`.

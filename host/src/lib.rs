@@ -11,6 +11,7 @@
 //! - [`annotation`]: notes as records, and the one splice of a note into its event.
 //! - [`deadletter`]: the bad-lines policy, and the dead-letter file.
 //! - [`pipeline`]: sources → reader → scorer → writer → sinks, state saving, recovery.
+//! - [`ack`]: `oddity ack`, an analyst's verdict on an alert, recorded; benign ones suppressed.
 //! - [`alerts`]: the events and campaigns that cross a threshold, as JSON lines for a SIEM.
 //! - [`formats`]: alert formats for SIEMs (native, ECS, Splunk HEC).
 //! - [`metrics`]: `--metrics`, the run's counters for Prometheus over HTTP.
@@ -24,6 +25,7 @@
 //! - [`report`]: `oddity report`, a scored stream as one self-contained HTML page.
 //! - [`export`]: `oddity plugin export`, the embedded component and its contract as files.
 
+pub mod ack;
 pub mod alerts;
 pub mod annotation;
 pub mod blocking;

@@ -57,6 +57,15 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
+        Some(Command::Ack(ack)) => {
+            return match oddity::ack::run(&ack) {
+                Ok(done) => {
+                    eprintln!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.into()),
+            };
+        }
         Some(Command::Plugin(plugin)) => match plugin.command {
             PluginCommand::Export(export) => return export_plugin(&export),
         },

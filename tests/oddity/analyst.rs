@@ -1036,3 +1036,89 @@ fn ocsf_alerts_are_detection_findings() {
                 .is_some_and(|t| t.iter().any(|x| x["tactic"]["name"] == "exfiltration"))
     }));
 }
+
+#[test]
+fn ack_records_a_verdict_and_a_benign_one_stops_the_behaviour_alerting() {
+    let dir = tempdir();
+    let events = example("cloudtrail/events.jsonl.gz");
+    let (_, _, alerts) = example_with_alerts(dir.path());
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let target = alerts
+        .iter()
+        .find(|a| a["observation"]["action"] == "ModifySnapshotAttribute")
+        .expect("the chain's alert");
+    let id = target["alertId"].as_str().expect("id");
+    let (principal, action) = (
+        target["principal"].clone(),
+        target["observation"]["action"].clone(),
+    );
+    let verdicts = dir.path().join("verdicts.jsonl");
+    let rules = dir.path().join("rules.toml");
+    let ack = |verdict: &str, id: &str| {
+        run(
+            &[
+                "ack",
+                id,
+                "--verdict",
+                verdict,
+                "--by",
+                "ana",
+                "--reason",
+                "sharing with our backup account",
+                "--alerts",
+                path_str(&alerts_file),
+                "--verdicts",
+                path_str(&verdicts),
+                "--suppress",
+                path_str(&rules),
+            ],
+            None,
+        )
+    };
+    ack("malicious", id).assert_ok();
+    assert!(!rules.exists(), "a malicious verdict suppresses nothing");
+    ack("benign", id).assert_ok();
+    let recorded = json_lines(&std::fs::read(&verdicts).expect("verdicts"));
+    assert_eq!(recorded.len(), 2);
+    for (v, verdict) in recorded.iter().zip(["malicious", "benign"]) {
+        assert_eq!(
+            (&v["alertId"], &v["verdict"], &v["by"]),
+            (&Value::from(id), &Value::from(verdict), &Value::from("ana"))
+        );
+        assert_eq!((&v["principal"], &v["action"]), (&principal, &action));
+        assert!(
+            v["at"]
+                .as_str()
+                .is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok())
+        );
+    }
+    assert!(recorded[1]["suppressedUntil"].is_string());
+    // Scored again with the rule: that principal's action no longer alerts, the rest does.
+    let again = dir.path().join("again.jsonl");
+    run(
+        &[
+            "-q",
+            path_str(&events),
+            "--alerts",
+            path_str(&again),
+            "--suppress",
+            path_str(&rules),
+        ],
+        None,
+    )
+    .assert_ok();
+    let after = json_lines(&std::fs::read(&again).expect("alerts"));
+    assert!(
+        !after
+            .iter()
+            .any(|a| a["principal"] == principal && a["observation"]["action"] == action)
+    );
+    assert!(after.len() < alerts.len() && !after.is_empty());
+    let missing = ack("benign", "0000000000000000");
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.contains("no alert 0000000000000000"),
+        "{}",
+        missing.stderr
+    );
+}
