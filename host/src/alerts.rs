@@ -43,6 +43,8 @@ pub enum AlertSink {
     Stdout,
     /// Appended to: an alert file is a log that a SIEM follows, across runs.
     File(PathBuf),
+    /// Syslog over TCP (RFC 5424, octet-counted): `syslog+tcp://HOST:PORT`.
+    Syslog(std::net::SocketAddr),
 }
 
 impl AlertSink {
@@ -50,6 +52,7 @@ impl AlertSink {
         match self {
             AlertSink::Stdout => "standard output".to_owned(),
             AlertSink::File(p) => p.display().to_string(),
+            AlertSink::Syslog(a) => format!("syslog+tcp://{a}"),
         }
     }
 }

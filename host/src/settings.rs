@@ -486,6 +486,12 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
             return Err("alerts.file is - (alerts on standard output), so the scored stream needs a file: add -o FILE (output = ...)".to_owned());
         }
         "-" => AlertSink::Stdout,
+        url if url.starts_with("syslog+tcp://") => {
+            let addr = &url["syslog+tcp://".len()..];
+            AlertSink::Syslog(addr.parse().map_err(|_| {
+                format!("alerts.file {url}: syslog+tcp:// wants an address such as 127.0.0.1:6514")
+            })?)
+        }
         // That it is not the output (nor any other file written) is checked with them all.
         path => AlertSink::File(PathBuf::from(path)),
     };

@@ -136,3 +136,83 @@ fn rsyslog_omprog_with_confirmations_gets_every_event_scored() {
         "omprog's copy is the filter's lines"
     );
 }
+
+#[test]
+fn alerts_reach_rsyslog_as_rfc5424_messages_over_tcp() {
+    let dir = tempdir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let received = dir.path().join("received.log");
+    let conf = dir.path().join("receiver.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global(workDirectory=\"{dir}\")\nmodule(load=\"imtcp\")\n\
+             template(name=\"t\" type=\"string\" string=\"%syslogseverity-text%|%app-name%|%msg%\\n\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"r\")\n\
+             ruleset(name=\"r\") {{ action(type=\"omfile\" file=\"{file}\" template=\"t\") }}\n",
+            dir = dir.path().display(),
+            file = received.display()
+        ),
+    )
+    .expect("write");
+    let mut child = rsyslogd(&conf, dir.path());
+    let events = example("cloudtrail/events.jsonl.gz");
+    let events = events.to_str().expect("utf-8");
+    // rsyslog listens once it has started: oddity sends again until it is.
+    let url = format!("syslog+tcp://127.0.0.1:{port}");
+    std::thread::sleep(Duration::from_millis(500));
+    run(&["-q", events, "-o", "/dev/null", "--alerts", &url], None).assert_ok();
+    let file = dir.path().join("alerts.jsonl");
+    run(
+        &[
+            "-q",
+            events,
+            "-o",
+            "/dev/null",
+            "--alerts",
+            file.to_str().expect("utf-8"),
+        ],
+        None,
+    )
+    .assert_ok();
+    let want: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .expect("alerts")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    wait_for_lines(&received, want.len(), &mut child);
+    stop(child);
+    let got = std::fs::read_to_string(&received).expect("received");
+    let got: Vec<(&str, &str, serde_json::Value)> = got
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, '|');
+            let (sev, app, msg) = (
+                parts.next().expect("severity"),
+                parts.next().expect("app"),
+                parts.next().expect("msg"),
+            );
+            (
+                sev,
+                app,
+                serde_json::from_str(msg).expect("the alert, whole"),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "every alert arrives once");
+    for ((sev, app, alert), expected) in got.iter().zip(&want) {
+        assert_eq!(alert["alertId"], expected["alertId"], "in order");
+        assert_eq!(*app, "oddity");
+        let wanted = match expected["severity"].as_str().expect("severity") {
+            "critical" => "crit",
+            "high" => "err",
+            "medium" => "warning",
+            "low" => "notice",
+            _ => "info",
+        };
+        assert_eq!(*sev, wanted);
+    }
+}

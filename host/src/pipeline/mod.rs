@@ -103,6 +103,7 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
         Some(AlertSink::Stdout) => Some(Box::new(
             output::Lines::stdout().context("starting the alerts thread")?,
         )),
+        Some(AlertSink::Syslog(addr)) => Some(Box::new(output::Syslog::new(*addr))),
         Some(AlertSink::File(p)) => Some(Box::new(
             output::Lines::append(p).with_context(|| format!("alerts file {}", p.display()))?,
         )),
