@@ -243,7 +243,18 @@ fn describe_json(s: &Summary) -> serde_json::Value {
 
 fn describe(s: &Summary) -> String {
     let secs = s.elapsed.as_secs_f64();
-    let mut text = format!(
+    let mut text = if s.events == 0 {
+        format!("oddity: no events in {secs:.2} s")
+    } else {
+        counts(s, secs)
+    };
+    more(s, &mut text);
+    text
+}
+
+/// The events, their rate and the highest score.
+fn counts(s: &Summary, secs: f64) -> String {
+    format!(
         "oddity: {} events ({} scored, {} not scored{}) in {secs:.2} s, {:.0} events/s; highest score {:.4}",
         s.events,
         s.scored,
@@ -255,7 +266,11 @@ fn describe(s: &Summary) -> String {
         },
         s.events as f64 / secs.max(1e-9),
         s.highest_score,
-    );
+    )
+}
+
+/// What else the run did: skipped, alerts, dead letters, and what went wrong.
+fn more(s: &Summary, text: &mut String) {
     if s.skipped > 0 {
         text.push_str(&format!(
             "; {} events skipped: the state learned them before (--reread reads them again)",
@@ -302,7 +317,6 @@ fn describe(s: &Summary) -> String {
     if s.interrupted {
         text.push_str("\noddity: stopped by a signal after saving the state");
     }
-    text
 }
 
 /// One line to where the log goes (standard error, `--log-file`, or nowhere under `--reply`).
