@@ -68,14 +68,15 @@ impl Identity {
     }
 }
 
+/// A file's device and inode.
 #[cfg(unix)]
-fn dev_ino(meta: &std::fs::Metadata) -> (u64, u64) {
+pub fn dev_ino(meta: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt as _;
     (meta.dev(), meta.ino())
 }
 
 #[cfg(not(unix))]
-fn dev_ino(_: &std::fs::Metadata) -> (u64, u64) {
+pub fn dev_ino(_: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 

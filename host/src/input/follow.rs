@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::dev_ino;
+
 /// How often the end of a followed file is checked for more.
 pub const POLL: Duration = Duration::from_millis(25);
 
@@ -27,7 +29,7 @@ pub struct Tail {
 impl Tail {
     pub fn open(path: PathBuf, cancel: CancellationToken) -> io::Result<Tail> {
         let file = fs_err::File::open(&path)?;
-        let id = identity(&file.metadata()?);
+        let id = dev_ino(&file.metadata()?);
         Ok(Tail {
             path,
             file,
@@ -39,7 +41,7 @@ impl Tail {
     /// The file the name now names, when it is another one than the one being read.
     fn replaced(&self) -> Option<fs_err::File> {
         let meta = fs_err::metadata(&self.path).ok()?;
-        if identity(&meta) == self.id {
+        if dev_ino(&meta) == self.id {
             return None;
         }
         fs_err::File::open(&self.path).ok()
@@ -67,7 +69,7 @@ impl Read for Tail {
                     "{}: rotated, reading the new file from its start",
                     self.path.display()
                 );
-                self.id = identity(&next.metadata()?);
+                self.id = dev_ino(&next.metadata()?);
                 self.file = next;
                 continue;
             }
@@ -82,15 +84,4 @@ impl Read for Tail {
             std::thread::sleep(POLL);
         }
     }
-}
-
-#[cfg(unix)]
-fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt as _;
-    (meta.dev(), meta.ino())
-}
-
-#[cfg(not(unix))]
-fn identity(_: &std::fs::Metadata) -> (u64, u64) {
-    (0, 0)
 }

@@ -247,6 +247,24 @@ pub struct ReadOptions {
     pub batch: usize,
 }
 
+/// Opens on the blocking pool (opening may wait for ever: a FIFO without a writer); `None` when
+/// the run is cancelled first.
+async fn open_cancellable<T: Send + 'static>(
+    open: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    cancel: &CancellationToken,
+) -> Result<Option<T>, String> {
+    let opening = tokio::task::spawn_blocking(open);
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Ok(None),
+        opened = opening => match opened {
+            Ok(Ok(t)) => Ok(Some(t)),
+            Ok(Err(e)) => Err(format!("cannot open: {e}")),
+            Err(e) => Err(format!("cannot open: {e}")),
+        },
+    }
+}
+
 /// Reads one stream into batches on `tx`. Returns the number of events read.
 async fn read_stream(
     source: &Stream,
@@ -269,13 +287,12 @@ async fn read_stream(
         Stream::Memory { bytes, .. } => Ok(Box::new(std::io::Cursor::new(bytes.clone())) as Reader),
         Stream::Follow(p) => {
             let (path, token) = (p.clone(), cancel.clone());
-            let open = tokio::task::spawn_blocking(move || follow::Tail::open(path, token));
-            let tail = tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Ok(0),
-                t = open => t
-                    .map_err(|e| fail(0, format!("cannot open: {e}")))?
-                    .map_err(|e| fail(0, format!("cannot open: {e}")))?,
+            let open = move || follow::Tail::open(path, token);
+            let Some(tail) = open_cancellable(open, cancel)
+                .await
+                .map_err(|e| fail(0, e))?
+            else {
+                return Ok(0);
             };
             crate::blocking::reader(&name, tail)
         }
@@ -283,13 +300,12 @@ async fn read_stream(
             let path = p.clone();
             // The message names the source itself (fs_err would name it twice).
             #[allow(clippy::disallowed_methods)]
-            let open = tokio::task::spawn_blocking(move || std::fs::File::open(path));
-            let file = tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Ok(0),
-                f = open => f
-                    .map_err(|e| fail(0, format!("cannot open: {e}")))?
-                    .map_err(|e| fail(0, format!("cannot open: {e}")))?,
+            let open = move || std::fs::File::open(path);
+            let Some(file) = open_cancellable(open, cancel)
+                .await
+                .map_err(|e| fail(0, e))?
+            else {
+                return Ok(0);
             };
             crate::blocking::reader(&name, file)
         }
