@@ -174,7 +174,6 @@ fn millis(text: Option<&str>) -> Option<i64> {
 /// id, a title, the explanation, ATT&CK tactics and techniques), the call as evidence (actor,
 /// API, source endpoint), `cloud`, and the whole native alert as `unmapped.oddity`.
 fn ocsf(a: &Value) -> Value {
-    let raw = &a["raw"];
     let severity = a["severity"].as_str().unwrap_or("info");
     let (severity_id, severity_name) = match severity {
         "info" => (1, "Informational"),
@@ -183,98 +182,125 @@ fn ocsf(a: &Value) -> Value {
         "high" => (4, "High"),
         _ => (5, "Critical"),
     };
-    let detected = millis(a["detectedAt"].as_str());
-    let happened = millis(a["eventTime"].as_str());
+    let (detected, happened) = (
+        millis(a["detectedAt"].as_str()),
+        millis(a["eventTime"].as_str()),
+    );
     let mut d = Map::new();
-    put(&mut d, "activity_id", json!(1));
-    put(&mut d, "activity_name", json!("Create"));
-    put(&mut d, "category_uid", json!(2));
-    put(&mut d, "category_name", json!("Findings"));
-    put(&mut d, "class_uid", json!(2004));
-    put(&mut d, "class_name", json!("Detection Finding"));
-    put(&mut d, "type_uid", json!(200_401));
-    put(&mut d, "type_name", json!("Detection Finding: Create"));
-    put(&mut d, "severity_id", json!(severity_id));
-    put(&mut d, "severity", json!(severity_name));
-    put(&mut d, "status_id", json!(1));
-    put(&mut d, "status", json!("New"));
-    put(&mut d, "time", json!(detected.or(happened)));
-    put(&mut d, "start_time", json!(happened));
-    put(
-        &mut d,
-        "risk_score",
-        json!(a["risk"].as_f64().map(|r| r.round() as i64)),
-    );
-    let explanation = &a["explanation"];
+    for (path, value) in [
+        ("activity_id", json!(1)),
+        ("activity_name", json!("Create")),
+        ("category_uid", json!(2)),
+        ("category_name", json!("Findings")),
+        ("class_uid", json!(2004)),
+        ("class_name", json!("Detection Finding")),
+        ("type_uid", json!(200_401)),
+        ("type_name", json!("Detection Finding: Create")),
+        ("severity_id", json!(severity_id)),
+        ("severity", json!(severity_name)),
+        ("status_id", json!(1)),
+        ("status", json!("New")),
+        ("time", json!(detected.or(happened))),
+        ("start_time", json!(happened)),
+        (
+            "risk_score",
+            json!(a["risk"].as_f64().map(|r| r.round() as i64)),
+        ),
+        ("metadata.version", json!(OCSF_VERSION)),
+        ("metadata.uid", a["alertId"].clone()),
+        ("metadata.product.vendor_name", json!("oddity")),
+        ("metadata.product.name", a["detector"]["name"].clone()),
+        ("metadata.product.version", a["detector"]["version"].clone()),
+    ] {
+        put(&mut d, path, value);
+    }
     let kind = a["kind"].as_str().unwrap_or("event");
-    let action = raw["eventName"]
-        .as_str()
-        .or(a["observation"]["action"].as_str())
-        .unwrap_or("?");
-    let title = format!(
-        "{} {action}: new {}",
-        a["principal"].as_str().unwrap_or("?"),
-        explanation["field"].as_str().unwrap_or("?")
-    );
+    let title = ocsf_finding_info(a, &mut d, detected, happened);
     put(
         &mut d,
         "message",
         json!(format!("oddity {severity} {kind} alert: {title}")),
     );
-    put(&mut d, "finding_info.uid", a["alertId"].clone());
-    put(&mut d, "finding_info.title", json!(title));
-    put(
-        &mut d,
-        "finding_info.desc",
-        json!(format!(
-            "{} = {} is new in the {} view ({} bits)",
-            explanation["field"].as_str().unwrap_or("?"),
-            explanation["value"].as_str().unwrap_or("?"),
-            explanation["view"].as_str().unwrap_or("?"),
-            explanation["bits"]
-        )),
+    put(&mut d, "evidences", json!([ocsf_evidence(a)]));
+    let raw = &a["raw"];
+    if raw["eventSource"]
+        .as_str()
+        .is_some_and(|s| s.ends_with(".amazonaws.com"))
+    {
+        put(&mut d, "cloud.provider", json!("AWS"));
+        put(&mut d, "cloud.account.uid", raw["account"].clone());
+        put(&mut d, "cloud.region", raw["region"].clone());
+    }
+    put(&mut d, "unmapped.oddity", a.clone());
+    Value::Object(d)
+}
+
+/// The action of an alert: the call's name, or the observation's action.
+fn action(a: &Value) -> &str {
+    a["raw"]["eventName"]
+        .as_str()
+        .or(a["observation"]["action"].as_str())
+        .unwrap_or("?")
+}
+
+/// OCSF's `finding_info` of an alert: its id, title, explanation, times and ATT&CK attacks.
+/// Returns the title.
+fn ocsf_finding_info(
+    a: &Value,
+    d: &mut Map<String, Value>,
+    detected: Option<i64>,
+    happened: Option<i64>,
+) -> String {
+    let explanation = &a["explanation"];
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    let title = format!(
+        "{} {}: new {}",
+        text(&a["principal"]),
+        action(a),
+        text(&explanation["field"])
     );
-    put(
-        &mut d,
-        "finding_info.types",
-        json!([format!("oddity {kind} novelty")]),
+    let desc = format!(
+        "{} = {} is new in the {} view ({} bits)",
+        text(&explanation["field"]),
+        text(&explanation["value"]),
+        text(&explanation["view"]),
+        explanation["bits"]
     );
-    put(&mut d, "finding_info.created_time", json!(detected));
-    put(
-        &mut d,
-        "finding_info.first_seen_time",
-        json!(millis(a["campaign"]["first"].as_str()).or(happened)),
-    );
-    put(&mut d, "finding_info.last_seen_time", json!(happened));
-    let attacks: Vec<Value> = a["tactics"]
-        .as_array()
+    let kind = a["kind"].as_str().unwrap_or("event");
+    let first = millis(a["campaign"]["first"].as_str()).or(happened);
+    let list = |key: &str| a[key].as_array().cloned().unwrap_or_default();
+    let attacks: Vec<Value> = list("tactics")
         .into_iter()
-        .flatten()
         .map(|t| json!({"tactic": {"name": t}}))
         .chain(
-            a["techniques"]
-                .as_array()
+            list("techniques")
                 .into_iter()
-                .flatten()
                 .map(|t| json!({"technique": {"uid": t}})),
         )
         .collect();
-    if !attacks.is_empty() {
-        put(&mut d, "finding_info.attacks", json!(attacks));
+    for (path, value) in [
+        ("finding_info.uid", a["alertId"].clone()),
+        ("finding_info.title", json!(title)),
+        ("finding_info.desc", json!(desc)),
+        (
+            "finding_info.types",
+            json!([format!("oddity {kind} novelty")]),
+        ),
+        ("finding_info.created_time", json!(detected)),
+        ("finding_info.first_seen_time", json!(first)),
+        ("finding_info.last_seen_time", json!(happened)),
+    ] {
+        put(d, path, value);
     }
-    put(&mut d, "metadata.version", json!(OCSF_VERSION));
-    put(&mut d, "metadata.uid", a["alertId"].clone());
-    put(&mut d, "metadata.product.vendor_name", json!("oddity"));
-    put(
-        &mut d,
-        "metadata.product.name",
-        a["detector"]["name"].clone(),
-    );
-    put(
-        &mut d,
-        "metadata.product.version",
-        a["detector"]["version"].clone(),
-    );
+    if !attacks.is_empty() {
+        put(d, "finding_info.attacks", json!(attacks));
+    }
+    title
+}
+
+/// The call behind an alert as OCSF evidence: who (actor), what (API) and from where.
+fn ocsf_evidence(a: &Value) -> Value {
+    let raw = &a["raw"];
     let mut evidence = Map::new();
     put(&mut evidence, "actor.user.uid", raw["identityArn"].clone());
     put(&mut evidence, "actor.user.name", a["principal"].clone());
@@ -283,7 +309,7 @@ fn ocsf(a: &Value) -> Value {
         "actor.user.type",
         raw["identityType"].clone(),
     );
-    put(&mut evidence, "api.operation", json!(action));
+    put(&mut evidence, "api.operation", json!(action(a)));
     put(
         &mut evidence,
         "api.service.name",
@@ -297,17 +323,7 @@ fn ocsf(a: &Value) -> Value {
         };
         put(&mut evidence, key, json!(ip));
     }
-    put(&mut d, "evidences", json!([Value::Object(evidence)]));
-    if raw["eventSource"]
-        .as_str()
-        .is_some_and(|s| s.ends_with(".amazonaws.com"))
-    {
-        put(&mut d, "cloud.provider", json!("AWS"));
-        put(&mut d, "cloud.account.uid", raw["account"].clone());
-        put(&mut d, "cloud.region", raw["region"].clone());
-    }
-    put(&mut d, "unmapped.oddity", a.clone());
-    Value::Object(d)
+    Value::Object(evidence)
 }
 
 /// The alert in Splunk's HTTP Event Collector envelope: `time` (the event's, in epoch seconds),
