@@ -38,16 +38,13 @@ impl Identity {
             return Ok(None);
         }
         let (dev, ino) = dev_ino(&meta);
-        let mut head = Vec::with_capacity(HEAD as usize);
-        fs_err::File::open(path)?
-            .take(HEAD)
-            .read_to_end(&mut head)?;
+        let (head_len, head) = head(path, HEAD)?;
         Ok(Some(Identity {
             dev,
             ino,
             size: meta.len(),
-            head_len: head.len() as u64,
-            head: xxhash_rust::xxh3::xxh3_64(&head),
+            head_len,
+            head,
         }))
     }
 
@@ -55,17 +52,15 @@ impl Identity {
     pub fn key(&self) -> String {
         format!("{}:{}", self.dev, self.ino)
     }
+}
 
-    /// The hash of the first `len` bytes of `path` (which must be this file).
-    fn head_of(path: &Path, len: u64) -> std::io::Result<u64> {
-        let mut head = Vec::with_capacity(len as usize);
-        fs_err::File::open(path)?.take(len).read_to_end(&mut head)?;
-        Ok(if head.len() as u64 == len {
-            xxhash_rust::xxh3::xxh3_64(&head)
-        } else {
-            !0
-        })
-    }
+/// How many of the first `len` bytes of `path` there are, and their hash.
+fn head(path: &Path, len: u64) -> std::io::Result<(u64, u64)> {
+    let mut bytes = Vec::with_capacity(len as usize);
+    fs_err::File::open(path)?
+        .take(len)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)))
 }
 
 /// A file's device and inode.
@@ -120,7 +115,7 @@ pub fn resume(checkpoints: &Checkpoints, path: &Path, id: &Identity) -> Resume {
     let same_start = if c.head_len == id.head_len {
         id.head == c.head
     } else {
-        Identity::head_of(path, c.head_len).is_ok_and(|h| h == c.head)
+        head(path, c.head_len).is_ok_and(|h| h == (c.head_len, c.head))
     };
     if !same_start {
         return Resume::Changed(format!(
