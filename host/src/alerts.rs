@@ -25,7 +25,6 @@
 //! recently active ones being forgotten first.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -37,36 +36,17 @@ pub const MAX_STAGES: usize = 64;
 /// Campaigns whose events are remembered at once.
 pub const MAX_OPEN: usize = 10_000;
 
-/// Where alerts go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AlertSink {
-    Stdout,
-    /// Appended to: an alert file is a log that a SIEM follows, across runs.
-    File(PathBuf),
-    /// Syslog over TCP (RFC 5424, octet-counted): `syslog+tcp://HOST:PORT`.
-    Syslog(std::net::SocketAddr),
-}
-
-impl AlertSink {
-    pub fn name(&self) -> String {
-        match self {
-            AlertSink::Stdout => "standard output".to_owned(),
-            AlertSink::File(p) => p.display().to_string(),
-            AlertSink::Syslog(a) => format!("syslog+tcp://{a}"),
-        }
-    }
-}
-
 /// The `[alerts]` settings, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertSettings {
-    pub sink: AlertSink,
+    /// Where alerts go, each in its format (`[[alerts.sink]]`, `alerts.file`).
+    pub sinks: Vec<crate::sinks::SinkSettings>,
+    /// The network sinks' queues (`[alerts.queue]`).
+    pub queue: crate::delivery::QueueSettings,
     /// An event alerts when its severity (of its risk, or its campaign's) reaches this...
     pub min_severity: Severity,
     /// ...as part of its campaign when that has at least this many events.
     pub campaign_min_events: u32,
-    /// How each alert line is written.
-    pub format: crate::formats::Format,
     /// The suppression rules in force.
     pub suppress: crate::suppress::Rules,
 }
@@ -115,7 +95,6 @@ struct OpenCampaign {
 /// Decides which events alert and renders their lines.
 #[derive(Debug)]
 pub struct Alerts {
-    format: crate::formats::Format,
     suppress: crate::suppress::Rules,
     min_severity: Severity,
     campaign_min_events: u32,
@@ -271,7 +250,6 @@ struct AlertLine<'a> {
 impl Alerts {
     pub fn new(settings: &AlertSettings) -> Alerts {
         Alerts {
-            format: settings.format,
             suppress: settings.suppress.clone(),
             min_severity: settings.min_severity,
             campaign_min_events: settings.campaign_min_events,
@@ -390,12 +368,7 @@ impl Alerts {
             source: &source,
         };
         // Serialising plain strings and numbers into memory cannot fail.
-        let written = match self.format {
-            crate::formats::Format::Native => serde_json::to_writer(&mut *out, &alert),
-            other => serde_json::to_value(&alert)
-                .and_then(|v| serde_json::to_writer(&mut *out, &other.render(v))),
-        };
-        if written.is_ok() {
+        if serde_json::to_writer(&mut *out, &alert).is_ok() {
             out.push(b'\n');
         }
         if let Some(open) = open_id.and_then(|id| self.open.get_mut(&id))
@@ -496,10 +469,10 @@ mod tests {
 
     fn settings() -> AlertSettings {
         AlertSettings {
-            sink: AlertSink::Stdout,
+            sinks: Vec::new(),
+            queue: crate::delivery::QueueSettings::default(),
             min_severity: Severity::Medium,
             campaign_min_events: 2,
-            format: crate::formats::Format::Native,
             suppress: crate::suppress::Rules::default(),
         }
     }

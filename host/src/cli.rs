@@ -184,8 +184,9 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "DURATION")]
     pub save_every: Option<String>,
 
-    /// Write scored events to this file instead of standard output [output].
-    #[arg(short, long, value_name = "FILE")]
+    /// Write scored events to this file instead of standard output, or send each as a syslog
+    /// message (RFC 5424 over TCP) to `syslog+tcp://HOST:PORT` [output].
+    #[arg(short, long, value_name = "FILE|URL")]
     pub output: Option<PathBuf>,
 
     /// Also write the events and campaigns that cross the alert thresholds to FILE (appended),

@@ -11,6 +11,7 @@ use hyper::{Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -20,6 +21,12 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Kind {
     pub kind: String,
+}
+
+/// A label: an alert sink, by name (its URL or address).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
 }
 
 /// The run's metrics.
@@ -36,6 +43,11 @@ pub struct Metrics {
     pub state_save_seconds: Histogram,
     pub plugin_restarts: Counter,
     pub batch_seconds: Histogram,
+    pub alerts_delivered: Family<SinkLabel, Counter>,
+    pub alerts_refused: Family<SinkLabel, Counter>,
+    pub alerts_dropped: Family<SinkLabel, Counter>,
+    pub delivery_retries: Family<SinkLabel, Counter>,
+    pub alerts_queued_bytes: Family<SinkLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -52,6 +64,11 @@ impl Default for Metrics {
             state_save_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 8)),
             plugin_restarts: Counter::default(),
             batch_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 9)),
+            alerts_delivered: Family::default(),
+            alerts_refused: Family::default(),
+            alerts_dropped: Family::default(),
+            delivery_retries: Family::default(),
+            alerts_queued_bytes: Family::default(),
         };
         let r = &mut m.registry;
         r.register("events_in", "Events read", m.events_in.clone());
@@ -91,6 +108,31 @@ impl Default for Metrics {
             "batch_seconds",
             "Time from a batch's reading to its lines' writing",
             m.batch_seconds.clone(),
+        );
+        r.register(
+            "alerts_delivered",
+            "Alerts a receiver took, by sink",
+            m.alerts_delivered.clone(),
+        );
+        r.register(
+            "alerts_refused",
+            "Alerts a receiver refused (set aside in refused.jsonl), by sink",
+            m.alerts_refused.clone(),
+        );
+        r.register(
+            "alerts_dropped",
+            "Alerts dropped from a full queue (when-full = drop-oldest), by sink",
+            m.alerts_dropped.clone(),
+        );
+        r.register(
+            "delivery_retries",
+            "Deliveries tried again after a failure, by sink",
+            m.delivery_retries.clone(),
+        );
+        r.register(
+            "alerts_queued_bytes",
+            "Bytes of alerts queued on disk, not yet delivered, by sink",
+            m.alerts_queued_bytes.clone(),
         );
         m
     }

@@ -134,119 +134,32 @@ impl Sink for Memory {
     }
 }
 
-/// Lines as syslog messages (RFC 5424) over TCP, octet-counted (RFC 6587): one message per line,
-/// facility local0, its severity from the alert's. A lost connection is opened again and the
-/// batch sent again, five times at most, waiting longer each time; then the write fails.
+/// The scored stream as syslog messages over TCP (`-o syslog+tcp://HOST:PORT`): sent at once,
+/// a lost connection opened again five times at most (the stream is not queued on disk: its
+/// events are scored again from the state's checkpoint after a crash).
 #[derive(Debug)]
 pub struct Syslog {
-    addr: std::net::SocketAddr,
-    stream: Option<tokio::net::TcpStream>,
-    host: String,
+    sender: crate::delivery::SyslogSender,
 }
 
 impl Syslog {
     pub fn new(addr: std::net::SocketAddr) -> Syslog {
-        let host = fs_err::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty() && h.is_ascii() && !h.contains(' '))
-            .unwrap_or_else(|| "-".to_owned());
         Syslog {
-            addr,
-            stream: None,
-            host,
+            sender: crate::delivery::SyslogSender::new(addr),
         }
-    }
-
-    /// The octet-counted frames of a batch of lines.
-    fn frames(&self, lines: &[u8]) -> Vec<u8> {
-        let now = jiff::Timestamp::now()
-            .round(jiff::Unit::Microsecond)
-            .unwrap_or_else(|_| jiff::Timestamp::now());
-        let mut out = Vec::with_capacity(lines.len() + 128);
-        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let pri = 16 * 8 + severity(line);
-            let head = format!(
-                "<{pri}>1 {now} {} oddity {} alert - ",
-                self.host,
-                std::process::id()
-            );
-            out.extend_from_slice(format!("{} ", head.len() + line.len()).as_bytes());
-            out.extend_from_slice(head.as_bytes());
-            out.extend_from_slice(line);
-        }
-        out
-    }
-
-    async fn send(&mut self, frames: &[u8]) -> io::Result<()> {
-        use tokio::io::AsyncWriteExt as _;
-        let mut wait = std::time::Duration::from_millis(100);
-        let mut tries = 0;
-        loop {
-            let sent = async {
-                if self.stream.is_none() {
-                    self.stream = Some(tokio::net::TcpStream::connect(self.addr).await?);
-                }
-                let stream = self.stream.as_mut().expect("connected just now");
-                stream.write_all(frames).await?;
-                stream.flush().await
-            }
-            .await;
-            match sent {
-                Ok(()) => return Ok(()),
-                Err(e) if tries < 5 => {
-                    tracing::warn!("syslog {}: {e}; sending again in {wait:?}", self.addr);
-                    self.stream = None;
-                    tries += 1;
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// The syslog severity of an alert line: from its severity where the alert formats put it.
-fn severity(line: &[u8]) -> u8 {
-    let alert: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
-    let name = [
-        &alert["severity"],
-        &alert["oddity"]["severity"],
-        &alert["unmapped"]["oddity"]["severity"],
-        &alert["event"]["severity"],
-    ]
-    .into_iter()
-    .find_map(|v| v.as_str())
-    .unwrap_or("low");
-    match name {
-        "critical" => 2,
-        "high" => 3,
-        "medium" => 4,
-        "low" => 5,
-        _ => 6,
     }
 }
 
 impl Sink for Syslog {
     fn name(&self) -> String {
-        format!("syslog+tcp://{}", self.addr)
+        crate::delivery::Sender::name(&self.sender)
     }
 
     fn write(&mut self, lines: Vec<u8>) -> BoxFuture<'_, io::Result<()>> {
-        Box::pin(async move {
-            let frames = self.frames(&lines);
-            self.send(&frames).await
-        })
+        Box::pin(async move { self.sender.send_retrying(&lines, 5).await })
     }
 
     fn finish(&mut self) -> BoxFuture<'_, io::Result<()>> {
-        Box::pin(async move {
-            if let Some(mut stream) = self.stream.take() {
-                use tokio::io::AsyncWriteExt as _;
-                stream.shutdown().await?;
-            }
-            Ok(())
-        })
+        Box::pin(self.sender.close())
     }
 }

@@ -10,11 +10,12 @@ use std::time::Duration;
 use config::{Case, Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
-use crate::alerts::{AlertSettings, AlertSink, DEFAULT_CAMPAIGN_MIN_EVENTS, DEFAULT_MIN_SEVERITY};
+use crate::alerts::{AlertSettings, DEFAULT_CAMPAIGN_MIN_EVENTS, DEFAULT_MIN_SEVERITY};
 use crate::annotation::Severity;
 use crate::cli::ScoreArgs;
 use crate::deadletter::BadLinePolicy;
 use crate::plugin::Limits;
+use crate::sinks::Target;
 
 /// Why the settings were refused.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +112,8 @@ struct RawAlerts {
     campaign_min_events: Option<u32>,
     format: Option<String>,
     suppress: Option<PathBuf>,
+    sink: Option<Vec<crate::sinks::RawSink>>,
+    queue: Option<crate::sinks::RawQueue>,
     /// Replaced by `min-severity`; named only to say so.
     event_threshold: Option<toml::Value>,
     campaign_threshold: Option<toml::Value>,
@@ -177,7 +180,9 @@ impl Settings {
     /// two are the same, and that none is an input).
     pub fn written_files(&self) -> Vec<WrittenFile<'_>> {
         let mut files = Vec::new();
-        if let Some(o) = &self.output {
+        if let Some(o) = &self.output
+            && syslog_output(o).is_none()
+        {
             files.push(WrittenFile::new("output", "output", o));
         }
         if let Some(s) = &self.state {
@@ -186,12 +191,10 @@ impl Settings {
         if let BadLinePolicy::DeadLetter(f) = &self.bad_lines {
             files.push(WrittenFile::new("dead-letter", "bad-lines.file", f));
         }
-        if let Some(AlertSettings {
-            sink: AlertSink::File(a),
-            ..
-        }) = &self.alerts
-        {
-            files.push(WrittenFile::new("alerts", "alerts.file", a));
+        for sink in self.alerts.iter().flat_map(|a| &a.sinks) {
+            if let Target::File(a) = &sink.target {
+                files.push(WrittenFile::new("alerts", "alerts.file", a));
+            }
         }
         files
     }
@@ -306,7 +309,7 @@ fn check_reply(settings: &Settings) -> Result<(), String> {
     let alerts_on_stdout = settings
         .alerts
         .as_ref()
-        .is_some_and(|a| a.sink == AlertSink::Stdout);
+        .is_some_and(|a| a.sinks.iter().any(|s| s.target == Target::Stdout));
     match settings.reply {
         None => Ok(()),
         Some(_) if alerts_on_stdout => {
@@ -330,6 +333,15 @@ fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, String
         Some(0) => Err(format!("{key} must be at least 1")),
         Some(n) => Ok(n),
     }
+}
+
+/// The address of an output named `syslog+tcp://HOST:PORT` (the scored stream sent as syslog
+/// messages), if it is one.
+pub fn syslog_output(output: &Path) -> Option<anyhow::Result<std::net::SocketAddr>> {
+    let at = output.to_str()?.strip_prefix("syslog+tcp://")?;
+    Some(at.parse().map_err(|_| {
+        anyhow::anyhow!("output syslog+tcp://{at}: wants an address such as 127.0.0.1:6514")
+    }))
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, String> {
@@ -466,35 +478,37 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
             ));
         }
     }
-    let Some(file) = raw.file else {
-        if raw.min_severity.is_some()
-            || raw.campaign_min_events.is_some()
-            || raw.format.is_some()
-            || raw.suppress.is_some()
-        {
-            return Err("the alerts.* thresholds need alerts.file (--alerts FILE|-)".to_owned());
-        }
-        return Ok(None);
-    };
-    let sink = match file.as_str() {
-        "" => {
-            return Err(
-                "alerts.file must not be empty (a file, or - for standard output)".to_owned(),
-            );
-        }
-        "-" if output.is_none() => {
+    let mut sinks = Vec::new();
+    if let Some(file) = &raw.file {
+        let target = crate::sinks::file_target(file)?;
+        if target == Target::Stdout && output.is_none() {
             return Err("alerts.file is - (alerts on standard output), so the scored stream needs a file: add -o FILE (output = ...)".to_owned());
         }
-        "-" => AlertSink::Stdout,
-        url if url.starts_with("syslog+tcp://") => {
-            let addr = &url["syslog+tcp://".len()..];
-            AlertSink::Syslog(addr.parse().map_err(|_| {
-                format!("alerts.file {url}: syslog+tcp:// wants an address such as 127.0.0.1:6514")
-            })?)
+        let format = crate::sinks::format("alerts.format", raw.format.as_deref())?;
+        sinks.push(crate::sinks::SinkSettings { target, format });
+    } else if raw.format.is_some() {
+        return Err("alerts.format is the format of alerts.file (--alerts FILE|-); give each [[alerts.sink]] its own format".to_owned());
+    }
+    for (n, table) in raw.sink.into_iter().flatten().enumerate() {
+        let sink = crate::sinks::sink(n, table)?;
+        if sink.target == Target::Stdout && output.is_none() {
+            return Err(format!(
+                "alerts.sink[{n}] writes to standard output (-), so the scored stream needs a file: add -o FILE (output = ...)"
+            ));
         }
-        // That it is not the output (nor any other file written) is checked with them all.
-        path => AlertSink::File(PathBuf::from(path)),
-    };
+        sinks.push(sink);
+    }
+    if sinks.is_empty() {
+        if raw.min_severity.is_some()
+            || raw.campaign_min_events.is_some()
+            || raw.suppress.is_some()
+            || raw.queue.is_some()
+        {
+            return Err("the alerts.* settings need somewhere to send alerts: alerts.file (--alerts FILE|-) or [[alerts.sink]]".to_owned());
+        }
+        return Ok(None);
+    }
+    let queue = crate::sinks::queue(raw.queue)?;
     let min_severity = match raw.min_severity.as_deref() {
         None => DEFAULT_MIN_SEVERITY,
         Some(name) => Severity::from_name(name).ok_or_else(|| {
@@ -509,12 +523,6 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
     if campaign_min_events == 0 {
         return Err("alerts.campaign-min-events must be at least 1".to_owned());
     }
-    let format = match raw.format.as_deref() {
-        None => crate::formats::Format::Native,
-        Some(name) => crate::formats::Format::from_name(name).ok_or_else(|| {
-            format!("alerts.format \"{name}\" is not a format (native, ecs, ocsf, splunk-hec)")
-        })?,
-    };
     let suppress = match &raw.suppress {
         None => crate::suppress::Rules::default(),
         Some(path) => crate::suppress::Rules::load(path)
@@ -522,10 +530,10 @@ fn alerts(raw: Option<RawAlerts>, output: Option<&Path>) -> Result<Option<AlertS
             .in_force(jiff::Timestamp::now().as_second() as f64),
     };
     Ok(Some(AlertSettings {
-        sink,
+        sinks,
+        queue,
         min_severity,
         campaign_min_events,
-        format,
         suppress,
     }))
 }
@@ -751,7 +759,7 @@ mod tests {
         let s = Settings::load_with_env(&args, env(&[("ODDITY_ALERTS__CAMPAIGN_MIN_EVENTS", "3")]))
             .expect("valid");
         let a = s.alerts.expect("alerts");
-        assert_eq!(a.sink, AlertSink::File("a.jsonl".into()));
+        assert_eq!(a.sinks[0].target, Target::File("a.jsonl".into()));
         assert_eq!(a.min_severity, Severity::High);
         assert_eq!(a.campaign_min_events, 3);
         let args = ScoreArgs {
@@ -761,7 +769,38 @@ mod tests {
             ..ScoreArgs::default()
         };
         let s = Settings::load_with_env(&args, env(&[])).expect("valid");
-        assert_eq!(s.alerts.expect("alerts").sink, AlertSink::Stdout);
+        assert_eq!(s.alerts.expect("alerts").sinks[0].target, Target::Stdout);
+    }
+
+    #[test]
+    fn alert_sinks_are_tables_of_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("oddity.toml");
+        std::fs::write(
+            &path,
+            "[alerts]\nfile = \"a.jsonl\"\n[alerts.queue]\nmax-mb = 8\nwhen-full = \"drop-oldest\"\n[[alerts.sink]]\nkind = \"http\"\nurl = \"http://127.0.0.1:8088/services/collector/event\"\nformat = \"splunk-hec\"\nheaders = { X-Tenant = \"blue\" }\n[[alerts.sink]]\nkind = \"syslog\"\naddress = \"127.0.0.1:6514\"\nformat = \"ocsf\"\n",
+        )
+        .expect("write");
+        let args = ScoreArgs {
+            config: Some(path),
+            ..ScoreArgs::default()
+        };
+        let a = Settings::load_with_env(&args, env(&[]))
+            .expect("valid")
+            .alerts
+            .expect("alerts");
+        assert_eq!(a.sinks.len(), 3);
+        assert_eq!(a.sinks[1].format, crate::formats::Format::SplunkHec);
+        let Target::Http(h) = &a.sinks[1].target else {
+            panic!("http")
+        };
+        assert_eq!(h.headers, [("X-Tenant".to_owned(), "blue".to_owned())]);
+        assert_eq!(
+            a.sinks[2].target,
+            Target::Syslog("127.0.0.1:6514".parse().expect("addr"))
+        );
+        assert_eq!(a.queue.max_bytes, 8 << 20);
+        assert_eq!(a.queue.when_full, crate::delivery::WhenFull::DropOldest);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod analyst;
 mod config;
 mod crash;
 mod data;
+mod delivery;
 mod filter;
 mod hostile;
 mod pipeline;

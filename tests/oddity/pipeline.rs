@@ -49,9 +49,10 @@ fn run(settings: Settings, sources: Vec<Box<dyn Source>>, output: Box<dyn Sink>)
     let io = Io {
         sources,
         output,
-        alerts: None,
+        alerts: Vec::new(),
         hangups: None,
         replies: None,
+        metrics: Default::default(),
     };
     runtime()
         .block_on(pipeline::run(settings, io, std::future::pending()))
@@ -280,9 +281,10 @@ fn a_shutdown_finishes_the_batches_in_flight_and_saves() {
     let io = Io {
         sources: vec![Box::new(Live { events: 1000 })],
         output: Box::new(sink.clone()),
-        alerts: None,
+        alerts: Vec::new(),
         hangups: None,
         replies: None,
+        metrics: Default::default(),
     };
     let settings = settings(&["-q", "--state", state.to_str().expect("utf-8")]);
     // Far more than 1,000 events take: all are written before the stop.
@@ -310,9 +312,10 @@ fn alerts_go_to_their_own_sink() {
     let io = Io {
         sources: vec![Box::new(example)],
         output: Box::new(output.clone()),
-        alerts: Some(Box::new(alerts.clone())),
+        alerts: vec![Box::new(alerts.clone())],
         hangups: None,
         replies: None,
+        metrics: Default::default(),
     };
     let summary = runtime()
         .block_on(pipeline::run(settings, io, std::future::pending()))

@@ -28,7 +28,7 @@ use anyhow::{Context as _, anyhow, bail};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::{AlertCounts, AlertSink, Alerts};
+use crate::alerts::{AlertCounts, Alerts};
 use crate::checkpoint::{self, Checkpoint, Checkpoints, Identity, Resume};
 use crate::cli::Reply;
 use crate::deadletter::{BadLinePolicy, DeadLetter};
@@ -47,13 +47,16 @@ use writer::{Layout, Outputs};
 pub struct Io {
     pub sources: Vec<Box<dyn Source>>,
     pub output: Box<dyn Sink>,
-    /// Where alert lines go, when `[alerts]` is on.
-    pub alerts: Option<Box<dyn Sink>>,
+    /// Where alert lines go (oddity's native JSON; each sink renders its format), when
+    /// `[alerts]` is on.
+    pub alerts: Vec<Box<dyn Sink>>,
     /// Hangups (SIGHUP): each saves the state and reopens the files written, behind the
     /// batches already read.
     pub hangups: Option<mpsc::Receiver<()>>,
     /// Where `--reply omprog` confirms each message (standard output).
     pub replies: Option<Box<dyn Sink>>,
+    /// The run's counters (the network sinks count their deliveries in them).
+    pub metrics: Arc<Metrics>,
 }
 
 /// The command line's sources and sinks: standard input or the files and directories named,
@@ -89,6 +92,9 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
     }
     let omprog = settings.reply == Some(Reply::Omprog);
     let output: Box<dyn Sink> = match &settings.output {
+        Some(p) if let Some(addr) = crate::settings::syslog_output(p) => {
+            Box::new(output::Syslog::new(addr?))
+        }
         // omprog restarts its program at will: its scored stream is appended to.
         Some(p) if omprog => Box::new(
             output::Lines::append(p).with_context(|| format!("output file {}", p.display()))?,
@@ -98,15 +104,15 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
         ),
         None => Box::new(output::Lines::stdout().context("starting the output thread")?),
     };
-    let alerts: Option<Box<dyn Sink>> = match settings.alerts.as_ref().map(|a| &a.sink) {
-        None => None,
-        Some(AlertSink::Stdout) => Some(Box::new(
-            output::Lines::stdout().context("starting the alerts thread")?,
-        )),
-        Some(AlertSink::Syslog(addr)) => Some(Box::new(output::Syslog::new(*addr))),
-        Some(AlertSink::File(p)) => Some(Box::new(
-            output::Lines::append(p).with_context(|| format!("alerts file {}", p.display()))?,
-        )),
+    let metrics = Arc::new(Metrics::default());
+    let alerts = match &settings.alerts {
+        None => Vec::new(),
+        Some(a) => crate::sinks::open(
+            &a.sinks,
+            a.queue,
+            settings.state.as_ref().map(|s| s.file.as_path()),
+            &metrics,
+        )?,
     };
     let sources = streams
         .into_iter()
@@ -125,6 +131,7 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
         alerts,
         hangups: None,
         replies,
+        metrics,
     })
 }
 
@@ -180,12 +187,12 @@ pub async fn run(
     let Io {
         sources,
         output,
-        alerts: alert_sink,
+        alerts: alert_sinks,
         hangups,
         replies,
+        metrics,
     } = io;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name()).collect());
-    let metrics = Arc::new(Metrics::default());
     let serving = serve_metrics(&settings, &metrics).await?;
     let (mut scorer, restored) = load(&settings, metrics.clone()).await?;
     let skips = track(&sources, &mut scorer, settings.reread);
@@ -197,6 +204,8 @@ pub async fn run(
     stop_on(shutdown, cancel.clone(), interrupted.clone());
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(4);
     let (out_tx, out_rx) = mpsc::channel::<Scored>(4);
+    let (written_tx, written_rx) = tokio::sync::watch::channel(0u64);
+    scorer.written = Some(written_rx);
     let opts = ReadOptions {
         max_line: settings.max_line_bytes,
         batch: settings.batch_size,
@@ -240,11 +249,14 @@ pub async fn run(
         .spawn(move || scorer.run(prepared_rx, out_tx))
         .context("starting the scorer thread")?;
 
-    let alerts = match (&settings.alerts, alert_sink) {
-        (Some(a), Some(sink)) => Some((Alerts::new(a), sink)),
+    let alerts_name = (!alert_sinks.is_empty()).then(|| {
+        let names: Vec<String> = alert_sinks.iter().map(|s| s.name()).collect();
+        names.join(", ")
+    });
+    let alerts = match &settings.alerts {
+        Some(a) if !alert_sinks.is_empty() => Some((Alerts::new(a), alert_sinks)),
         _ => None,
     };
-    let alerts_name = alerts.as_ref().map(|(_, sink)| sink.name());
     let dead_letter = match &settings.bad_lines {
         BadLinePolicy::Pass => None,
         BadLinePolicy::DeadLetter(path) => Some(DeadLetter::open(path).await?),
@@ -255,6 +267,7 @@ pub async fn run(
         replies,
         metrics: metrics.clone(),
         alerts,
+        written: written_tx,
         dead_letter,
         progress: Progress::new(Progress::wanted(settings.quiet)),
     };
@@ -358,6 +371,8 @@ async fn load(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<(Sco
         checkpoints,
         tracked: Vec::new(),
         metrics,
+        written: None,
+        sent: 0,
     };
     Ok((scorer, restored))
 }

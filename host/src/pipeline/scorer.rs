@@ -184,6 +184,10 @@ pub struct Scorer {
     /// for the files that have an identity.
     pub tracked: Vec<Option<(String, Checkpoint)>>,
     pub metrics: Arc<Metrics>,
+    /// Batches the writer has written (alerts queued on disk included).
+    pub written: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Batches sent to the writer.
+    pub sent: u64,
 }
 
 impl Scorer {
@@ -209,6 +213,7 @@ impl Scorer {
             if tx.blocking_send(scored).is_err() {
                 break;
             }
+            self.sent += 1;
             let due = match &self.state {
                 Some((_, s)) => {
                     s.every_events.is_some_and(|n| since_save >= n)
@@ -246,6 +251,7 @@ impl Scorer {
     /// Takes a snapshot, keeps it as the last good one and writes it to the state file with
     /// the checkpoints of what it learned.
     fn save(&mut self) -> anyhow::Result<()> {
+        self.wait_for_writer();
         let start = Instant::now();
         let bytes = self.plugin.snapshot().context("taking a snapshot")?;
         let saved = self
@@ -270,6 +276,15 @@ impl Scorer {
         }
         self.last_good = Some(bytes);
         Ok(())
+    }
+
+    /// Waits until the writer has written every batch sent (so a state never covers events
+    /// whose alerts are not queued yet); at once if the writer is gone.
+    fn wait_for_writer(&mut self) {
+        let sent = self.sent;
+        if let (Some(written), Some(_)) = (&mut self.written, &self.state) {
+            let _ = futures::executor::block_on(written.wait_for(|&n| n >= sent));
+        }
     }
 
     /// What the state file holds after this run so far.

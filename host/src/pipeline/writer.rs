@@ -288,7 +288,9 @@ pub struct Outputs {
     /// Where `--reply omprog` confirms.
     pub replies: Option<Box<dyn Sink>>,
     pub metrics: std::sync::Arc<Metrics>,
-    pub alerts: Option<(Alerts, Box<dyn Sink>)>,
+    pub alerts: Option<(Alerts, Vec<Box<dyn Sink>>)>,
+    /// Batches written so far, for the scorer to save only what was written.
+    pub written: tokio::sync::watch::Sender<u64>,
     pub dead_letter: Option<DeadLetter>,
     pub progress: Progress,
 }
@@ -329,10 +331,10 @@ async fn reopen(outputs: &mut Outputs) {
     if let Err(e) = outputs.output.reopen().await {
         tracing::error!("reopening the output {}: {e}", outputs.output.name());
     }
-    if let Some((_, sink)) = &mut outputs.alerts
-        && let Err(e) = sink.reopen().await
-    {
-        tracing::error!("reopening the alerts {}: {e}", sink.name());
+    for sink in outputs.alerts.iter_mut().flat_map(|(_, sinks)| sinks) {
+        if let Err(e) = sink.reopen().await {
+            tracing::error!("reopening the alerts {}: {e}", sink.name());
+        }
     }
     if let Some(dl) = &mut outputs.dead_letter
         && let Err(e) = dl.reopen().await
@@ -385,11 +387,15 @@ async fn write_batches(
         {
             return Ok(());
         }
-        if let Some((judge, sink)) = &mut outputs.alerts {
+        if let Some((judge, sinks)) = &mut outputs.alerts {
             written.alerts = judge.counts();
             // Written at once: alerts are rare, and a SIEM following the file wants them now.
-            if !alerts_out.is_empty() && closed(sink.write(alerts_out).await, written, "alerts")? {
-                return Ok(());
+            if !alerts_out.is_empty() {
+                for sink in sinks.iter_mut() {
+                    if closed(sink.write(alerts_out.clone()).await, written, "alerts")? {
+                        return Ok(());
+                    }
+                }
             }
         }
         before.count(written, &outputs.metrics);
@@ -401,6 +407,7 @@ async fn write_batches(
         outputs
             .progress
             .update(written.events, written.highest, alerts);
+        outputs.written.send_modify(|n| *n += 1);
         if scored.hangup {
             reopen(outputs).await;
         }
@@ -410,7 +417,7 @@ async fn write_batches(
     if closed(outputs.output.finish().await, written, "output")? {
         return Ok(());
     }
-    if let Some((_, sink)) = &mut outputs.alerts {
+    for sink in outputs.alerts.iter_mut().flat_map(|(_, sinks)| sinks) {
         closed(sink.finish().await, written, "alerts")?;
     }
     if let Some(sink) = &mut outputs.replies {
