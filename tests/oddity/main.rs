@@ -11,7 +11,8 @@
 //! - `sandbox`: an untrusted plugin's capabilities, and its traps, recovered from.
 //! - `crash`: kill -9, a failing disk, signals and a closed pipe; the state survives.
 //! - `unattended`: no HOME (the compile cache's fallback), JSON logs.
-//! - `shippers`: Debian's rsyslog running the recipes of `examples/shippers/`.
+//! - `shippers`: Debian's rsyslog and syslog-ng running the recipes of `examples/shippers/`.
+//! - `delivery`: alerts over HTTP through a failing receiver and a SIGKILL, at least once.
 //! - `portable`: `oddity plugin export`, and the component in Node and Python, byte for byte.
 
 #![allow(clippy::disallowed_methods)] // tests read and write their own files with std::fs
