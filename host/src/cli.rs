@@ -35,6 +35,10 @@ pub enum Command {
     Plugin(PluginArgs),
     /// Record an analyst's verdict on an alert; `benign` also suppresses its principal's action.
     Ack(AckArgs),
+    /// Past one machine, on NATS JetStream: set up, publish, route by principal, work
+    /// partitions, collect (docs/scale-out.md).
+    #[command(subcommand)]
+    Nats(crate::nats::NatsCommand),
 }
 
 /// Flags of `oddity ack`.
@@ -166,8 +170,9 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
 
-    /// Keep reading the files named as they grow, across rotation (`tail -F`), until stopped
-    /// (SIGTERM, SIGINT). Directories are not followed.
+    /// Keep reading the files named as they grow, across rotation (`tail -F`), and the
+    /// directories named as files come into them (each new file read once, whole, in name
+    /// order, once its size held for two walks 250 ms apart), until stopped (SIGTERM, SIGINT).
     #[arg(short = 'F', long)]
     pub follow: bool,
 

@@ -37,6 +37,7 @@ pub mod export;
 pub mod formats;
 pub mod input;
 pub mod metrics;
+pub mod nats;
 pub mod output;
 pub mod pipeline;
 pub mod plugin;
@@ -49,3 +50,27 @@ pub mod sinks;
 pub mod state;
 pub mod suppress;
 pub mod top;
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere): the run stops, saving what it learned.
+pub async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

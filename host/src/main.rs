@@ -66,6 +66,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.into()),
             };
         }
+        Some(Command::Nats(nats)) => return nats_command(&nats),
         Some(Command::Plugin(plugin)) => match plugin.command {
             PluginCommand::Export(export) => return export_plugin(&export),
         },
@@ -108,7 +109,7 @@ async fn score(args: &ScoreArgs) -> anyhow::Result<Summary> {
     let settings = Settings::load(args)?;
     let mut io = pipeline::open(&settings)?;
     io.hangups = hangups();
-    pipeline::run(settings, io, shutdown_signal()).await
+    pipeline::run(settings, io, oddity::shutdown()).await
 }
 
 /// SIGHUP, as a stream of requests to save the state and reopen the files written (logrotate's
@@ -154,27 +155,17 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            _ => std::future::pending::<()>().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+/// Runs an `oddity nats` subcommand, logging to standard error.
+fn nats_command(command: &oddity::nats::NatsCommand) -> ExitCode {
+    init_logging(&ScoreArgs::default());
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(oddity::nats::run(command)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
 }
 

@@ -169,7 +169,7 @@ impl Plugin {
             .and_then(OddityPre::new)
             .map_err(|e| {
                 PluginError::Load(format!(
-                    "the component does not export oddity:detector@0.4.0: {e:#}"
+                    "the component does not export oddity:detector@0.5.0: {e:#}"
                 ))
             })?;
         let (mut store, bindings) = instantiate(&engine, &pre, limits)?;
@@ -242,6 +242,17 @@ impl Plugin {
             .oddity_detector_detector()
             .engine()
             .call_extract(&mut self.store, self.resource, lines)
+            .map_err(trap)
+    }
+
+    /// The entity (principal) of each line of `lines`, or `None` for a line that is not an
+    /// event; nothing learned.
+    pub fn entities(&mut self, lines: &[u8]) -> Result<Vec<Option<String>>, PluginError> {
+        self.refuel();
+        self.bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_entities(&mut self.store, self.resource, lines)
             .map_err(trap)
     }
 

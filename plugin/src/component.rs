@@ -111,6 +111,10 @@ impl GuestEngine for Detector {
         self.0.borrow_mut().extract(&lines)
     }
 
+    fn entities(&self, lines: Vec<u8>) -> Vec<Option<String>> {
+        self.0.borrow_mut().entities(&lines)
+    }
+
     fn snapshot(&self) -> Vec<u8> {
         self.0.borrow().snapshot()
     }

@@ -450,13 +450,7 @@ impl Engine {
 
     /// The typed record of a verdict.
     fn record(&self, e: &Extracted<'_>, v: Judgement) -> ScoreRecord {
-        let profile = &self.settings.profile;
-        let principal = profile
-            .entity
-            .iter()
-            .map(|&f| e.values[f].as_ref())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let principal = self.principal(e);
         let slot = &self.layout[v.top];
         ScoreRecord {
             score: v.score,
@@ -566,6 +560,28 @@ impl Engine {
             w.push(&self.extract_line(line));
         }
         w.finish()
+    }
+
+    /// The entity of each line of `lines` (framed as [`Batch::Lines`]), as notes name their
+    /// `principal`; `None` for a line that is not an event. Nothing is learned.
+    pub fn entities(&mut self, lines: &[u8]) -> Vec<Option<String>> {
+        split_lines(lines)
+            .map(|line| {
+                let e = self.extract_line(line).ok()?;
+                Some(self.principal(&e))
+            })
+            .collect()
+    }
+
+    /// The entity of an observation: its entity fields' values, joined by spaces.
+    fn principal(&self, e: &Extracted<'_>) -> String {
+        self.settings
+            .profile
+            .entity
+            .iter()
+            .map(|&f| e.values[f].as_ref())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Scores, then learns, each line of the batch in order: per line, the note to add to it

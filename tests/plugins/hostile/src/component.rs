@@ -261,6 +261,14 @@ impl GuestEngine for Hostile {
         lines
     }
 
+    fn entities(&self, lines: Vec<u8>) -> Vec<Option<String>> {
+        lines
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|_| None)
+            .collect()
+    }
+
     fn snapshot(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&self.0.get().to_le_bytes());

@@ -1,0 +1,482 @@
+//! `oddity nats`: oddity past one machine, on NATS JetStream.
+//!
+//! Raw events are published to `PREFIX.raw` (stream `PREFIX_RAW`). One route stage reads them,
+//! names each line's principal with the engine's own extractor (`entities`) and publishes the
+//! line to `PREFIX.part.N` (stream `PREFIX_PART`), N a stable hash of the principal. Workers
+//! each own partitions (a durable consumer `work-N` per partition, a lease in the key-value
+//! bucket `PREFIX-leases`), score their lines and publish them to `PREFIX.scored` and the alerts
+//! to `PREFIX.alerts`, every message with a message id derived from its input, so that
+//! JetStream's duplicate window drops a replay. A partition's state (the engine's snapshot and
+//! the last input sequence it covers) lives in the object store `PREFIX-state`; input is
+//! acknowledged only once its output is published (with JetStream's acknowledgement) and the
+//! state that learned it is stored. See docs/scale-out.md.
+
+mod lease;
+mod route;
+mod work;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, stream};
+use clap::{Args, Subcommand};
+use futures::StreamExt as _;
+
+pub use route::route;
+pub use work::work;
+
+/// `oddity nats` subcommands.
+#[derive(Debug, Subcommand, Clone)]
+pub enum NatsCommand {
+    /// Create the streams, the lease bucket and the state store (idempotent).
+    Setup(SetupArgs),
+    /// Publish the lines of files (plain or .gz) to PREFIX.raw, one message each.
+    Publish(PublishArgs),
+    /// Route PREFIX.raw to the partitions by principal.
+    Route(StageArgs),
+    /// Score partitions: own them, score their lines, publish, store the state.
+    Work(WorkArgs),
+    /// Copy the scored stream to a file (for checks and examples), with what it held.
+    Collect(CollectArgs),
+    /// Print the messages in each stream as one JSON line.
+    Status(Connection),
+}
+
+/// Where the NATS server is and the names' prefix.
+#[derive(Debug, Args, Clone)]
+pub struct Connection {
+    /// The NATS server.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub url: String,
+    /// Prefix of subjects (`PREFIX.raw`), streams (`PREFIX_RAW`) and buckets (`PREFIX-state`).
+    #[arg(long, default_value = "oddity")]
+    pub prefix: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub nats: Connection,
+    /// Partitions (fixed for the life of the streams).
+    #[arg(long)]
+    pub partitions: u32,
+    /// Replicas of every stream and bucket (3 on a three-node cluster).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub nats: Connection,
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub nats: Connection,
+    /// The configuration file (profile, engine settings), as for scoring.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// The partitions this worker owns (each waits for its lease).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub partitions: Vec<u32>,
+    /// How often the state is stored and the input acknowledged.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub save_every: Duration,
+    /// Lines that are not events go to PREFIX.dead instead of PREFIX.scored.
+    #[arg(long)]
+    pub dead_letter: bool,
+    /// Stop after this long without input (default: run until SIGTERM).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_exit: Option<Duration>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub nats: Connection,
+    /// Write `{"id": MESSAGE_ID, "line": SCORED_LINE}` lines here.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Wait until the stream holds this many messages (at most --wait).
+    #[arg(long)]
+    pub expect: Option<u64>,
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+/// The names of one deployment.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub prefix: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str) -> Names {
+        Names {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn stream(&self, what: &str) -> String {
+        format!("{}_{what}", self.prefix.to_ascii_uppercase())
+    }
+
+    pub fn raw(&self) -> String {
+        format!("{}.raw", self.prefix)
+    }
+
+    pub fn part(&self, n: u32) -> String {
+        format!("{}.part.{n}", self.prefix)
+    }
+
+    pub fn scored(&self) -> String {
+        format!("{}.scored", self.prefix)
+    }
+
+    pub fn alerts(&self) -> String {
+        format!("{}.alerts", self.prefix)
+    }
+
+    pub fn dead(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    pub fn leases(&self) -> String {
+        format!("{}-leases", self.prefix)
+    }
+
+    pub fn state(&self) -> String {
+        format!("{}-state", self.prefix)
+    }
+
+    pub fn config(&self) -> String {
+        format!("{}-config", self.prefix)
+    }
+}
+
+/// How long a partition's lease lasts without renewal.
+pub const LEASE: Duration = Duration::from_secs(6);
+/// How long JetStream remembers message ids to drop a replay.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
+/// Connects, retrying with backoff for about a minute (a server restarting).
+pub async fn connect(url: &str) -> anyhow::Result<jetstream::Context> {
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    Ok(jetstream::new(client))
+}
+
+/// `oddity nats setup`.
+pub async fn setup(args: &SetupArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.partitions > 0, "--partitions must be at least 1");
+    let js = connect(&args.nats.url).await?;
+    let names = Names::new(&args.nats.prefix);
+    for (what, subjects) in [
+        ("RAW", vec![names.raw()]),
+        ("PART", vec![format!("{}.part.*", names.prefix)]),
+        ("SCORED", vec![names.scored()]),
+        ("ALERTS", vec![names.alerts()]),
+        ("DEAD", vec![names.dead()]),
+    ] {
+        js.get_or_create_stream(stream::Config {
+            name: names.stream(what),
+            subjects,
+            duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: args.replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("stream {}", names.stream(what)))?;
+    }
+    let leases = key_value(&js, &names.leases(), LEASE, args.replicas).await?;
+    drop(leases);
+    let config = key_value(&js, &names.config(), Duration::ZERO, args.replicas).await?;
+    match config.get("partitions").await? {
+        Some(n) if n != args.partitions.to_string().as_bytes() => anyhow::bail!(
+            "the deployment {} has {} partitions, not {}: partitions are fixed once set up",
+            names.prefix,
+            String::from_utf8_lossy(&n),
+            args.partitions
+        ),
+        Some(_) => {}
+        None => {
+            config
+                .put("partitions", args.partitions.to_string().into())
+                .await?;
+        }
+    }
+    js.create_object_store(jetstream::object_store::Config {
+        bucket: names.state(),
+        num_replicas: args.replicas,
+        ..Default::default()
+    })
+    .await
+    .context("the state store")?;
+    tracing::info!(
+        "set up {}: {} partitions, {} replicas",
+        names.prefix,
+        args.partitions,
+        args.replicas
+    );
+    Ok(())
+}
+
+/// A key-value bucket, made as `create_key_value` makes one (a stream `KV_<bucket>`); by hand,
+/// as async-nats asks the server for account details that nats-server 2.9 does not give.
+async fn key_value(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> anyhow::Result<jetstream::kv::Store> {
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("the key-value bucket {bucket}"))?;
+    js.get_key_value(bucket)
+        .await
+        .with_context(|| format!("the key-value bucket {bucket}"))
+}
+
+/// The deployment's partition count, as set up.
+pub async fn partitions(js: &jetstream::Context, names: &Names) -> anyhow::Result<u32> {
+    let config = js
+        .get_key_value(names.config())
+        .await
+        .with_context(|| format!("{} is not set up (oddity nats setup)", names.prefix))?;
+    let n = config
+        .get("partitions")
+        .await?
+        .context("no partition count: run oddity nats setup")?;
+    Ok(std::str::from_utf8(&n)?.trim().parse()?)
+}
+
+/// `oddity nats publish`: each line one message, its id the file's name and line number.
+pub async fn publish(args: &PublishArgs) -> anyhow::Result<()> {
+    let js = connect(&args.nats.url).await?;
+    let names = Names::new(&args.nats.prefix);
+    let mut total = 0u64;
+    for path in &args.files {
+        let text = read_text(path)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let mut acks = Vec::new();
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let message = jetstream::message::PublishMessage::build()
+                .payload(bytes::Bytes::copy_from_slice(line))
+                .message_id(format!("{name}:{}", i + 1));
+            acks.push(js.send_publish(names.raw(), message).await?);
+            if acks.len() >= 4096 {
+                await_acks(&mut acks).await?;
+            }
+            total += 1;
+        }
+        await_acks(&mut acks).await?;
+    }
+    tracing::info!("published {total} lines to {}", names.raw());
+    Ok(())
+}
+
+/// The bytes of a file, gunzipped if it is gzip.
+fn read_text(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let bytes = fs_err::read(path)?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out)?;
+        return Ok(out);
+    }
+    Ok(bytes)
+}
+
+/// Waits for JetStream's acknowledgement of every publication in `acks`.
+pub async fn await_acks(
+    acks: &mut Vec<jetstream::context::PublishAckFuture>,
+) -> anyhow::Result<()> {
+    for ack in acks.drain(..) {
+        ack.await.context("JetStream did not store a publication")?;
+    }
+    Ok(())
+}
+
+/// Up to `max` messages of a pull consumer, waiting at most 100 ms for them.
+async fn fetch(
+    consumer: &jetstream::consumer::PullConsumer,
+    max: usize,
+) -> anyhow::Result<Vec<jetstream::Message>> {
+    let mut messages = consumer
+        .fetch()
+        .max_messages(max)
+        .expires(Duration::from_millis(100))
+        .messages()
+        .await?;
+    let mut batch = Vec::new();
+    while let Some(m) = messages.next().await {
+        batch.push(m.map_err(|e| anyhow::anyhow!("fetching: {e}"))?);
+    }
+    Ok(batch)
+}
+
+/// A durable pull consumer `name` on `stream`, made anew to deliver from `start` (the stored
+/// position is the truth; a consumer is only a cursor, owned by one process at a time: a new
+/// owner must not get an earlier owner's unacknowledged messages after newer ones).
+async fn cursor(
+    stream: &stream::Stream,
+    name: &str,
+    filter: Option<String>,
+    start: u64,
+) -> anyhow::Result<jetstream::consumer::PullConsumer> {
+    let _ = stream.delete_consumer(name).await;
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(name.to_owned()),
+            filter_subject: filter.unwrap_or_default(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start.max(1),
+            },
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(60),
+            max_ack_pending: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("the consumer {name}"))
+}
+
+/// `oddity nats collect`.
+pub async fn collect(args: &CollectArgs) -> anyhow::Result<()> {
+    let js = connect(&args.nats.url).await?;
+    let names = Names::new(&args.nats.prefix);
+    let mut stream = js.get_stream(names.stream("SCORED")).await?;
+    let start = std::time::Instant::now();
+    if let Some(want) = args.expect {
+        while stream.info().await?.state.messages < want && start.elapsed() < args.wait {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let total = stream.info().await?.state.messages;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut out = Vec::new();
+    let mut seen = 0u64;
+    while seen < total {
+        let message = messages.next().await.context("the scored stream ended")??;
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        let line = String::from_utf8_lossy(&message.payload);
+        serde_json::to_writer(&mut out, &serde_json::json!({"id": id, "line": line}))?;
+        out.push(b'\n');
+        seen += 1;
+    }
+    fs_err::write(&args.out, out)?;
+    eprintln!("{seen} scored messages in {}", names.scored());
+    Ok(())
+}
+
+/// `oddity nats status`: `{"raw": N, "part": N, "scored": N, "alerts": N, "dead": N}`.
+pub async fn status(args: &Connection) -> anyhow::Result<()> {
+    let js = connect(&args.url).await?;
+    let names = Names::new(&args.prefix);
+    let mut counts = serde_json::Map::new();
+    for what in ["RAW", "PART", "SCORED", "ALERTS", "DEAD"] {
+        let mut stream = js.get_stream(names.stream(what)).await?;
+        let n = stream.info().await?.state.messages;
+        counts.insert(what.to_ascii_lowercase(), n.into());
+    }
+    println!("{}", serde_json::Value::Object(counts));
+    Ok(())
+}
+
+/// Runs an `oddity nats` subcommand.
+pub async fn run(command: &NatsCommand) -> anyhow::Result<()> {
+    match command {
+        NatsCommand::Setup(a) => setup(a).await,
+        NatsCommand::Publish(a) => publish(a).await,
+        NatsCommand::Route(a) => route(a).await,
+        NatsCommand::Work(a) => work(a).await,
+        NatsCommand::Collect(a) => collect(a).await,
+        NatsCommand::Status(a) => status(a).await,
+    }
+}
+
+/// The partition of a principal: a stable hash (xxh3, seed 0) modulo the partition count.
+pub fn partition_of(principal: &str, partitions: u32) -> u32 {
+    (xxhash_rust::xxh3::xxh3_64(principal.as_bytes()) % u64::from(partitions)) as u32
+}
+
+/// The engine settings of `--config` (profile, engine, limits, cache), as scoring reads them.
+fn settings(config: Option<&PathBuf>) -> anyhow::Result<crate::settings::Settings> {
+    let args = crate::cli::ScoreArgs {
+        config: config.cloned(),
+        ..crate::cli::ScoreArgs::default()
+    };
+    Ok(crate::settings::Settings::load(&args)?)
+}
+
+/// A fresh or restored plugin for `settings`.
+fn plugin(
+    settings: &crate::settings::Settings,
+    snapshot: Option<&[u8]>,
+) -> anyhow::Result<crate::plugin::Plugin> {
+    let wasm: Vec<u8> = match &settings.plugin {
+        Some(p) => crate::plugin::read_component(p)?,
+        None => crate::plugin::EMBEDDED.to_vec(),
+    };
+    Ok(crate::plugin::Plugin::load(
+        &wasm,
+        &settings.engine_config,
+        snapshot,
+        settings.limits,
+        settings.cache_dir.as_deref(),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_principal_keeps_its_partition() {
+        let p = "IAMUser arn:aws:iam::111122223333:user/raul";
+        assert_eq!(partition_of(p, 8), partition_of(p, 8));
+        assert!(partition_of(p, 8) < 8);
+        let spread: std::collections::HashSet<u32> = (0..200)
+            .map(|i| partition_of(&format!("AssumedRole role-{i}"), 4))
+            .collect();
+        assert_eq!(spread.len(), 4);
+    }
+}

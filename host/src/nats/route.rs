@@ -1,0 +1,119 @@
+//! The route stage: `PREFIX.raw` to `PREFIX.part.N` by principal.
+//!
+//! A durable consumer (`route`) reads the raw messages in order; each line of a message (a
+//! message may hold several JSON lines) gets its principal from the engine's own extractor
+//! (`entities`: nothing learned) and goes to the partition of that principal, with the message
+//! id `r<raw sequence>-<line>`, so a replay after a crash is dropped by JetStream. A line that
+//! is not an event goes to the partition of its own bytes, where the worker handles it as a bad
+//! line. The raw message is acknowledged once all its lines are stored. One route process keeps
+//! each principal's events in order; run it under a supervisor (it holds no state).
+
+use async_nats::jetstream;
+
+use super::{Names, StageArgs, await_acks, connect, partition_of, partitions};
+
+/// Messages fetched at once.
+const BATCH: usize = 512;
+
+/// `oddity nats route`.
+pub async fn route(args: &StageArgs) -> anyhow::Result<()> {
+    let js = connect(&args.nats.url).await?;
+    let names = Names::new(&args.nats.prefix);
+    let n = partitions(&js, &names).await?;
+    let settings = super::settings(args.config.as_ref())?;
+    let mut plugin = super::plugin(&settings, None)?;
+    let stream = js.get_stream(names.stream("RAW")).await?;
+    let start = routed(&js, &names).await?;
+    let consumer = super::cursor(&stream, "route", None, start).await?;
+    tracing::info!("routing {} to {n} partitions", names.raw());
+    let mut stop = std::pin::pin!(crate::shutdown());
+    loop {
+        let batch = tokio::select! {
+            () = &mut stop => return Ok(()),
+            batch = super::fetch(&consumer, BATCH) => batch?,
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        forward(&js, &names, n, &mut plugin, &batch).await?;
+    }
+}
+
+/// The raw sequence of the last line routed (from the partitions' stream's last message id,
+/// `r<raw sequence>-<line>`): routing starts again at that raw message (its lines already
+/// routed are dropped as duplicates), or at the start.
+async fn routed(js: &jetstream::Context, names: &Names) -> anyhow::Result<u64> {
+    let mut part = js.get_stream(names.stream("PART")).await?;
+    let last = part.info().await?.state.last_sequence;
+    if last == 0 {
+        return Ok(1);
+    }
+    let message = part
+        .get_raw_message(last)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the last routed line: {e}"))?;
+    let id = message
+        .headers
+        .get("Nats-Msg-Id")
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_default();
+    Ok(id
+        .strip_prefix('r')
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|seq| seq.parse().ok())
+        .unwrap_or(1))
+}
+
+/// Publishes every line of `batch` to its partition, then acknowledges the batch.
+async fn forward(
+    js: &jetstream::Context,
+    names: &Names,
+    n: u32,
+    plugin: &mut crate::plugin::Plugin,
+    batch: &[jetstream::Message],
+) -> anyhow::Result<()> {
+    let mut lines = Vec::new();
+    let mut origin = Vec::new();
+    for message in batch {
+        let seq = message
+            .info()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .stream_sequence;
+        for (i, line) in message
+            .payload
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
+            lines.extend_from_slice(line);
+            lines.push(b'\n');
+            origin.push((seq, i, line));
+        }
+    }
+    let entities = tokio::task::block_in_place(|| plugin.entities(&lines))?;
+    anyhow::ensure!(
+        entities.len() == origin.len(),
+        "the plugin named {} entities for {} lines",
+        entities.len(),
+        origin.len()
+    );
+    let mut acks = Vec::with_capacity(origin.len());
+    for ((seq, i, line), entity) in origin.into_iter().zip(entities) {
+        let part = match &entity {
+            Some(principal) => partition_of(principal, n),
+            None => (xxhash_rust::xxh3::xxh3_64(line) % u64::from(n)) as u32,
+        };
+        let message = jetstream::message::PublishMessage::build()
+            .payload(bytes::Bytes::copy_from_slice(line))
+            .message_id(format!("r{seq}-{i}"));
+        acks.push(js.send_publish(names.part(part), message).await?);
+    }
+    await_acks(&mut acks).await?;
+    for message in batch {
+        message
+            .ack()
+            .await
+            .map_err(|e| anyhow::anyhow!("acknowledging: {e}"))?;
+    }
+    Ok(())
+}
