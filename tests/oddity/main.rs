@@ -13,6 +13,7 @@
 //! - `unattended`: no HOME (the compile cache's fallback), JSON logs.
 //! - `shippers`: Debian's rsyslog and syslog-ng running the recipes of `examples/shippers/`.
 //! - `delivery`: alerts over HTTP through a failing receiver and a SIGKILL, at least once.
+//! - `scale_out`: NATS JetStream (a real nats-server): route, workers, a SIGKILL, no loss.
 //! - `portable`: `oddity plugin export`, and the component in Node and Python, byte for byte.
 
 #![allow(clippy::disallowed_methods)] // tests read and write their own files with std::fs
@@ -27,6 +28,7 @@ mod hostile;
 mod pipeline;
 mod portable;
 mod sandbox;
+mod scale_out;
 mod shippers;
 mod state;
 mod unattended;
