@@ -345,6 +345,16 @@ async fn fetch(
     Ok(batch)
 }
 
+/// Acknowledges `message` and, the consumer acknowledging all, every message before it.
+async fn ack_through(message: Option<&jetstream::Message>) -> anyhow::Result<()> {
+    if let Some(m) = message {
+        m.ack()
+            .await
+            .map_err(|e| anyhow::anyhow!("acknowledging: {e}"))?;
+    }
+    Ok(())
+}
+
 /// A durable pull consumer `name` on `stream`, made anew to deliver from `start` (the stored
 /// position is the truth; a consumer is only a cursor, owned by one process at a time: a new
 /// owner must not get an earlier owner's unacknowledged messages after newer ones).
@@ -362,7 +372,7 @@ async fn cursor(
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: start.max(1),
             },
-            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_policy: jetstream::consumer::AckPolicy::All,
             ack_wait: Duration::from_secs(60),
             max_ack_pending: 1_000_000,
             ..Default::default()

@@ -109,11 +109,5 @@ async fn forward(
         acks.push(js.send_publish(names.part(part), message).await?);
     }
     await_acks(&mut acks).await?;
-    for message in batch {
-        message
-            .ack()
-            .await
-            .map_err(|e| anyhow::anyhow!("acknowledging: {e}"))?;
-    }
-    Ok(())
+    super::ack_through(batch.last()).await
 }

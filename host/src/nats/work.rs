@@ -138,7 +138,8 @@ impl Partition {
         Ok(())
     }
 
-    /// Scores the batch's new lines and publishes what they give; acknowledges the old ones.
+    /// Scores the batch's new lines and publishes what they give (a line delivered again, one
+    /// already scored, is acknowledged with the pending ones).
     async fn score(&self, s: &mut Scoring, batch: Vec<jetstream::Message>) -> anyhow::Result<()> {
         let mut fresh = Vec::with_capacity(batch.len());
         for m in batch {
@@ -146,11 +147,7 @@ impl Partition {
                 .info()
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .stream_sequence;
-            if seq <= s.covered {
-                m.ack()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("acknowledging: {e}"))?;
-            } else {
+            if seq > s.last {
                 fresh.push((seq, m));
             }
         }
@@ -266,11 +263,8 @@ impl Partition {
             .await
             .map_err(|e| anyhow::anyhow!("storing the state of partition {}: {e}", self.number))?;
         s.covered = s.last;
-        for m in s.pending.drain(..) {
-            m.ack()
-                .await
-                .map_err(|e| anyhow::anyhow!("acknowledging: {e}"))?;
-        }
+        super::ack_through(s.pending.last()).await?;
+        s.pending.clear();
         Ok(())
     }
 }
