@@ -445,15 +445,3 @@ fn follow_reads_a_growing_file_across_rotation_until_stopped() {
     );
     assert_eq!(next_sequence(&state), Some(14), "the state holds them all");
 }
-
-#[test]
-fn follow_refuses_a_directory() {
-    let dir = tempdir();
-    let out = run(&["--follow", dir.path().to_str().expect("utf-8")], None);
-    assert_eq!(out.code, Some(1));
-    assert!(
-        out.stderr.contains("--follow follows files"),
-        "{}",
-        out.stderr
-    );
-}

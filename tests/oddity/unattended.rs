@@ -1,5 +1,6 @@
 //! Running unattended: no HOME (as log shippers start their children), machine-readable logs.
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -299,5 +300,179 @@ fn metrics_are_served_while_the_run_lasts() {
     assert!(
         std::net::TcpStream::connect(&addr).is_err(),
         "served only while the run lasts"
+    );
+}
+
+/// An invictus delivery file (`n`th in name order), gzipped into `dir` as a syncer writes it:
+/// under a temporary name, then renamed; its event ids.
+fn deliver(dir: &Path, n: usize) -> Vec<String> {
+    let source = crate::util::test_data().join("invictus-ir_aws_dataset/CloudTrail");
+    let mut names: Vec<_> = std::fs::read_dir(&source)
+        .expect("invictus")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    let text = std::fs::read(&names[n]).expect("read");
+    let name = names[n].file_name().expect("a name").to_string_lossy();
+    let part = dir.join(format!("{name}.gz.a1B2c3D4"));
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&part).expect("create"),
+        flate2::Compression::default(),
+    );
+    std::io::Write::write_all(&mut gz, &text).expect("gzip");
+    gz.finish().expect("gzip");
+    std::fs::rename(&part, dir.join(format!("{name}.gz"))).expect("rename");
+    let records: Value = serde_json::from_slice(&text).expect("json");
+    records["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["eventID"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// `oddity --follow` with `args`, its log in `log`.
+fn follow(args: &[&Path], log: &Path) -> std::process::Child {
+    crate::util::oddity()
+        .arg("--follow")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("start oddity")
+}
+
+/// The lines of `path` once it holds `n` (at most 30 s).
+fn wait_for_lines(path: &Path, n: usize) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= n {
+            return text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json"))
+                .collect();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{} has {} lines, not {n}",
+            path.display(),
+            text.lines().count()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Stops `child` with SIGTERM; it must exit 0 within 30 s.
+fn stop(mut child: std::process::Child) {
+    crate::util::send_signal(&child, "-TERM");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("oddity did not stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+}
+
+fn ids(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l["eventID"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+fn novelty(lines: &[Value]) -> Vec<Value> {
+    lines.iter().map(|l| l["novelty"].clone()).collect()
+}
+
+#[test]
+fn follow_reads_a_directory_s_delivery_files_as_they_come_each_once() {
+    let dir = tempdir();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let (state, log) = (dir.path().join("m.state"), dir.path().join("oddity.log"));
+    let (out, again) = (dir.path().join("out.jsonl"), dir.path().join("again.jsonl"));
+    let mut first = [deliver(&logs, 0), deliver(&logs, 1)].concat();
+    let oddity = follow(
+        &[Path::new("--state"), &state, Path::new("-o"), &out, &logs],
+        &log,
+    );
+    wait_for_lines(&out, first.len());
+    first.extend(deliver(&logs, 4));
+    let written = wait_for_lines(&out, first.len());
+    stop(oddity);
+    let written_then = std::fs::read_to_string(&out).expect("read").lines().count();
+    assert_eq!(written_then, first.len(), "every event once");
+    assert_eq!(ids(&written), first, "in name order");
+
+    // Stopped, a file came: the next run reads it alone.
+    let fourth = deliver(&logs, 8);
+    let oddity = follow(
+        &[Path::new("--state"), &state, Path::new("-o"), &again, &logs],
+        &log,
+    );
+    let read = wait_for_lines(&again, fourth.len());
+    stop(oddity);
+    assert_eq!(ids(&read), fourth);
+    let summary = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        summary.contains(&format!("{} events skipped", first.len())),
+        "{summary}"
+    );
+
+    // Nothing was learned twice: the two runs scored as one run over the four files does.
+    let whole = run_cmd(crate::util::oddity().args(["-q"]).arg(&logs), None);
+    whole.assert_ok();
+    assert_eq!(
+        novelty(&whole.json()),
+        [novelty(&written), novelty(&read)].concat()
+    );
+}
+
+#[test]
+fn follow_takes_files_and_directories_and_never_reads_what_it_writes() {
+    let dir = tempdir();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let (file, out, log) = (
+        dir.path().join("app.jsonl"),
+        dir.path().join("out.jsonl"),
+        dir.path().join("oddity.log"),
+    );
+    let lines = first_lines(10);
+    std::fs::write(&file, &lines).expect("write");
+    let oddity = follow(&[Path::new("-o"), &out, &file, &logs], &log);
+    wait_for_lines(&out, 10);
+    let delivered = deliver(&logs, 2);
+    let mut appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open");
+    std::io::Write::write_all(&mut appended, &first_lines(12)[lines.len()..]).expect("append");
+    let written = wait_for_lines(&out, 12 + delivered.len());
+    stop(oddity);
+    let written = ids(&written);
+    assert!(
+        delivered.iter().all(|id| written.contains(id)),
+        "the directory's file"
+    );
+    assert_eq!(written.len(), 12 + delivered.len(), "and the file's lines");
+
+    let inside = logs.join("scored.jsonl");
+    let refused = run_cmd(
+        crate::util::oddity()
+            .args(["--follow", "-o"])
+            .args([&inside, &logs]),
+        None,
+    );
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("in the followed directory"),
+        "{}",
+        refused.stderr
     );
 }

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use oddity_engine::Severity;
-use oddity_engine::{Engine, ScoreError};
+use anyhow::Result;
+use oddity_engine::{ScoreError, Severity};
 
 use crate::baselines::{self, Baseline};
 use crate::fields::{ACTION, Fields, Interner, Normalizers, PRINCIPAL};
+use crate::partition::Partitioned;
 use crate::streams::{Stream, Truth};
 
 /// Name of oddity in the reports; always detector 0.
@@ -79,8 +79,14 @@ pub struct Scored {
 
 /// Runs `stream` through a fresh engine (configuration text `config`) and the baselines.
 pub fn run(stream: Stream, config: &str) -> Result<Scored> {
+    run_partitioned(stream, config, 1)
+}
+
+/// Runs `stream` through oddity partitioned by principal over `partitions` fresh engines
+/// ([`Partitioned`]; 1 is [`run`]) and through the baselines, which are not partitioned.
+pub fn run_partitioned(stream: Stream, config: &str, partitions: usize) -> Result<Scored> {
     let started = Instant::now();
-    let mut engine = Engine::new(config).context("engine configuration")?;
+    let mut oddity = Partitioned::new(config, partitions)?;
     let mut baselines: Vec<Box<dyn Baseline>> = baselines::all();
     let norm = Normalizers::builtin();
     let mut detectors = vec![ODDITY, ODDITY_RISK];
@@ -97,8 +103,9 @@ pub fn run(stream: Stream, config: &str) -> Result<Scored> {
     let mut engine_time = Duration::ZERO;
 
     for ev in stream.events {
+        let part = oddity.partition(ev.json.as_bytes())?;
         let t = Instant::now();
-        let verdict = engine.score_line(ev.json.as_bytes());
+        let verdict = oddity.score_line(part, ev.json.as_bytes());
         engine_time += t.elapsed();
         let mut fields = Fields::extract(&ev.json, &norm);
         // The baselines judge per principal as oddity does: the principal is the entity

@@ -11,11 +11,13 @@
 //!   detonations injected into generated background, the invictus-ir capture, OTRF.
 //! - [`fields`]: the attributes the baselines read, normalised like oddity's.
 //! - [`harness`]: one pass over a stream.
+//! - [`partition`]: oddity partitioned by principal over independent engines, as on NATS.
 
 pub mod baselines;
 pub mod fields;
 pub mod harness;
 pub mod metrics;
+pub mod partition;
 pub mod report;
 pub mod streams;
 
@@ -199,11 +201,13 @@ fn write_dump(dir: &Path, scored: &harness::Scored) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Runs the streams on `threads` workers; reports come back in `specs` order. `progress` is
+/// Runs the streams on `threads` workers, oddity over `partitions` engines partitioned by
+/// principal ([`harness::run_partitioned`]); reports come back in `specs` order. `progress` is
 /// called as each stream finishes.
 pub fn run_all(
     specs: &[StreamSpec],
     config: &str,
+    partitions: usize,
     threads: usize,
     dump: Option<&Path>,
     progress: &(dyn Fn(usize, &Result<StreamReport>) + Sync),
@@ -219,7 +223,7 @@ pub fn run_all(
                     let Some(spec) = specs.get(i) else { break };
                     let result = spec
                         .open()
-                        .and_then(|s| harness::run(s, config))
+                        .and_then(|s| harness::run_partitioned(s, config, partitions))
                         .and_then(|scored| {
                             if let Some(dir) = dump {
                                 write_dump(dir, &scored)?;

@@ -11,15 +11,18 @@
 //! order. In a directory only log files are read (`.json`, `.jsonl`, `.ndjson`, `.log`, and those
 //! with `.gz`); hidden entries, `CloudTrail-Digest` folders (integrity digests, not events) and
 //! `CloudTrail-Insight` folders (Insights events: statistics about API call rates, not calls) are
-//! skipped. Files named on the command line are always read. A source that fails midway (truncated gzip, vanished file)
-//! keeps the events read so far, is reported with its name, and the next source is read. An
-//! envelope or array that stops being JSON loses nothing (see [`envelope`]), and is
-//! reported.
+//! skipped. Files named on the command line are always read. A followed directory
+//! (`--follow DIR`) is read the same way, then watched for new files ([`watch`]). A source
+//! that fails midway (truncated gzip, vanished file) keeps the events read so far, is reported
+//! with its name, and the next source is read. An envelope or array that stops being JSON loses
+//! nothing (see [`envelope`]), and is reported.
 
 mod codec;
 mod envelope;
 mod follow;
 mod lines;
+mod registry;
+mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +33,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use codec::{Frame, LineCodec};
+pub use registry::{Registry, Tracked};
+pub use watch::{Watch, would_read};
 
 /// A source of events, the pipeline's plug point for input: it frames what it reads into
 /// batches of [`Item`]s and sends them in order until its end, a failure or `cancel`.
@@ -39,6 +44,13 @@ pub trait Source: Send + Sync + std::fmt::Debug {
 
     /// The file it reads, when it is one (a file must not be both read and written).
     fn file(&self) -> Option<&Path> {
+        None
+    }
+
+    /// The directory it follows, when it is one (`--follow DIR`): the reader then reads each
+    /// file the directory's [`Watch`] takes as a source of its own (`read` reads them all as
+    /// this one).
+    fn directory(&self) -> Option<&Path> {
         None
     }
 
@@ -61,6 +73,8 @@ pub enum Stream {
     File(PathBuf),
     /// A file followed as it grows, across rotation (`--follow`).
     Follow(PathBuf),
+    /// A directory followed: its files, then those that come into it (`--follow`).
+    Watch(PathBuf),
     Memory {
         name: String,
         bytes: Bytes,
@@ -71,7 +85,7 @@ impl Source for Stream {
     fn name(&self) -> String {
         match self {
             Stream::Stdin => "<stdin>".to_owned(),
-            Stream::File(p) | Stream::Follow(p) => p.display().to_string(),
+            Stream::File(p) | Stream::Follow(p) | Stream::Watch(p) => p.display().to_string(),
             Stream::Memory { name, .. } => name.clone(),
         }
     }
@@ -79,7 +93,14 @@ impl Source for Stream {
     fn file(&self) -> Option<&Path> {
         match self {
             Stream::File(p) | Stream::Follow(p) => Some(p),
-            Stream::Stdin | Stream::Memory { .. } => None,
+            Stream::Stdin | Stream::Watch(_) | Stream::Memory { .. } => None,
+        }
+    }
+
+    fn directory(&self) -> Option<&Path> {
+        match self {
+            Stream::Watch(dir) => Some(dir),
+            _ => None,
         }
     }
 
@@ -90,7 +111,10 @@ impl Source for Stream {
         tx: &'a mpsc::Sender<Batch>,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<u64, InputError>> {
-        Box::pin(read_stream(self, index, opts, tx, cancel))
+        match self {
+            Stream::Watch(dir) => Box::pin(watch::read_as_one(dir, index, opts, tx, cancel)),
+            _ => Box::pin(read_stream(self, index, opts, tx, cancel)),
+        }
     }
 }
 
@@ -137,28 +161,54 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Stream>, InputError> {
             out.push(Stream::File(p.clone()));
             continue;
         }
-        let walker = walkdir::WalkDir::new(p)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| {
-                let name = e.file_name().to_string_lossy();
-                e.depth() == 0
-                    || !(name.starts_with('.')
-                        || name == "CloudTrail-Digest"
-                        || name == "CloudTrail-Insight")
-            });
-        for entry in walker {
+        for entry in walk(p) {
             let entry = entry.map_err(|e| InputError {
                 source_name: p.display().to_string(),
                 message: e.to_string(),
                 events: 0,
             })?;
-            if entry.file_type().is_file() && is_log_file(entry.path()) {
-                out.push(Stream::File(entry.into_path()));
-            }
+            out.push(Stream::File(entry.into_path()));
         }
     }
     Ok(out)
+}
+
+/// Lists the streams for the given paths, followed (`--follow`): stdin for none or `-`,
+/// directories watched for new files, files followed as they grow.
+pub fn followed(paths: &[PathBuf]) -> Vec<Stream> {
+    if paths.is_empty() {
+        return vec![Stream::Stdin];
+    }
+    paths
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                Stream::Stdin
+            } else if p.is_dir() {
+                Stream::Watch(p.clone())
+            } else {
+                Stream::Follow(p.clone())
+            }
+        })
+        .collect()
+}
+
+/// The log files under `dir`, recursively, in name order, and the errors met.
+fn walk(dir: &Path) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> + use<> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !skipped_entry(&e.file_name().to_string_lossy()))
+        .filter(|e| {
+            e.as_ref()
+                .map_or(true, |e| e.file_type().is_file() && is_log_file(e.path()))
+        })
+}
+
+/// Whether an entry of a directory is passed over, with all it holds: hidden, or CloudTrail's
+/// digests and Insights events.
+fn skipped_entry(name: &str) -> bool {
+    name.starts_with('.') || name == "CloudTrail-Digest" || name == "CloudTrail-Insight"
 }
 
 /// Whether a file found in a directory is one to read.
@@ -285,6 +335,9 @@ async fn read_stream(
     let raw: Reader = match source {
         Stream::Stdin => crate::blocking::reader("<stdin>", std::io::stdin()),
         Stream::Memory { bytes, .. } => Ok(Box::new(std::io::Cursor::new(bytes.clone())) as Reader),
+        Stream::Watch(_) => {
+            return Err(fail(0, "a directory is read by its files".to_owned()));
+        }
         Stream::Follow(p) => {
             let (path, token) = (p.clone(), cancel.clone());
             let open = move || follow::Tail::open(path, token);

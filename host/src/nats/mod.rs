@@ -345,6 +345,45 @@ async fn fetch(
     Ok(batch)
 }
 
+/// A stop token cancelled by SIGTERM or SIGINT.
+fn stop_on_signal() -> tokio_util::sync::CancellationToken {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        crate::shutdown().await;
+        signal.cancel();
+    });
+    stop
+}
+
+/// Runs `stage` until it ends well or `stop` is cancelled; a failure (the broker gone, a lease
+/// lost, a publication not acknowledged) is reported and the stage started again after a
+/// backoff from 1 s to 30 s: it resumes from the stored position, so nothing is lost or doubled.
+async fn resilient<F, Fut>(
+    what: &str,
+    stop: &tokio_util::sync::CancellationToken,
+    mut stage: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match stage().await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!("{what}: {e:#}; starting again in {wait:?}");
+                tokio::select! {
+                    () = stop.cancelled() => return Err(e),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
 /// Acknowledges `message` and, the consumer acknowledging all, every message before it.
 async fn ack_through(message: Option<&jetstream::Message>) -> anyhow::Result<()> {
     if let Some(m) = message {

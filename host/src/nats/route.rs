@@ -17,6 +17,15 @@ const BATCH: usize = 512;
 
 /// `oddity nats route`.
 pub async fn route(args: &StageArgs) -> anyhow::Result<()> {
+    let stop = super::stop_on_signal();
+    super::resilient("route", &stop, || route_once(args, &stop)).await
+}
+
+/// Routes from where the partitions' stream stops until `stop`.
+async fn route_once(
+    args: &StageArgs,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     let js = connect(&args.nats.url).await?;
     let names = Names::new(&args.nats.prefix);
     let n = partitions(&js, &names).await?;
@@ -25,17 +34,18 @@ pub async fn route(args: &StageArgs) -> anyhow::Result<()> {
     let stream = js.get_stream(names.stream("RAW")).await?;
     let start = routed(&js, &names).await?;
     let consumer = super::cursor(&stream, "route", None, start).await?;
-    tracing::info!("routing {} to {n} partitions", names.raw());
-    let mut stop = std::pin::pin!(crate::shutdown());
+    tracing::info!(
+        "routing {} to {n} partitions from raw message {start}",
+        names.raw()
+    );
     loop {
         let batch = tokio::select! {
-            () = &mut stop => return Ok(()),
+            () = stop.cancelled() => return Ok(()),
             batch = super::fetch(&consumer, BATCH) => batch?,
         };
-        if batch.is_empty() {
-            continue;
+        if !batch.is_empty() {
+            forward(&js, &names, n, &mut plugin, &batch).await?;
         }
-        forward(&js, &names, n, &mut plugin, &batch).await?;
     }
 }
 

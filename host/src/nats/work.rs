@@ -41,12 +41,7 @@ pub async fn work(args: &WorkArgs) -> anyhow::Result<()> {
             .trim(),
         std::process::id()
     );
-    let stop = tokio_util::sync::CancellationToken::new();
-    let signal = stop.clone();
-    tokio::spawn(async move {
-        crate::shutdown().await;
-        signal.cancel();
-    });
+    let stop = super::stop_on_signal();
     let mut tasks = Vec::new();
     for &p in &args.partitions {
         let worker = Partition {
@@ -60,7 +55,10 @@ pub async fn work(args: &WorkArgs) -> anyhow::Result<()> {
             dead_letter: args.dead_letter,
             stop: stop.clone(),
         };
-        tasks.push(tokio::spawn(async move { worker.run().await }));
+        tasks.push(tokio::spawn(async move {
+            let what = format!("partition {p}");
+            super::resilient(&what, &worker.stop, || worker.run()).await
+        }));
     }
     for task in tasks {
         task.await.context("a partition's task")??;
@@ -94,7 +92,7 @@ struct Scoring {
 }
 
 impl Partition {
-    async fn run(self) -> anyhow::Result<()> {
+    async fn run(&self) -> anyhow::Result<()> {
         let leases = self.js.get_key_value(self.names.leases()).await?;
         let mut lease = Lease::take(leases, self.number, &self.owner).await;
         let store = self.js.get_object_store(self.names.state()).await?;

@@ -20,6 +20,7 @@ mod scorer;
 mod writer;
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,10 +30,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertCounts, Alerts};
-use crate::checkpoint::{self, Checkpoint, Checkpoints, Identity, Resume};
+use crate::checkpoint::Checkpoints;
 use crate::cli::Reply;
 use crate::deadletter::{BadLinePolicy, DeadLetter};
-use crate::input::{self, Batch, ReadOptions, Source};
+use crate::input::{self, Batch, ReadOptions, Registry, Source};
 use crate::metrics::Metrics;
 use crate::output::{self, Sink};
 use crate::plugin::{self, Plugin, PluginError};
@@ -62,20 +63,11 @@ pub struct Io {
 /// The command line's sources and sinks: standard input or the files and directories named,
 /// standard output or `output`, and the alerts file (appended to).
 pub fn open(settings: &Settings) -> anyhow::Result<Io> {
-    let mut streams = input::expand(&settings.paths).context("input")?;
-    if settings.follow {
-        if let Some(dir) = settings.paths.iter().find(|p| p.is_dir()) {
-            bail!(
-                "--follow follows files, not directories ({}): name the files, or run oddity on the directory from a timer (the state's checkpoints skip what was read)",
-                dir.display()
-            );
-        }
-        for stream in &mut streams {
-            if let input::Stream::File(p) = stream {
-                *stream = input::Stream::Follow(p.clone());
-            }
-        }
-    }
+    let streams = if settings.follow {
+        input::followed(&settings.paths)
+    } else {
+        input::expand(&settings.paths).context("input")?
+    };
     // Writing a file that is also read would destroy it (`-o` truncates before the reading).
     for stream in &streams {
         if let Some(input) = stream.file()
@@ -87,6 +79,18 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
             bail!(
                 "{} is both an input and {written}; write to another file",
                 input.display()
+            );
+        }
+        if let Some(dir) = stream.directory()
+            && let Some(written) = settings
+                .written_files()
+                .into_iter()
+                .find(|w| input::would_read(dir, w.path))
+        {
+            bail!(
+                "{} is {written}, in the followed directory {}, which would read it; write it elsewhere",
+                written.path.display(),
+                dir.display()
             );
         }
     }
@@ -192,10 +196,13 @@ pub async fn run(
         replies,
         metrics,
     } = io;
-    let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name()).collect());
     let serving = serve_metrics(&settings, &metrics).await?;
     let (mut scorer, restored) = load(&settings, metrics.clone()).await?;
-    let skips = track(&sources, &mut scorer, settings.reread);
+    let registry = scorer.sources.clone();
+    let starts = sources
+        .iter()
+        .map(|s| registry.register(s.as_ref()))
+        .collect();
     if restored && let Some(s) = &settings.state {
         tracing::info!(state = %s.file.display(), "restored the model");
     }
@@ -212,7 +219,8 @@ pub async fn run(
     };
     let reader = tokio::spawn(read_all(
         sources,
-        skips,
+        starts,
+        registry.clone(),
         opts,
         settings.follow,
         batch_tx,
@@ -273,7 +281,7 @@ pub async fn run(
     };
     let layout = Layout {
         key: &settings.output_key,
-        names: &names,
+        names: &registry,
         verify: settings.plugin.is_some(),
         reply: settings.reply,
     };
@@ -363,6 +371,7 @@ async fn load(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<(Sco
         }
         (e, _) => anyhow::Error::new(e),
     })?;
+    let sources = Registry::new(checkpoints.clone(), state.is_some(), settings.reread);
     let scorer = Scorer {
         plugin,
         state,
@@ -370,6 +379,7 @@ async fn load(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<(Sco
         report: scorer::ScorerReport::default(),
         checkpoints,
         tracked: Vec::new(),
+        sources: Arc::new(sources),
         metrics,
         written: None,
         sent: 0,
@@ -426,75 +436,32 @@ fn stop_on(
     });
 }
 
-/// Per source, the events its checkpoint says the state learned (see [`crate::checkpoint`]);
-/// the scorer is given the files' checkpoints to count on. With `reread`, none are skipped.
-fn track(sources: &[Box<dyn Source>], scorer: &mut Scorer, reread: bool) -> Vec<u64> {
-    let mut skips = Vec::with_capacity(sources.len());
-    scorer.tracked = Vec::with_capacity(sources.len());
-    for source in sources {
-        let identity = source
-            .file()
-            .and_then(|p| Some((p, Identity::of(p).ok()??)));
-        let Some((path, id)) = identity.filter(|_| scorer.state.is_some()) else {
-            skips.push(0);
-            scorer.tracked.push(None);
-            continue;
-        };
-        let skip = match checkpoint::resume(&scorer.checkpoints, path, &id) {
-            Resume::Fresh => 0,
-            Resume::After(n) if reread => {
-                tracing::info!(
-                    "{}: read from its start (--reread): its {n} events learned before are learned again",
-                    path.display()
-                );
-                0
-            }
-            Resume::After(n) => n,
-            Resume::Changed(why) => {
-                tracing::warn!("{}: {why}; reading it from its start", path.display());
-                0
-            }
-        };
-        skips.push(skip);
-        let start: Checkpoint = checkpoint::checkpoint(path, &id, skip);
-        scorer.tracked.push(Some((id.key(), start)));
-    }
-    skips
-}
-
-/// The reader task: each source less the events its checkpoint covers, in turn, or all at once
-/// when they are followed (a followed file never ends); the failures, by name, and the events
-/// skipped.
+/// The reader task: each source (with its index and the events to skip, as registered) less
+/// the events its checkpoint covers, in turn, or all at once when they are followed (a followed
+/// file never ends); a followed directory's files are registered as sources as they come. The
+/// failures, by name, and the events skipped.
 async fn read_all(
     sources: Vec<Box<dyn Source>>,
-    skips: Vec<u64>,
+    starts: Vec<(u32, u64)>,
+    registry: Arc<Registry>,
     opts: ReadOptions,
     follow: bool,
     tx: mpsc::Sender<Batch>,
     cancel: CancellationToken,
 ) -> (Vec<String>, u64) {
-    let reads = sources
-        .iter()
-        .zip(skips)
-        .enumerate()
-        .map(|(i, (source, skip))| {
-            let (tx, cancel) = (&tx, &cancel);
-            async move {
-                if cancel.is_cancelled() || tx.is_closed() {
-                    return (None, 0);
+    let reads = sources.iter().zip(starts).map(|(source, (index, skip))| {
+        let (tx, cancel, registry) = (&tx, &cancel, &registry);
+        async move {
+            match source.directory() {
+                Some(dir) => read_directory(dir, registry, opts, tx, cancel).await,
+                None => {
+                    let (failed, skipped) =
+                        read_one(source.as_ref(), index, skip, opts, tx, cancel).await;
+                    (failed.into_iter().collect(), skipped)
                 }
-                let (read, skipped) = if skip == 0 {
-                    (source.read(i as u32, opts, tx, cancel).await, 0)
-                } else {
-                    read_after(source.as_ref(), i as u32, skip, opts, tx, cancel).await
-                };
-                let failed = read.err().map(|e| {
-                    tracing::error!("{e}; going on with the next input");
-                    e.to_string()
-                });
-                (failed, skipped)
             }
-        });
+        }
+    });
     let done = if follow {
         futures::future::join_all(reads).await
     } else {
@@ -505,7 +472,58 @@ async fn read_all(
         done
     };
     let skipped = done.iter().map(|(_, n)| n).sum();
-    (done.into_iter().filter_map(|(f, _)| f).collect(), skipped)
+    (done.into_iter().flat_map(|(f, _)| f).collect(), skipped)
+}
+
+/// Reads one source less its first `skip` events; its failure, and the events skipped.
+async fn read_one(
+    source: &dyn Source,
+    index: u32,
+    skip: u64,
+    opts: ReadOptions,
+    tx: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> (Option<String>, u64) {
+    if cancel.is_cancelled() || tx.is_closed() {
+        return (None, 0);
+    }
+    let (read, skipped) = if skip == 0 {
+        (source.read(index, opts, tx, cancel).await, 0)
+    } else {
+        read_after(source, index, skip, opts, tx, cancel).await
+    };
+    let failed = read.err().map(|e| {
+        tracing::error!("{e}; going on with the next input");
+        e.to_string()
+    });
+    (failed, skipped)
+}
+
+/// Reads the files a followed directory holds and those that come into it, in turn, each
+/// registered as a source (with its checkpoint) when it is taken, until the run is cancelled;
+/// the failures, by name, and the events skipped.
+async fn read_directory(
+    dir: &Path,
+    registry: &Registry,
+    opts: ReadOptions,
+    tx: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> (Vec<String>, u64) {
+    let mut watch = input::Watch::new(dir.to_owned());
+    let (mut failed, mut skipped) = (Vec::new(), 0);
+    'watch: while let Some(files) = watch.next(cancel).await {
+        for file in files {
+            if cancel.is_cancelled() || tx.is_closed() {
+                break 'watch;
+            }
+            let source = input::Stream::File(file);
+            let (index, skip) = registry.register(&source);
+            let (f, s) = read_one(&source, index, skip, opts, tx, cancel).await;
+            failed.extend(f);
+            skipped += s;
+        }
+    }
+    (failed, skipped)
 }
 
 /// Reads `source` and passes on what follows its first `skip` events; the events skipped.

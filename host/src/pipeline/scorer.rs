@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::annotation::{LineError, Status};
-use crate::checkpoint::{Checkpoint, Checkpoints};
-use crate::input::{Batch, Frame};
+use crate::checkpoint::Checkpoints;
+use crate::input::{Batch, Frame, Registry, Tracked};
 use crate::metrics::Metrics;
 use crate::plugin::{self, Judged, Plugin};
 use crate::settings::StateSettings;
@@ -181,8 +181,10 @@ pub struct Scorer {
     /// The checkpoints restored, saved again with those of this run's files.
     pub checkpoints: Checkpoints,
     /// Per source, its checkpoint key and checkpoint (its events counted as they are scored),
-    /// for the files that have an identity.
-    pub tracked: Vec<Option<(String, Checkpoint)>>,
+    /// for the files that have an identity; taken from `sources` as sources are registered.
+    pub tracked: Vec<Tracked>,
+    /// The run's sources (a followed directory's files are registered as the run goes).
+    pub sources: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     /// Batches the writer has written (alerts queued on disk included).
     pub written: Option<tokio::sync::watch::Receiver<u64>>,
@@ -237,6 +239,7 @@ impl Scorer {
     /// Counts a scored batch's events (whole lines, and over-long lines at their last piece)
     /// in their files' checkpoints.
     fn count(&mut self, batch: &Batch) {
+        self.track_registered();
         for item in batch {
             let event = match item.frame {
                 Frame::Line(_) => true,
@@ -248,10 +251,17 @@ impl Scorer {
         }
     }
 
+    /// Takes the checkpoints of the sources registered since into `tracked`.
+    fn track_registered(&mut self) {
+        let new = self.sources.tracked_from(self.tracked.len());
+        self.tracked.extend(new);
+    }
+
     /// Takes a snapshot, keeps it as the last good one and writes it to the state file with
     /// the checkpoints of what it learned.
     fn save(&mut self) -> anyhow::Result<()> {
         self.wait_for_writer();
+        self.track_registered();
         let start = Instant::now();
         let bytes = self.plugin.snapshot().context("taking a snapshot")?;
         let saved = self

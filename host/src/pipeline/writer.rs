@@ -11,7 +11,7 @@ use crate::alerts::{AlertCounts, Alerts};
 use crate::annotation::{self, Annotation, LineError, Status, render};
 use crate::cli::Reply;
 use crate::deadletter::DeadLetter;
-use crate::input::{Frame, Item};
+use crate::input::{Frame, Item, Registry};
 use crate::metrics::{Kind, Metrics};
 use crate::output::Sink;
 use crate::problems::Problems;
@@ -22,7 +22,7 @@ use crate::progress::Progress;
 #[derive(Debug, Clone, Copy)]
 pub struct Layout<'a> {
     pub key: &'a str,
-    pub names: &'a [String],
+    pub names: &'a Registry,
     pub verify: bool,
     /// A shipper's protocol answered (`--reply`).
     pub reply: Option<Reply>,
@@ -460,7 +460,11 @@ mod tests {
         verify: bool,
         dead_letter: Option<&mut DeadLetter>,
     ) -> (String, Written) {
-        let names = ["src".to_owned()];
+        let names = Registry::default();
+        names.register(&crate::input::Stream::Memory {
+            name: "src".to_owned(),
+            bytes: Bytes::new(),
+        });
         let mut written = Written::default();
         let mut assembly = Assembly {
             layout: Layout {
