@@ -60,7 +60,7 @@ pub struct Settings {
     pub quiet: bool,
     /// Read input files from their start, whatever the state's checkpoints say.
     pub reread: bool,
-    /// Follow the input files as they grow (`--follow`).
+    /// Follow the input files as they grow and the directories as files come in (`--follow`).
     pub follow: bool,
     /// A shipper's protocol answered on standard output (`--reply`).
     pub reply: Option<crate::cli::Reply>,

@@ -39,7 +39,7 @@ pub enum NatsCommand {
     Work(WorkArgs),
     /// Copy the scored stream to a file (for checks and examples), with what it held.
     Collect(CollectArgs),
-    /// Print the messages in each stream as one JSON line.
+    /// Print the messages in each stream and each partition's stored state as one JSON line.
     Status(Connection),
 }
 
@@ -456,7 +456,8 @@ pub async fn collect(args: &CollectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `oddity nats status`: `{"raw": N, "part": N, "scored": N, "alerts": N, "dead": N}`.
+/// `oddity nats status`: `{"raw": N, "part": N, "scored": N, "alerts": N, "dead": N,
+/// "partitions": [{"partition": P, "state_bytes": B, "covered": SEQ}, ...]}`.
 pub async fn status(args: &Connection) -> anyhow::Result<()> {
     let js = connect(&args.url).await?;
     let names = Names::new(&args.prefix);
@@ -466,8 +467,33 @@ pub async fn status(args: &Connection) -> anyhow::Result<()> {
         let n = stream.info().await?.state.messages;
         counts.insert(what.to_ascii_lowercase(), n.into());
     }
+    counts.insert(
+        "partitions".to_owned(),
+        partition_states(&js, &names).await?.into(),
+    );
     println!("{}", serde_json::Value::Object(counts));
     Ok(())
+}
+
+/// Each partition's stored state: its bytes and the last input sequence it covers.
+async fn partition_states(
+    js: &jetstream::Context,
+    names: &Names,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let store = js.get_object_store(names.state()).await?;
+    let mut states = Vec::new();
+    for p in 0..partitions(js, names).await? {
+        let state = match store.info(format!("partition-{p}")).await {
+            Ok(info) if !info.deleted => serde_json::json!({
+                "partition": p,
+                "state_bytes": info.size,
+                "covered": info.metadata.get("covered").and_then(|c| c.parse::<u64>().ok()),
+            }),
+            _ => serde_json::json!({"partition": p, "state_bytes": 0, "covered": 0}),
+        };
+        states.push(state);
+    }
+    Ok(states)
 }
 
 /// Runs an `oddity nats` subcommand.
