@@ -36,6 +36,28 @@ pub use codec::{Frame, LineCodec};
 pub use registry::{Registry, Tracked};
 pub use watch::{Watch, would_read};
 
+/// The events of a whole text, each as one line: a CloudTrail delivery file's or a JSON array's
+/// records (minified), or the lines of JSON lines; text where the structure broke comes as a
+/// line of its own (a bad line, for the scorer to report).
+pub fn event_lines(text: &[u8], max_value: usize) -> Vec<Vec<u8>> {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace());
+    let array = start.is_some_and(|i| text[i] == b'[');
+    if !array && !envelope::looks_like_envelope(text) {
+        return text
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .map(<[u8]>::to_vec)
+            .collect();
+    }
+    envelope::expand(text, max_value)
+        .into_iter()
+        .map(|piece| match piece {
+            envelope::Piece::Record(r) | envelope::Piece::Bad(r) => r,
+        })
+        .collect()
+}
+
 /// A source of events, the pipeline's plug point for input: it frames what it reads into
 /// batches of [`Item`]s and sends them in order until its end, a failure or `cancel`.
 pub trait Source: Send + Sync + std::fmt::Debug {
@@ -410,6 +432,23 @@ async fn read_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_lines_expand_envelopes_and_arrays_and_keep_lines() {
+        let envelope = b"{\"Records\": [\n {\"eventName\": \"A\"},\n {\"eventName\": \"B\"}\n]}\n";
+        let array = b"[\n  {\"eventName\": \"A\"},\n  {\"eventName\": \"B\"}\n]";
+        let want = vec![
+            b"{\"eventName\":\"A\"}".to_vec(),
+            b"{\"eventName\":\"B\"}".to_vec(),
+        ];
+        assert_eq!(event_lines(envelope, 1 << 20), want);
+        assert_eq!(event_lines(array, 1 << 20), want);
+        let lines = b"{\"a\":1}\r\n\nnot json\n";
+        assert_eq!(
+            event_lines(lines, 1 << 20),
+            vec![b"{\"a\":1}".to_vec(), b"not json".to_vec()]
+        );
+    }
 
     #[test]
     fn a_short_first_line_decides_without_waiting() {

@@ -31,7 +31,8 @@ pub use work::work;
 pub enum NatsCommand {
     /// Create the streams, the lease bucket and the state store (idempotent).
     Setup(SetupArgs),
-    /// Publish the lines of files (plain or .gz) to PREFIX.raw, one message each.
+    /// Publish the events of files (JSON lines, CloudTrail delivery files, JSON arrays; plain
+    /// or .gz) to PREFIX.raw, one message each.
     Publish(PublishArgs),
     /// Route PREFIX.raw to the partitions by principal.
     Route(StageArgs),
@@ -286,12 +287,12 @@ pub async fn publish(args: &PublishArgs) -> anyhow::Result<()> {
         let text = read_text(path)?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let mut acks = Vec::new();
-        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
+        for (i, line) in crate::input::event_lines(&text, crate::settings::DEFAULT_MAX_LINE)
+            .into_iter()
+            .enumerate()
+        {
             let message = jetstream::message::PublishMessage::build()
-                .payload(bytes::Bytes::copy_from_slice(line))
+                .payload(line.into())
                 .message_id(format!("{name}:{}", i + 1));
             acks.push(js.send_publish(names.raw(), message).await?);
             if acks.len() >= 4096 {
