@@ -308,14 +308,14 @@ pub async fn publish(args: &PublishArgs) -> anyhow::Result<()> {
 
 /// The bytes of a file, gunzipped if it is gzip.
 fn read_text(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let bytes = fs_err::read(path)?;
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out)?;
-        return Ok(out);
-    }
-    Ok(bytes)
+    let mut text = Vec::new();
+    crate::scored::open(fs_err::File::open(path)?)?.read_to_end(&mut text)?;
+    Ok(text)
+}
+
+/// A message's id (`Nats-Msg-Id`), if it was published with one.
+fn message_id(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
+    headers?.get("Nats-Msg-Id").map(|v| v.as_str().to_owned())
 }
 
 /// Waits for JetStream's acknowledgement of every publication in `acks`.
@@ -441,12 +441,7 @@ pub async fn collect(args: &CollectArgs) -> anyhow::Result<()> {
     let mut seen = 0u64;
     while seen < total {
         let message = messages.next().await.context("the scored stream ended")??;
-        let id = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
+        let id = message_id(message.headers.as_ref()).unwrap_or_default();
         let line = String::from_utf8_lossy(&message.payload);
         serde_json::to_writer(&mut out, &serde_json::json!({"id": id, "line": line}))?;
         out.push(b'\n');

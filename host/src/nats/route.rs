@@ -62,11 +62,7 @@ async fn routed(js: &jetstream::Context, names: &Names) -> anyhow::Result<u64> {
         .get_raw_message(last)
         .await
         .map_err(|e| anyhow::anyhow!("reading the last routed line: {e}"))?;
-    let id = message
-        .headers
-        .get("Nats-Msg-Id")
-        .map(|v| v.as_str().to_owned())
-        .unwrap_or_default();
+    let id = super::message_id(Some(&message.headers)).unwrap_or_default();
     Ok(id
         .strip_prefix('r')
         .and_then(|rest| rest.split('-').next())

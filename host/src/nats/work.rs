@@ -270,10 +270,7 @@ impl Partition {
 /// The scored line's message id: the input's own (the route's `r<raw sequence>-<line>`), or the
 /// partition and sequence for input published without one.
 fn message_id(m: &jetstream::Message, partition: u32, seq: u64) -> String {
-    m.headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Msg-Id"))
-        .map_or_else(|| format!("p{partition}-{seq}"), |v| v.as_str().to_owned())
+    super::message_id(m.headers.as_ref()).unwrap_or_else(|| format!("p{partition}-{seq}"))
 }
 
 fn object_name(partition: u32) -> String {
