@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
 """oddity on NATS JetStream, end to end on one machine.
 
-    python3 examples/scale-out/run.py EVENTS [--workers 2] [--partitions 4] [--kill]
+    python3 examples/scale-out/run.py EVENTS [--workers 2] [--partitions 4] [--share-every 1000]
+                                             [--kill]
 
 Starts nats-server (JetStream, on 127.0.0.1, a free port, its store in a temporary
 directory), and runs the same deployment twice on it: once uninterrupted (the reference), once
 measured, with `--kill` killing the first worker with SIGKILL once 40 % of the events are
-scored and starting it again. Each run: `oddity nats setup`, `publish` EVENTS (JSON lines,
+scored and starting it again. Each run: `oddity nats setup` (the partitions sharing population
+knowledge every --share-every raw messages; 0: not at all), `publish` EVENTS (JSON lines,
 plain or .gz; not timed), then the route stage and the workers; timed until every event is
 scored. Prints one JSON line:
 
     {"in":…, "out":…, "duplicates":…, "lost":…, "events_per_s":…, "score_mismatches":…, …}
 
 out: scored messages; duplicates: inputs scored more than once; lost: inputs not scored;
-score_mismatches: inputs whose scored line differs from the reference run's. Uses
+score_mismatches: inputs whose scored line differs from the reference run's; shares: shares of
+population knowledge the workers published (one per partition and marker). Uses
 target/release/oddity, or $ODDITY; nats-server from PATH (Debian: apt-get install nats-server).
 """
 import argparse, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
@@ -60,9 +63,10 @@ def spawn(url, prefix, *args, log):
                             stdout=subprocess.DEVNULL, stderr=log)
 
 
-def deploy(url, prefix, events, workers, partitions, kill, logs):
+def deploy(url, prefix, events, workers, partitions, share_every, kill, logs):
     """One run; returns its scored lines by input id and its seconds."""
-    oddity("setup", "--url", url, "--prefix", prefix, "--partitions", str(partitions))
+    oddity("setup", "--url", url, "--prefix", prefix, "--partitions", str(partitions),
+           "--share-every", str(share_every))
     oddity("publish", "--url", url, "--prefix", prefix, events, stderr=logs)
     total = status(url, prefix)["raw"]
     owned = [[p for p in range(partitions) if p % workers == w] for w in range(workers)]
@@ -105,7 +109,8 @@ def deploy(url, prefix, events, workers, partitions, kill, logs):
             if row["id"] in scored:
                 duplicates += 1
             scored[row["id"]] = row["line"]
-    return total, scored, duplicates, seconds, killed
+    shares = status(url, prefix)["share"]
+    return total, scored, duplicates, seconds, killed, shares
 
 
 def main():
@@ -113,6 +118,7 @@ def main():
     ap.add_argument("events")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--share-every", type=int, default=1000)
     ap.add_argument("--kill", action="store_true")
     ap.add_argument("--log", help="keep the stages' log in this file")
     args = ap.parse_args()
@@ -120,10 +126,11 @@ def main():
         server, url = start_nats(store)
         logs = open(os.path.join(store, "oddity.log"), "w")
         try:
-            _, reference, _, ref_s, _ = deploy(url, "reference", args.events, args.workers,
-                                               args.partitions, False, logs)
-            total, scored, duplicates, seconds, killed = deploy(
-                url, "measured", args.events, args.workers, args.partitions, args.kill, logs)
+            how = (args.workers, args.partitions, args.share_every)
+            _, reference, _, ref_s, _, _ = deploy(url, "reference", args.events, *how, False,
+                                                  logs)
+            total, scored, duplicates, seconds, killed, shares = deploy(
+                url, "measured", args.events, *how, args.kill, logs)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -136,7 +143,8 @@ def main():
         print(json.dumps({
             "in": total, "out": len(scored) + duplicates, "duplicates": duplicates, "lost": lost,
             "events_per_s": round(total / seconds), "score_mismatches": mismatches,
-            "workers": args.workers, "partitions": args.partitions, "killed": killed,
+            "workers": args.workers, "partitions": args.partitions,
+            "share_every": args.share_every, "shares": shares, "killed": killed,
             "reference_events_per_s": round(total / ref_s),
         }))
 

@@ -58,6 +58,8 @@ pub enum PluginError {
     Trap(String),
     #[error("the plugin broke the contract: {0}")]
     Contract(String),
+    #[error("the plugin refused population knowledge shared by another partition: {0}")]
+    Share(String),
 }
 
 struct Host {
@@ -169,7 +171,7 @@ impl Plugin {
             .and_then(OddityPre::new)
             .map_err(|e| {
                 PluginError::Load(format!(
-                    "the component does not export oddity:detector@0.5.0: {e:#}"
+                    "the component does not export oddity:detector@0.6.0: {e:#}"
                 ))
             })?;
         let (mut store, bindings) = instantiate(&engine, &pre, limits)?;
@@ -254,6 +256,30 @@ impl Plugin {
             .engine()
             .call_entities(&mut self.store, self.resource, lines)
             .map_err(trap)
+    }
+
+    /// What the engine learned into the population since the last call (the first starts
+    /// recording), for [`Plugin::merge_population`] of other partitions' engines.
+    pub fn share_population(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.refuel();
+        self.bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_share_population(&mut self.store, self.resource)
+            .map_err(trap)
+    }
+
+    /// Adds another partition's share to the engine's population knowledge.
+    pub fn merge_population(&mut self, share: &[u8]) -> Result<(), PluginError> {
+        self.refuel();
+        self.bindings
+            .oddity_detector_detector()
+            .engine()
+            .call_merge_population(&mut self.store, self.resource, share)
+            .map_err(trap)?
+            .map_err(
+                |(wit::BatchError::Foreign(m) | wit::BatchError::Corrupt(m))| PluginError::Share(m),
+            )
     }
 
     /// The engine's snapshot bytes.

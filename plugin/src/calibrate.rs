@@ -26,7 +26,7 @@ pub struct Calibration {
     inv_half_life: f64,
 }
 
-fn bin_of(x: f64) -> (usize, f64) {
+pub(crate) fn bin_of(x: f64) -> (usize, f64) {
     if x.is_nan() || x < exp2(LOW) {
         return (0, 0.5);
     }
@@ -92,23 +92,50 @@ impl Calibration {
 
     /// Adds raw novelty `x` observed at event time `now`, counted `w` times (`0 < w <= 1`).
     pub fn learn_weighted(&mut self, x: f64, now: u32, w: f64) {
-        let mut weight = w;
-        if self.inv_half_life > 0.0 {
-            // An event later than the epoch weighs more, an earlier one (out of order) less.
-            let factor = exp2((f64::from(now) - f64::from(self.epoch)) * self.inv_half_life);
-            if factor > 1e12 || self.total == 0.0 {
-                // Renormalise: old mass shrinks by the same factor, new events weigh `w` again.
-                let shrink = 1.0 / factor;
-                self.bins.iter_mut().for_each(|b| *b *= shrink);
-                self.total = self.bins.iter().sum();
-                self.epoch = now;
-            } else {
-                weight = w * factor;
-            }
-        }
+        let weight = w * self.factor(now);
         let (bin, _) = bin_of(x);
         self.bins[bin] += weight;
         self.total += weight;
+    }
+
+    /// The weight of an event at `now` against one at the epoch, renormalising first when it
+    /// would grow too large (or nothing was learned yet).
+    fn factor(&mut self, now: u32) -> f64 {
+        if self.inv_half_life == 0.0 {
+            return 1.0;
+        }
+        // An event later than the epoch weighs more, an earlier one (out of order) less.
+        let factor = exp2((f64::from(now) - f64::from(self.epoch)) * self.inv_half_life);
+        if factor > 1e12 || self.total == 0.0 {
+            // Renormalise: old mass shrinks by the same factor, new events weigh 1 again.
+            // (An empty distribution's epoch may lie far ahead: nothing to shrink.)
+            let shrink = 1.0 / factor;
+            if shrink.is_finite() {
+                self.bins.iter_mut().for_each(|b| *b *= shrink);
+            } else {
+                self.bins.fill(0.0);
+            }
+            self.total = self.bins.iter().sum();
+            self.epoch = now;
+            1.0
+        } else {
+            factor
+        }
+    }
+
+    /// Adds weights learned elsewhere, per bin, each relative to an event at `reference`
+    /// (see [`crate::share::Outbox::calibrated`]).
+    pub fn merge(&mut self, bins: &[(usize, f64)], reference: u32) {
+        let factor = self.factor(reference);
+        for &(bin, w) in bins {
+            self.bins[bin] += w * factor;
+            self.total += w * factor;
+        }
+    }
+
+    /// 1 / half-life in seconds (0: never forgets).
+    pub fn inv_half_life(&self) -> f64 {
+        self.inv_half_life
     }
 }
 

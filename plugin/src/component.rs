@@ -46,6 +46,13 @@ fn score_error(e: EngineScoreError) -> ScoreError {
     }
 }
 
+fn batch_error(e: EngineBatchError) -> BatchError {
+    match e {
+        EngineBatchError::Foreign(m) => BatchError::Foreign(m),
+        EngineBatchError::Corrupt(m) => BatchError::Corrupt(m),
+    }
+}
+
 fn severity(s: EngineSeverity) -> Severity {
     match s {
         EngineSeverity::Info => Severity::Info,
@@ -94,10 +101,7 @@ impl GuestEngine for Detector {
             Batch::Text(text) => engine.judge(EngineBatch::Lines(text.as_bytes())),
             Batch::Observations(bytes) => engine.judge(EngineBatch::Observations(bytes)),
         }
-        .map_err(|e| match e {
-            EngineBatchError::Foreign(m) => BatchError::Foreign(m),
-            EngineBatchError::Corrupt(m) => BatchError::Corrupt(m),
-        })?;
+        .map_err(batch_error)?;
         // Notes are JSON written by the engine from UTF-8 text: always UTF-8.
         let notes = String::from_utf8(judged.notes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
@@ -113,6 +117,17 @@ impl GuestEngine for Detector {
 
     fn entities(&self, lines: Vec<u8>) -> Vec<Option<String>> {
         self.0.borrow_mut().entities(&lines)
+    }
+
+    fn share_population(&self) -> Vec<u8> {
+        self.0.borrow_mut().share_population()
+    }
+
+    fn merge_population(&self, share: Vec<u8>) -> Result<(), BatchError> {
+        self.0
+            .borrow_mut()
+            .merge_population(&share)
+            .map_err(batch_error)
     }
 
     fn snapshot(&self) -> Vec<u8> {

@@ -221,20 +221,21 @@ pub enum Batch<'a> {
     Observations(&'a [u8]),
 }
 
-/// Why a batch of observations was refused; nothing was learned from it.
+/// Why a batch of observations (or shared population knowledge) was refused; nothing was
+/// learned from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchError {
-    /// Read by an engine with another configuration.
+    /// Written by an engine with another configuration.
     Foreign(String),
-    /// Not what [`Engine::extract`] writes.
+    /// Not what [`Engine::extract`] (or [`Engine::share_population`]) writes.
     Corrupt(String),
 }
 
 impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BatchError::Foreign(m) => write!(f, "observations of another configuration: {m}"),
-            BatchError::Corrupt(m) => write!(f, "corrupt observations: {m}"),
+            BatchError::Foreign(m) => write!(f, "written with another configuration: {m}"),
+            BatchError::Corrupt(m) => write!(f, "corrupt: {m}"),
         }
     }
 }
@@ -619,6 +620,27 @@ impl Engine {
         split_lines(lines)
             .map(|line| self.score_line(line))
             .collect()
+    }
+
+    /// What this engine learned into the population (the peer groups' and the whole
+    /// population's contexts, and the calibration of `score`) since the last call, as bytes
+    /// for [`Engine::merge_population`] of the engines judging the stream's other partitions.
+    /// The first call starts recording (and gives an empty delta); a snapshot keeps what is
+    /// recorded and not yet shared.
+    pub fn share_population(&mut self) -> Vec<u8> {
+        self.model.share(&self.fingerprint)
+    }
+
+    /// Adds what another partition's engine shared ([`Engine::share_population`]) to this
+    /// engine's population knowledge, never to a principal's own, and never shares it on.
+    /// Refused, with nothing merged, when the bytes are not a delta of this configuration.
+    pub fn merge_population(&mut self, delta: &[u8]) -> Result<(), BatchError> {
+        let delta = crate::share::Delta::decode(delta, &self.fingerprint).map_err(|e| match e {
+            DecodeError::Mismatch(m) => BatchError::Foreign(m),
+            other => BatchError::Corrupt(other.to_string()),
+        })?;
+        self.model.merge(&delta, self.settings.engine.max_nodes);
+        Ok(())
     }
 
     /// The model as snapshot bytes.

@@ -17,6 +17,7 @@
 //! - `calibrate`: the running distribution that turns raw novelty into `score`.
 //! - `stakes`: what each action is at stake for (ATT&CK tactics) and how much that weighs.
 //! - `campaign`: per-principal state and the grouping of novel events into campaigns.
+//! - `share`: population knowledge shared between the engines of a partitioned stream.
 //! - `duplicates`: the ids of recent events, so that one delivered twice is not learned twice.
 //! - `render`: the note, written straight from the verdict.
 //! - `snapshot`: the versioned, checksummed snapshot format.
@@ -37,6 +38,7 @@ pub mod fuzzing;
 mod model;
 pub mod normalize;
 mod render;
+mod share;
 mod snapshot;
 mod staged;
 mod stakes;

@@ -25,6 +25,7 @@ use crate::calibrate::Calibration;
 use crate::campaign::{Campaign, EntityState, Step};
 use crate::config::{EngineSettings, Settings, Severity, View};
 use crate::fastmath::{exp2, log2};
+use crate::share::{Delta, Outbox};
 use crate::stakes::Matched;
 use crate::tree::{ENTITY_ROOT, NodeId, POPULATION_ROOT, Tree};
 
@@ -134,6 +135,8 @@ pub struct Model {
     pub ahead: u32,
     /// The ids of recent events (duplicates are not learned again).
     pub seen: Seen,
+    /// What was learned into the population since it was last shared, when sharing.
+    pub outbox: Option<Outbox>,
     scratch: Scratch,
 }
 
@@ -226,6 +229,7 @@ impl Model {
             now: 0,
             ahead: 0,
             seen: Seen::default(),
+            outbox: None,
             scratch: Scratch::default(),
         }
     }
@@ -249,6 +253,7 @@ impl Model {
             now,
             ahead,
             seen: Seen::default(),
+            outbox: None,
             scratch: Scratch::default(),
         }
     }
@@ -491,19 +496,28 @@ impl Model {
         }
         let principal = at;
         self.tree.learn_root(POPULATION_ROOT, now);
+        if let Some(out) = &mut self.outbox {
+            out.event();
+        }
         let peer_at = peer.map(|k| {
-            self.tree
-                .learn(POPULATION_ROOT, k, peer_root, now, 0.0, 1.0)
+            let id = self
+                .tree
+                .learn(POPULATION_ROOT, k, peer_root, now, 0.0, 1.0);
+            self.shared(id, 0.0, 1.0)
         });
         let mut k = profile.entity.len();
         for ((view, &vkey), &[ent_view, peer_view, pop_view]) in
             profile.views.iter().zip(view_keys).zip(view_nodes.iter())
         {
             let mut ent = self.tree.learn(principal, vkey, ent_view, now, 0.0, 1.0);
-            let mut grp = peer_at.map(|p| self.tree.learn(p, vkey, peer_view, now, 0.0, 1.0));
-            let mut pop = self
+            let mut grp = peer_at.map(|p| {
+                let id = self.tree.learn(p, vkey, peer_view, now, 0.0, 1.0);
+                self.shared(id, 0.0, 1.0)
+            });
+            let pop = self
                 .tree
                 .learn(POPULATION_ROOT, vkey, pop_view, now, 0.0, 1.0);
+            let mut pop = self.shared(pop, 0.0, 1.0);
             // A node below a settling one learns no more than it (a context never counts fewer
             // events than its children).
             let (mut w, mut qw, mut pw) = (1.0f64, 1.0f64, 1.0f64);
@@ -514,12 +528,15 @@ impl Model {
                 pw = pw.min(j.pop_weight);
                 ent = self.tree.learn(ent, j.key, j.child, now, j.backoff_bits, w);
                 grp = grp.map(|g| {
-                    self.tree
-                        .learn(g, j.key, j.peer_child, now, j.peer_backoff_bits, qw)
+                    let id = self
+                        .tree
+                        .learn(g, j.key, j.peer_child, now, j.peer_backoff_bits, qw);
+                    self.shared(id, j.peer_backoff_bits, qw)
                 });
                 pop = self
                     .tree
                     .learn(pop, j.key, j.pop_child, now, j.pop_backoff_bits, pw);
+                pop = self.shared(pop, j.pop_backoff_bits, pw);
                 k += 1;
             }
         }
@@ -606,11 +623,11 @@ impl Model {
         // principal's first events are all new to it, and a stream's first day would otherwise
         // set the bar. But they count: in a stream of short-lived principals (most events cold)
         // scores still rank events instead of all being 0.5.
-        self.calibration.learn_weighted(
-            novelty,
-            now,
-            if cold { COLD_CALIBRATION_WEIGHT } else { 1.0 },
-        );
+        let weight = if cold { COLD_CALIBRATION_WEIGHT } else { 1.0 };
+        self.calibration.learn_weighted(novelty, now, weight);
+        if let Some(out) = &mut self.outbox {
+            out.calibrated(novelty, now, weight, self.calibration.inv_half_life());
+        }
         let action = profile.action.map_or("", |f| values[f]);
         let entity_values = profile.entity.iter().map(|&f| values[f]);
         let stakes = profile.stakes.judge(values);
@@ -632,13 +649,7 @@ impl Model {
             .risk
             .severity(campaign.as_ref().map_or(risk, |c| c.risk.max(risk)));
 
-        if self.tree.len() as u64 > settings.engine.max_nodes {
-            let target = (settings.engine.max_nodes as f64 * 0.9) as usize;
-            for id in self.tree.prune(target, self.now) {
-                self.entities.remove(&id);
-            }
-            self.prunes += 1;
-        }
+        self.cap(settings.engine.max_nodes);
 
         let verdict = Judgement {
             score,
@@ -658,5 +669,58 @@ impl Model {
         };
         self.scratch = scratch;
         verdict
+    }
+
+    /// Prunes the tree down to 90 % of `max_nodes` once it holds more.
+    fn cap(&mut self, max_nodes: u64) {
+        if self.tree.len() as u64 <= max_nodes {
+            return;
+        }
+        let target = (max_nodes as f64 * 0.9) as usize;
+        let removed = self.tree.prune(target, self.now);
+        for id in &removed {
+            self.entities.remove(id);
+        }
+        if let Some(out) = &mut self.outbox {
+            out.forget(&removed);
+        }
+        self.prunes += 1;
+    }
+
+    /// Records that population node `id` learned `weight`, when sharing; returns `id`.
+    #[inline]
+    fn shared(&mut self, id: NodeId, backoff: f64, weight: f64) -> NodeId {
+        if let Some(out) = &mut self.outbox {
+            out.learned(id, backoff, weight);
+        }
+        id
+    }
+
+    /// What was learned into the population since the last call, as delta bytes (see
+    /// [`crate::share`]); the first call starts recording.
+    pub fn share(&mut self, fingerprint: &str) -> Vec<u8> {
+        let mut out = self.outbox.take().unwrap_or_default();
+        let bytes = out.take(&self.tree, self.now, fingerprint);
+        self.outbox = Some(out);
+        bytes
+    }
+
+    /// Adds what another engine learned into the population (never recorded for sharing),
+    /// stamped at the sender's clock, or at this model's when that is earlier (a share from
+    /// the future must neither stop these contexts forgetting nor outweigh the calibration).
+    pub fn merge(&mut self, delta: &Delta, max_nodes: u64) {
+        let now = if self.now == 0 {
+            delta.now
+        } else {
+            delta.now.min(self.now)
+        };
+        delta.merge_into(&mut self.tree, now);
+        let reference = if self.now == 0 {
+            delta.reference
+        } else {
+            delta.reference.min(self.now)
+        };
+        self.calibration.merge(&delta.calibration, reference);
+        self.cap(max_nodes);
     }
 }

@@ -8,7 +8,8 @@
 //! fingerprint  16 bytes hex of the configuration fingerprint
 //! length       u64      payload length
 //! checksum     u64      xxh3-64 of the payload
-//! payload      model counters, tree arena, free list, principals, calibration, event ids
+//! payload      model counters, tree arena, free list, principals, calibration, event ids,
+//!              the outbox of population knowledge not yet shared (format 7; 6 has none)
 //! ```
 //!
 //! Decoding checks each of these in order and names the first that fails; it never trusts a
@@ -24,10 +25,13 @@ use crate::campaign::{Campaign, EntityState, MAX_YOUNG};
 use crate::config::EngineSettings;
 use crate::duplicates::Seen;
 use crate::model::Model;
+use crate::share::Outbox;
 use crate::tree::{Node, Tree};
 
 pub const MAGIC: &[u8; 8] = b"ODDITYSN";
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
+/// The format before the outbox of shared population knowledge; still read.
+const FORMAT_WITHOUT_OUTBOX: u32 = 6;
 const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
@@ -53,16 +57,16 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-struct Writer(Vec<u8>);
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn f64(&mut self, v: f64) {
+    pub(crate) fn f64(&mut self, v: f64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
     fn str(&mut self, s: &str) {
@@ -71,19 +75,19 @@ impl Writer {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
 }
 
-type R<T> = Result<T, DecodeError>;
+pub(crate) type R<T> = Result<T, DecodeError>;
 
 fn truncated(what: &str) -> DecodeError {
     DecodeError::NotASnapshot(format!("truncated while reading {what}"))
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize, what: &str) -> R<&[u8]> {
+    pub(crate) fn take(&mut self, n: usize, what: &str) -> R<&[u8]> {
         let end = self
             .at
             .checked_add(n)
@@ -93,21 +97,21 @@ impl Reader<'_> {
         self.at = end;
         Ok(out)
     }
-    fn u32(&mut self, what: &str) -> R<u32> {
+    pub(crate) fn u32(&mut self, what: &str) -> R<u32> {
         let b = self.take(4, what)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn u64(&mut self, what: &str) -> R<u64> {
+    pub(crate) fn u64(&mut self, what: &str) -> R<u64> {
         let b = self.take(8, what)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
     }
-    fn f64(&mut self, what: &str) -> R<f64> {
+    pub(crate) fn f64(&mut self, what: &str) -> R<f64> {
         Ok(f64::from_bits(self.u64(what)?))
     }
     /// A count of items each at least `min_size` bytes, checked against what remains.
-    fn count(&mut self, min_size: usize, what: &str) -> R<usize> {
+    pub(crate) fn count(&mut self, min_size: usize, what: &str) -> R<usize> {
         let n = self.u32(what)? as usize;
         if n.saturating_mul(min_size.max(1)) > self.bytes.len() - self.at {
             return Err(truncated(what));
@@ -201,6 +205,13 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
         w.u64(key);
         w.u32(time);
     }
+    match &model.outbox {
+        None => w.u32(0),
+        Some(out) => {
+            w.u32(1);
+            out.encode(&mut w);
+        }
+    }
     let payload = w.0;
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(MAGIC);
@@ -225,7 +236,7 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
     }
     let mut r = Reader { bytes, at: 8 };
     let version = r.u32("the format version")?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_WITHOUT_OUTBOX {
         return Err(DecodeError::Version(format!(
             "the snapshot is format {version}, this engine reads format {FORMAT_VERSION}"
         )));
@@ -380,6 +391,19 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
     let ids = (0..n_ids)
         .map(|_| Ok((r.u64("the event ids")?, r.u32("the event ids")?)))
         .collect::<R<Vec<_>>>()?;
+    let outbox = if version == FORMAT_WITHOUT_OUTBOX {
+        None
+    } else {
+        match r.u32("the outbox flag")? {
+            0 => None,
+            1 => Some(Outbox::decode(&mut r, &tree)?),
+            other => {
+                return Err(DecodeError::NotASnapshot(format!(
+                    "invalid outbox flag {other}"
+                )));
+            }
+        }
+    };
     if r.at != payload.len() {
         return Err(DecodeError::NotASnapshot(format!(
             "{} unexpected bytes after the model",
@@ -388,5 +412,6 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
     }
     let mut model = Model::from_parts(tree, entities, calibration, events, prunes, now, ahead);
     model.seen = Seen::from_entries(ids);
+    model.outbox = outbox;
     Ok(model)
 }

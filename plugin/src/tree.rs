@@ -266,8 +266,13 @@ impl Tree {
 
     /// Counts one event at a root.
     pub fn learn_root(&mut self, root: NodeId, now: u32) {
+        self.learn_root_weighted(root, now, 1.0);
+    }
+
+    /// Counts `weight` events at a root.
+    pub fn learn_root_weighted(&mut self, root: NodeId, now: u32, weight: f64) {
         self.decay(root, now);
-        self.nodes[root as usize].n += 1.0;
+        self.nodes[root as usize].n += weight;
     }
 
     fn alloc(&mut self, node: Node) -> NodeId {

@@ -9,7 +9,7 @@ use oddity_engine::{ScoreError, Severity};
 
 use crate::baselines::{self, Baseline};
 use crate::fields::{ACTION, Fields, Interner, Normalizers, PRINCIPAL};
-use crate::partition::Partitioned;
+use crate::partition::{Partitioned, Partitioning};
 use crate::streams::{Stream, Truth};
 
 /// Name of oddity in the reports; always detector 0.
@@ -79,14 +79,14 @@ pub struct Scored {
 
 /// Runs `stream` through a fresh engine (configuration text `config`) and the baselines.
 pub fn run(stream: Stream, config: &str) -> Result<Scored> {
-    run_partitioned(stream, config, 1)
+    run_partitioned(stream, config, Partitioning::ONE)
 }
 
-/// Runs `stream` through oddity partitioned by principal over `partitions` fresh engines
-/// ([`Partitioned`]; 1 is [`run`]) and through the baselines, which are not partitioned.
-pub fn run_partitioned(stream: Stream, config: &str, partitions: usize) -> Result<Scored> {
+/// Runs `stream` through oddity partitioned by principal over fresh engines ([`Partitioned`];
+/// one partition is [`run`]) and through the baselines, which are not partitioned.
+pub fn run_partitioned(stream: Stream, config: &str, how: Partitioning) -> Result<Scored> {
     let started = Instant::now();
-    let mut oddity = Partitioned::new(config, partitions)?;
+    let mut oddity = Partitioned::new(config, how)?;
     let mut baselines: Vec<Box<dyn Baseline>> = baselines::all();
     let norm = Normalizers::builtin();
     let mut detectors = vec![ODDITY, ODDITY_RISK];

@@ -201,13 +201,13 @@ fn write_dump(dir: &Path, scored: &harness::Scored) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Runs the streams on `threads` workers, oddity over `partitions` engines partitioned by
-/// principal ([`harness::run_partitioned`]); reports come back in `specs` order. `progress` is
-/// called as each stream finishes.
+/// Runs the streams on `threads` workers, oddity partitioned by principal as `how` says
+/// ([`harness::run_partitioned`]); reports come back in `specs` order. `progress` is called as
+/// each stream finishes.
 pub fn run_all(
     specs: &[StreamSpec],
     config: &str,
-    partitions: usize,
+    how: partition::Partitioning,
     threads: usize,
     dump: Option<&Path>,
     progress: &(dyn Fn(usize, &Result<StreamReport>) + Sync),
@@ -223,7 +223,7 @@ pub fn run_all(
                     let Some(spec) = specs.get(i) else { break };
                     let result = spec
                         .open()
-                        .and_then(|s| harness::run_partitioned(s, config, partitions))
+                        .and_then(|s| harness::run_partitioned(s, config, how))
                         .and_then(|scored| {
                             if let Some(dir) = dump {
                                 write_dump(dir, &scored)?;

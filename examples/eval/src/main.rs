@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use oddity_engine::Engine;
 use oddity_eval::baselines::AVF_UNSEEN;
+use oddity_eval::partition::Partitioning;
 use oddity_eval::report::{self, Steps, TOP_LARGE, TOP_SMALL, WARM_UP};
 use oddity_eval::streams::{INJECT_AFTER, MIN_VICTIM_EVENTS};
 use oddity_eval::{FIRST_SEED, STRATUS_BACKGROUND_SEED, default_data_dir, gen_config, plan};
@@ -72,15 +73,30 @@ struct Args {
     /// events (the baselines are not partitioned). 1 is one process.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     partitions: u16,
+    /// With --partitions: events between two exchanges of population knowledge between the
+    /// partitions' engines (the route stage's `--share-every`); 0 keeps it partition-local.
+    #[arg(long, value_name = "EVENTS", default_value_t = 0)]
+    share_every: usize,
     /// Worker threads (default: available parallelism).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 }
 
 /// The report header's line on a partitioned run.
-fn partitioned_note(partitions: usize) -> String {
+fn partitioned_note(how: Partitioning) -> String {
+    let Partitioning {
+        partitions,
+        share_every,
+    } = how;
+    let sharing = if share_every > 0 {
+        format!(
+            "population knowledge shared every {share_every} events (each engine shares what it learned into the population and merges the others' shares of the marker before)"
+        )
+    } else {
+        "population knowledge partition-local".to_owned()
+    };
     format!(
-        "partitions: {partitions}: oddity (and oddity-risk) partitioned by principal as on NATS: each event scored by the fresh engine of partition xxh3_64(principal) % {partitions} (a line that is not an event: of its bytes), each engine seeing only its partition's events in stream order; metrics on the scores merged by index; the baselines are not partitioned (one pass over the whole stream, the reference columns)"
+        "partitions: {partitions}: oddity (and oddity-risk) partitioned by principal as on NATS: each event scored by the fresh engine of partition xxh3_64(principal) % {partitions} (a line that is not an event: of its bytes), each engine seeing only its partition's events in stream order; {sharing}; metrics on the scores merged by index; the baselines are not partitioned (one pass over the whole stream, the reference columns)"
     )
 }
 
@@ -162,9 +178,12 @@ fn main() -> Result<()> {
         ),
         format!("data: {}", data.display()),
     ];
-    let partitions = usize::from(args.partitions);
-    if partitions > 1 {
-        parameters.push(partitioned_note(partitions));
+    let how = Partitioning {
+        partitions: usize::from(args.partitions),
+        share_every: args.share_every,
+    };
+    if how.partitions > 1 {
+        parameters.push(partitioned_note(how));
     }
 
     let progress = |i: usize, r: &Result<report::StreamReport>| match r {
@@ -181,7 +200,7 @@ fn main() -> Result<()> {
     let results = oddity_eval::run_all(
         &specs,
         &config,
-        partitions,
+        how,
         threads,
         args.dump.as_deref(),
         &progress,

@@ -9,7 +9,14 @@
 //! JetStream's duplicate window drops a replay. A partition's state (the engine's snapshot and
 //! the last input sequence it covers) lives in the object store `PREFIX-state`; input is
 //! acknowledged only once its output is published (with JetStream's acknowledgement) and the
-//! state that learned it is stored. See docs/scale-out.md.
+//! state that learned it is stored.
+//!
+//! Population knowledge is shared at markers: after every `--share-every` raw messages the
+//! route stage puts a marker into every partition; at marker K each worker publishes what its
+//! engine learned into the population since the marker before to `PREFIX.share.P.K` (stream
+//! `PREFIX_SHARE`), then merges every other partition's share of marker K-1, waiting for it if
+//! need be. A marker has one place in each partition's input, so a replay shares and merges
+//! the same, and scores stay deterministic. See docs/scale-out.md.
 
 mod lease;
 mod route;
@@ -65,6 +72,10 @@ pub struct SetupArgs {
     /// Replicas of every stream and bucket (3 on a three-node cluster).
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
+    /// Raw messages between two exchanges of population knowledge between the partitions'
+    /// engines (fixed for the life of the streams); 0 keeps it partition-local.
+    #[arg(long, default_value_t = DEFAULT_SHARE_EVERY)]
+    pub share_every: u64,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -163,7 +174,20 @@ impl Names {
     pub fn config(&self) -> String {
         format!("{}-config", self.prefix)
     }
+
+    /// The subject of partition `p`'s share of population knowledge at marker `k`.
+    pub fn share(&self, p: u32, k: u64) -> String {
+        format!("{}.share.{p}.{k}", self.prefix)
+    }
 }
+
+/// Raw messages between two markers, unless set up otherwise.
+pub const DEFAULT_SHARE_EVERY: u64 = 1000;
+/// How long shares of population knowledge are kept (a worker replaying from a stored state
+/// merges them again).
+const SHARES_KEPT: Duration = Duration::from_secs(7 * 86_400);
+/// The header of a marker message: the marker's number.
+pub const MARKER: &str = "Oddity-Marker";
 
 /// How long a partition's lease lasts without renewal.
 pub const LEASE: Duration = Duration::from_secs(6);
@@ -192,10 +216,16 @@ pub async fn setup(args: &SetupArgs) -> anyhow::Result<()> {
         ("SCORED", vec![names.scored()]),
         ("ALERTS", vec![names.alerts()]),
         ("DEAD", vec![names.dead()]),
+        ("SHARE", vec![format!("{}.share.>", names.prefix)]),
     ] {
         js.get_or_create_stream(stream::Config {
             name: names.stream(what),
             subjects,
+            max_age: if what == "SHARE" {
+                SHARES_KEPT
+            } else {
+                Duration::ZERO
+            },
             duplicate_window: DUPLICATE_WINDOW,
             num_replicas: args.replicas,
             storage: stream::StorageType::File,
@@ -207,20 +237,8 @@ pub async fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     let leases = key_value(&js, &names.leases(), LEASE, args.replicas).await?;
     drop(leases);
     let config = key_value(&js, &names.config(), Duration::ZERO, args.replicas).await?;
-    match config.get("partitions").await? {
-        Some(n) if n != args.partitions.to_string().as_bytes() => anyhow::bail!(
-            "the deployment {} has {} partitions, not {}: partitions are fixed once set up",
-            names.prefix,
-            String::from_utf8_lossy(&n),
-            args.partitions
-        ),
-        Some(_) => {}
-        None => {
-            config
-                .put("partitions", args.partitions.to_string().into())
-                .await?;
-        }
-    }
+    fixed(&config, &names, "partitions", args.partitions.into()).await?;
+    fixed(&config, &names, "share-every", args.share_every).await?;
     js.create_object_store(jetstream::object_store::Config {
         bucket: names.state(),
         num_replicas: args.replicas,
@@ -229,12 +247,34 @@ pub async fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     .await
     .context("the state store")?;
     tracing::info!(
-        "set up {}: {} partitions, {} replicas",
+        "set up {}: {} partitions, {} replicas, population shared every {} raw messages",
         names.prefix,
         args.partitions,
-        args.replicas
+        args.replicas,
+        args.share_every
     );
     Ok(())
+}
+
+/// Stores a setting fixed once set up, or checks that it is unchanged.
+async fn fixed(
+    config: &jetstream::kv::Store,
+    names: &Names,
+    key: &str,
+    value: u64,
+) -> anyhow::Result<()> {
+    match config.get(key).await? {
+        Some(v) if v != value.to_string().as_bytes() => anyhow::bail!(
+            "the deployment {} has {key} {}, not {value}: it is fixed once set up",
+            names.prefix,
+            String::from_utf8_lossy(&v),
+        ),
+        Some(_) => Ok(()),
+        None => {
+            config.put(key, value.to_string().into()).await?;
+            Ok(())
+        }
+    }
 }
 
 /// A key-value bucket, made as `create_key_value` makes one (a stream `KV_<bucket>`); by hand,
@@ -267,15 +307,28 @@ async fn key_value(
 
 /// The deployment's partition count, as set up.
 pub async fn partitions(js: &jetstream::Context, names: &Names) -> anyhow::Result<u32> {
+    let n = setting(js, names, "partitions")
+        .await?
+        .context("no partition count: run oddity nats setup")?;
+    Ok(u32::try_from(n)?)
+}
+
+/// Raw messages between two markers as set up (0: population knowledge stays partition-local,
+/// as in a deployment set up before markers existed).
+pub async fn share_every(js: &jetstream::Context, names: &Names) -> anyhow::Result<u64> {
+    Ok(setting(js, names, "share-every").await?.unwrap_or(0))
+}
+
+async fn setting(js: &jetstream::Context, names: &Names, key: &str) -> anyhow::Result<Option<u64>> {
     let config = js
         .get_key_value(names.config())
         .await
         .with_context(|| format!("{} is not set up (oddity nats setup)", names.prefix))?;
-    let n = config
-        .get("partitions")
-        .await?
-        .context("no partition count: run oddity nats setup")?;
-    Ok(std::str::from_utf8(&n)?.trim().parse()?)
+    let Some(v) = config.get(key).await? else {
+        return Ok(None);
+    };
+    let v = std::str::from_utf8(&v)?.trim();
+    Ok(Some(v.parse().with_context(|| format!("{key} = {v:?}"))?))
 }
 
 /// `oddity nats publish`: each line one message, its id the file's name and line number.
@@ -453,12 +506,13 @@ pub async fn collect(args: &CollectArgs) -> anyhow::Result<()> {
 }
 
 /// `oddity nats status`: `{"raw": N, "part": N, "scored": N, "alerts": N, "dead": N,
-/// "partitions": [{"partition": P, "state_bytes": B, "covered": SEQ}, ...]}`.
+/// "share": N, "partitions": [{"partition": P, "state_bytes": B, "covered": SEQ, "marker": K},
+/// ...]}`.
 pub async fn status(args: &Connection) -> anyhow::Result<()> {
     let js = connect(&args.url).await?;
     let names = Names::new(&args.prefix);
     let mut counts = serde_json::Map::new();
-    for what in ["RAW", "PART", "SCORED", "ALERTS", "DEAD"] {
+    for what in ["RAW", "PART", "SCORED", "ALERTS", "DEAD", "SHARE"] {
         let mut stream = js.get_stream(names.stream(what)).await?;
         let n = stream.info().await?.state.messages;
         counts.insert(what.to_ascii_lowercase(), n.into());
@@ -484,6 +538,7 @@ async fn partition_states(
                 "partition": p,
                 "state_bytes": info.size,
                 "covered": info.metadata.get("covered").and_then(|c| c.parse::<u64>().ok()),
+                "marker": info.metadata.get("marker").and_then(|c| c.parse::<u64>().ok()),
             }),
             _ => serde_json::json!({"partition": p, "state_bytes": 0, "covered": 0}),
         };

@@ -5,12 +5,16 @@
 //! (`entities`: nothing learned) and goes to the partition of that principal, with the message
 //! id `r<raw sequence>-<line>`, so a replay after a crash is dropped by JetStream. A line that
 //! is not an event goes to the partition of its own bytes, where the worker handles it as a bad
-//! line. The raw message is acknowledged once all its lines are stored. One route process keeps
-//! each principal's events in order; run it under a supervisor (it holds no state).
+//! line. After every raw message whose sequence is a multiple of `share-every`, a marker goes to
+//! every partition (no payload, the header `Oddity-Marker: K`, K the sequence divided by
+//! `share-every`, id `r<raw sequence>-m<partition>`): where the workers exchange population
+//! knowledge. The raw message is acknowledged once all its lines and markers are stored. One
+//! route process keeps each principal's events in order; run it under a supervisor (it holds
+//! no state).
 
 use async_nats::jetstream;
 
-use super::{Names, StageArgs, await_acks, connect, partition_of, partitions};
+use super::{MARKER, Names, StageArgs, await_acks, connect, partition_of, partitions};
 
 /// Messages fetched at once.
 const BATCH: usize = 512;
@@ -29,6 +33,10 @@ async fn route_once(
     let js = connect(&args.nats.url).await?;
     let names = Names::new(&args.nats.prefix);
     let n = partitions(&js, &names).await?;
+    let route = Route {
+        partitions: n,
+        share_every: super::share_every(&js, &names).await?,
+    };
     let settings = super::settings(args.config.as_ref())?;
     let mut plugin = super::plugin(&settings, None)?;
     let stream = js.get_stream(names.stream("RAW")).await?;
@@ -44,7 +52,7 @@ async fn route_once(
             batch = super::fetch(&consumer, BATCH) => batch?,
         };
         if !batch.is_empty() {
-            forward(&js, &names, n, &mut plugin, &batch).await?;
+            forward(&js, &names, route, &mut plugin, &batch).await?;
         }
     }
 }
@@ -70,21 +78,32 @@ async fn routed(js: &jetstream::Context, names: &Names) -> anyhow::Result<u64> {
         .unwrap_or(1))
 }
 
-/// Publishes every line of `batch` to its partition, then acknowledges the batch.
+/// How the deployment was set up.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    partitions: u32,
+    share_every: u64,
+}
+
+/// Publishes every line of `batch` to its partition, and the markers, then acknowledges the
+/// batch.
 async fn forward(
     js: &jetstream::Context,
     names: &Names,
-    n: u32,
+    route: Route,
     plugin: &mut crate::plugin::Plugin,
     batch: &[jetstream::Message],
 ) -> anyhow::Result<()> {
+    let n = route.partitions;
     let mut lines = Vec::new();
     let mut origin = Vec::new();
+    let mut seqs = Vec::with_capacity(batch.len());
     for message in batch {
         let seq = message
             .info()
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .stream_sequence;
+        seqs.push(seq);
         for (i, line) in message
             .payload
             .split(|&b| b == b'\n')
@@ -104,15 +123,26 @@ async fn forward(
         origin.len()
     );
     let mut acks = Vec::with_capacity(origin.len());
-    for ((seq, i, line), entity) in origin.into_iter().zip(entities) {
-        let part = match &entity {
-            Some(principal) => partition_of(principal, n),
-            None => (xxhash_rust::xxh3::xxh3_64(line) % u64::from(n)) as u32,
-        };
-        let message = jetstream::message::PublishMessage::build()
-            .payload(bytes::Bytes::copy_from_slice(line))
-            .message_id(format!("r{seq}-{i}"));
-        acks.push(js.send_publish(names.part(part), message).await?);
+    let mut routed = origin.into_iter().zip(entities).peekable();
+    for seq in seqs {
+        while let Some(((_, i, line), entity)) = routed.next_if(|((s, ..), _)| *s == seq) {
+            let part = match &entity {
+                Some(principal) => partition_of(principal, n),
+                None => (xxhash_rust::xxh3::xxh3_64(line) % u64::from(n)) as u32,
+            };
+            let message = jetstream::message::PublishMessage::build()
+                .payload(bytes::Bytes::copy_from_slice(line))
+                .message_id(format!("r{seq}-{i}"));
+            acks.push(js.send_publish(names.part(part), message).await?);
+        }
+        if route.share_every > 0 && seq.is_multiple_of(route.share_every) {
+            for part in 0..n {
+                let marker = jetstream::message::PublishMessage::build()
+                    .header(MARKER, (seq / route.share_every).to_string().as_str())
+                    .message_id(format!("r{seq}-m{part}"));
+                acks.push(js.send_publish(names.part(part), marker).await?);
+            }
+        }
     }
     await_acks(&mut acks).await?;
     super::ack_through(batch.last()).await

@@ -9,15 +9,21 @@
 //! acknowledged. A crash loses nothing (unacknowledged input is delivered again and scored from
 //! the stored state, giving the same lines) and duplicates nothing (their message ids are
 //! dropped by the duplicate window).
+//!
+//! At a marker (see the route stage), the engine's share of population knowledge is published
+//! to `PREFIX.share.P.K` (id `s<P>-<K>`), then every other partition's share of the marker
+//! before is merged, in partition order, waiting for any not yet published (the lease kept
+//! meanwhile). The last marker passed is stored with the state, so a replay merges the same
+//! shares at the same places.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use async_nats::jetstream::{self, object_store::ObjectStore};
+use async_nats::jetstream::{self, object_store::ObjectStore, stream::LastRawMessageErrorKind};
 use tokio::io::AsyncReadExt as _;
 
 use super::lease::Lease;
-use super::{Names, WorkArgs, await_acks, connect};
+use super::{MARKER, Names, WorkArgs, await_acks, connect};
 use crate::alerts::{AlertSettings, Alerts};
 use crate::annotation::Annotation;
 use crate::annotation::Status;
@@ -26,8 +32,12 @@ use crate::settings::Settings;
 
 /// Messages fetched at once.
 const BATCH: usize = 256;
-/// The object store's metadata key of the last input sequence a state covers.
+/// The object store's metadata keys of the last input sequence a state covers, and of the last
+/// marker it passed.
 const COVERED: &str = "covered";
+const PASSED: &str = "marker";
+/// How long to wait between two looks for another partition's share.
+const SHARE_POLL: Duration = Duration::from_millis(20);
 
 /// `oddity nats work`.
 pub async fn work(args: &WorkArgs) -> anyhow::Result<()> {
@@ -42,13 +52,22 @@ pub async fn work(args: &WorkArgs) -> anyhow::Result<()> {
         std::process::id()
     );
     let stop = super::stop_on_signal();
+    let partitions = super::partitions(&js, &names).await?;
+    let sharing = super::share_every(&js, &names).await? > 0;
     let mut tasks = Vec::new();
     for &p in &args.partitions {
+        anyhow::ensure!(
+            p < partitions,
+            "partition {p} does not exist: {} has {partitions}",
+            names.prefix
+        );
         let worker = Partition {
             js: js.clone(),
             names: names.clone(),
             settings: settings.clone(),
             number: p,
+            partitions,
+            sharing,
             owner: owner.clone(),
             save_every: args.save_every,
             idle_exit: args.idle_exit,
@@ -73,6 +92,9 @@ struct Partition {
     names: Names,
     settings: Settings,
     number: u32,
+    /// The deployment's partitions, and whether they share population knowledge.
+    partitions: u32,
+    sharing: bool,
     owner: String,
     save_every: Duration,
     idle_exit: Option<Duration>,
@@ -89,6 +111,8 @@ struct Scoring {
     /// Input scored and published, not yet covered by a stored state (not acknowledged).
     pending: Vec<jetstream::Message>,
     last: u64,
+    /// The last marker passed.
+    passed: Option<u64>,
 }
 
 impl Partition {
@@ -96,9 +120,14 @@ impl Partition {
         let leases = self.js.get_key_value(self.names.leases()).await?;
         let mut lease = Lease::take(leases, self.number, &self.owner).await;
         let store = self.js.get_object_store(self.names.state()).await?;
-        let (covered, snapshot) = load_state(&store, self.number).await?;
-        let plugin =
-            tokio::task::block_in_place(|| super::plugin(&self.settings, snapshot.as_deref()))?;
+        let stored = load_state(&store, self.number).await?;
+        let covered = stored.covered;
+        let mut plugin = tokio::task::block_in_place(|| {
+            super::plugin(&self.settings, stored.snapshot.as_deref())
+        })?;
+        if self.sharing && stored.snapshot.is_none() {
+            tokio::task::block_in_place(|| plugin.share_population())?;
+        }
         tracing::info!(partition = self.number, covered, "scoring");
         let mut s = Scoring {
             plugin,
@@ -106,6 +135,7 @@ impl Partition {
             covered,
             pending: Vec::new(),
             last: covered,
+            passed: stored.passed,
         };
         let stream = self.js.get_stream(self.names.stream("PART")).await?;
         let name = format!("work-{}", self.number);
@@ -120,7 +150,7 @@ impl Partition {
             lease.keep().await?;
             if !batch.is_empty() {
                 input_at = Instant::now();
-                self.score(&mut s, batch).await?;
+                self.score(&mut s, &mut lease, batch).await?;
             }
             if !s.pending.is_empty() && saved_at.elapsed() >= self.save_every {
                 self.save(&mut s, &mut lease, &store).await?;
@@ -136,19 +166,106 @@ impl Partition {
         Ok(())
     }
 
-    /// Scores the batch's new lines and publishes what they give (a line delivered again, one
-    /// already scored, is acknowledged with the pending ones).
-    async fn score(&self, s: &mut Scoring, batch: Vec<jetstream::Message>) -> anyhow::Result<()> {
-        let mut fresh = Vec::with_capacity(batch.len());
+    /// Scores the batch's new lines and publishes what they give, and exchanges population
+    /// knowledge at its markers (a line delivered again, one already scored, is acknowledged
+    /// with the pending ones). Stopped while waiting for a share, it leaves the rest of the
+    /// batch unscored.
+    async fn score(
+        &self,
+        s: &mut Scoring,
+        lease: &mut Lease,
+        batch: Vec<jetstream::Message>,
+    ) -> anyhow::Result<()> {
+        let mut run = Vec::with_capacity(batch.len());
         for m in batch {
             let seq = m
                 .info()
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .stream_sequence;
-            if seq > s.last {
-                fresh.push((seq, m));
+            if seq <= s.last {
+                continue;
+            }
+            let Some(k) = marker(&m) else {
+                run.push((seq, m));
+                continue;
+            };
+            self.judge(s, std::mem::take(&mut run)).await?;
+            if !self.exchange(s, lease, k).await? {
+                return Ok(());
+            }
+            s.passed = Some(k);
+            s.last = seq;
+            s.pending.push(m);
+        }
+        self.judge(s, run).await
+    }
+
+    /// At marker `k`: publishes this engine's share, then merges the others' shares of the
+    /// marker before (if this partition passed it). False if stopped while waiting.
+    async fn exchange(&self, s: &mut Scoring, lease: &mut Lease, k: u64) -> anyhow::Result<bool> {
+        let mine = tokio::task::block_in_place(|| s.plugin.share_population())?;
+        let message = jetstream::message::PublishMessage::build()
+            .payload(mine.into())
+            .message_id(format!("s{}-{k}", self.number));
+        self.js
+            .send_publish(self.names.share(self.number, k), message)
+            .await?
+            .await
+            .context("JetStream did not store a share of population knowledge")?;
+        if k == 0 || s.passed != Some(k - 1) {
+            return Ok(true);
+        }
+        let shares = self.js.get_stream(self.names.stream("SHARE")).await?;
+        for q in (0..self.partitions).filter(|&q| q != self.number) {
+            let Some(theirs) = self.share_of(&shares, lease, q, k - 1).await? else {
+                return Ok(false);
+            };
+            if let Err(e) = tokio::task::block_in_place(|| s.plugin.merge_population(&theirs)) {
+                tracing::error!(
+                    partition = self.number,
+                    "partition {q}'s share {}: {e}",
+                    k - 1
+                );
             }
         }
+        Ok(true)
+    }
+
+    /// Partition `q`'s share at marker `k`, waiting until it is published; `None` if stopped.
+    async fn share_of(
+        &self,
+        shares: &jetstream::stream::Stream,
+        lease: &mut Lease,
+        q: u32,
+        k: u64,
+    ) -> anyhow::Result<Option<bytes::Bytes>> {
+        let subject = self.names.share(q, k);
+        let since = Instant::now();
+        let mut said = false;
+        loop {
+            match shares.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => return Ok(Some(m.payload)),
+                Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {}
+                Err(e) => anyhow::bail!("reading {subject}: {e}"),
+            }
+            if !said && since.elapsed() > Duration::from_secs(10) {
+                tracing::info!(partition = self.number, "waiting for {subject}");
+                said = true;
+            }
+            lease.keep().await?;
+            tokio::select! {
+                () = self.stop.cancelled() => return Ok(None),
+                () = tokio::time::sleep(SHARE_POLL) => {}
+            }
+        }
+    }
+
+    /// Judges a run of lines (no marker among them) and publishes what they give.
+    async fn judge(
+        &self,
+        s: &mut Scoring,
+        fresh: Vec<(u64, jetstream::Message)>,
+    ) -> anyhow::Result<()> {
         if fresh.is_empty() {
             return Ok(());
         }
@@ -251,9 +368,14 @@ impl Partition {
         }
         lease.renew().await?;
         let snapshot = tokio::task::block_in_place(|| s.plugin.snapshot())?;
+        let mut metadata =
+            std::collections::HashMap::from([(COVERED.to_owned(), s.last.to_string())]);
+        if let Some(k) = s.passed {
+            metadata.insert(PASSED.to_owned(), k.to_string());
+        }
         let meta = jetstream::object_store::ObjectMetadata {
             name: object_name(self.number),
-            metadata: std::collections::HashMap::from([(COVERED.to_owned(), s.last.to_string())]),
+            metadata,
             ..Default::default()
         };
         store
@@ -277,15 +399,29 @@ fn object_name(partition: u32) -> String {
     format!("partition-{partition}")
 }
 
-/// The stored state of a partition: the last input sequence it covers and the snapshot (none
-/// for a partition never stored).
-async fn load_state(store: &ObjectStore, partition: u32) -> anyhow::Result<(u64, Option<Vec<u8>>)> {
+/// The marker number of a marker message.
+fn marker(m: &jetstream::Message) -> Option<u64> {
+    m.headers.as_ref()?.get(MARKER)?.as_str().parse().ok()
+}
+
+/// A partition's stored state.
+#[derive(Debug, Default)]
+struct Stored {
+    /// The last input sequence it covers, and the last marker it passed.
+    covered: u64,
+    passed: Option<u64>,
+    /// None for a partition never stored.
+    snapshot: Option<Vec<u8>>,
+}
+
+/// The stored state of a partition.
+async fn load_state(store: &ObjectStore, partition: u32) -> anyhow::Result<Stored> {
     let name = object_name(partition);
     let info = match store.info(&name).await {
         Ok(info) if !info.deleted => info,
-        Ok(_) => return Ok((0, None)),
+        Ok(_) => return Ok(Stored::default()),
         Err(e) if e.kind() == jetstream::object_store::InfoErrorKind::NotFound => {
-            return Ok((0, None));
+            return Ok(Stored::default());
         }
         Err(e) => {
             return Err(anyhow::anyhow!(
@@ -304,7 +440,11 @@ async fn load_state(store: &ObjectStore, partition: u32) -> anyhow::Result<(u64,
         .map_err(|e| anyhow::anyhow!("reading the state of partition {partition}: {e}"))?;
     let mut snapshot = Vec::new();
     object.read_to_end(&mut snapshot).await?;
-    Ok((covered, Some(snapshot)))
+    Ok(Stored {
+        covered,
+        passed: info.metadata.get(PASSED).and_then(|k| k.parse().ok()),
+        snapshot: Some(snapshot),
+    })
 }
 
 /// The alert thresholds of the configuration, or the defaults.

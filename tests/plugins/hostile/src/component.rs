@@ -269,6 +269,14 @@ impl GuestEngine for Hostile {
             .collect()
     }
 
+    fn share_population(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn merge_population(&self, _share: Vec<u8>) -> Result<(), BatchError> {
+        Ok(())
+    }
+
     fn snapshot(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&self.0.get().to_le_bytes());
