@@ -54,6 +54,9 @@ pub async fn work(args: &WorkArgs) -> anyhow::Result<()> {
     let stop = super::stop_on_signal();
     let partitions = super::partitions(&js, &names).await?;
     let sharing = super::share_every(&js, &names).await? > 0;
+    // Compiled once here (and cached), the component loads at once under each lease: compiling
+    // it under a lease, a partition at a time on a busy machine, could outlast the lease.
+    tokio::task::block_in_place(|| super::plugin(&settings, None))?;
     let mut tasks = Vec::new();
     for &p in &args.partitions {
         anyhow::ensure!(
