@@ -56,6 +56,19 @@ pub const DEFAULT_MIN_SEVERITY: Severity = Severity::Medium;
 /// A campaign of one event is that event, which the event alert already covers.
 pub const DEFAULT_CAMPAIGN_MIN_EVENTS: u32 = 2;
 
+impl Default for AlertSettings {
+    /// No sinks, the default thresholds and queue, nothing suppressed.
+    fn default() -> AlertSettings {
+        AlertSettings {
+            sinks: Vec::new(),
+            queue: crate::delivery::QueueSettings::default(),
+            min_severity: DEFAULT_MIN_SEVERITY,
+            campaign_min_events: DEFAULT_CAMPAIGN_MIN_EVENTS,
+            suppress: crate::suppress::Rules::default(),
+        }
+    }
+}
+
 /// How many alerts of each kind were written.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AlertCounts {
@@ -468,13 +481,7 @@ mod tests {
     }
 
     fn settings() -> AlertSettings {
-        AlertSettings {
-            sinks: Vec::new(),
-            queue: crate::delivery::QueueSettings::default(),
-            min_severity: Severity::Medium,
-            campaign_min_events: 2,
-            suppress: crate::suppress::Rules::default(),
-        }
+        AlertSettings::default()
     }
 
     #[test]

@@ -342,3 +342,39 @@ fn hec(native: Value) -> Value {
     envelope.insert("event".to_owned(), native);
     Value::Object(envelope)
 }
+
+/// The id of a formatted alert line, wherever its format puts it (native `alertId`, ECS
+/// `event.id`, OCSF `finding_info.uid`, Splunk HEC `event.alertId`); empty if none.
+pub fn alert_id(line: &[u8]) -> String {
+    let alert: Value = serde_json::from_slice(line).unwrap_or_default();
+    [
+        &alert["alertId"],
+        &alert["event"]["id"],
+        &alert["finding_info"]["uid"],
+        &alert["event"]["alertId"],
+    ]
+    .into_iter()
+    .find_map(|v| v.as_str())
+    .unwrap_or_default()
+    .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_format_keeps_the_alert_id_where_alert_id_finds_it() {
+        let native = serde_json::json!({
+            "alertId": "9d6658ec8a34d5ee",
+            "kind": "event",
+            "severity": "high",
+            "event": {"principal": "IAMUser alice", "time": "2024-03-05T10:00:00Z"},
+        });
+        for format in [Format::Native, Format::Ecs, Format::Ocsf, Format::SplunkHec] {
+            let line = serde_json::to_vec(&format.render(native.clone())).expect("json");
+            assert_eq!(alert_id(&line), "9d6658ec8a34d5ee", "{format:?}");
+        }
+        assert_eq!(alert_id(b"not json"), "");
+    }
+}

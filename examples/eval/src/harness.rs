@@ -219,7 +219,7 @@ impl Scored {
     pub fn write_csv(&self, out: &mut impl std::io::Write, warm_up: usize) -> std::io::Result<()> {
         write!(
             out,
-            "index,warm_up,positive,group,step,class,principal,action,cold,most_novel_field,most_novel_value,campaign_id,campaign_events,campaign_score,oddity_novelty"
+            "index,warm_up,positive,group,step,class,principal,action,cold,most_novel_field,most_novel_value,campaign_id,campaign_events,campaign_score,oddity_novelty,severity,alert_risk,time"
         )?;
         for d in &self.detectors {
             write!(out, ",{d}")?;
@@ -259,7 +259,14 @@ impl Scored {
                 Some(c) => write!(out, "{:016x},{},{:.3}", c.id, c.events, c.score)?,
                 None => write!(out, ",,")?,
             }
-            write!(out, ",{:.4}", self.novelty[i])?;
+            write!(
+                out,
+                ",{:.4},{:?},{:.3},{}",
+                self.novelty[i],
+                r.severity,
+                r.alert_risk,
+                r.time.map_or(String::new(), |t| t.to_string())
+            )?;
             for s in &self.scores {
                 write!(out, ",{}", s[i])?;
             }

@@ -57,7 +57,7 @@ impl Http {
         };
         let mut body = Vec::with_capacity(lines.len() * 2);
         for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let id = alert_id(line);
+            let id = crate::formats::alert_id(line);
             let action = format!(
                 "{{\"create\":{{\"_index\":{},\"_id\":{}}}}}",
                 Value::from(index.as_str()),
@@ -148,21 +148,6 @@ fn bulk_items(body: &str) -> Delivery {
         }
     }
     retry.map_or(Delivery::Done, |why| Delivery::Retry(why, None))
-}
-
-/// The alert's id, wherever its format puts it.
-fn alert_id(line: &[u8]) -> String {
-    let alert: Value = serde_json::from_slice(line).unwrap_or_default();
-    [
-        &alert["alertId"],
-        &alert["event"]["id"],
-        &alert["finding_info"]["uid"],
-        &alert["event"]["alertId"],
-    ]
-    .into_iter()
-    .find_map(|v| v.as_str())
-    .unwrap_or_default()
-    .to_owned()
 }
 
 /// `Retry-After` in seconds, at most five minutes.

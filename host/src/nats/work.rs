@@ -24,7 +24,7 @@ use tokio::io::AsyncReadExt as _;
 
 use super::lease::Lease;
 use super::{MARKER, Names, WorkArgs, await_acks, connect};
-use crate::alerts::{AlertSettings, Alerts};
+use crate::alerts::Alerts;
 use crate::annotation::Annotation;
 use crate::annotation::Status;
 use crate::plugin::{Batch, Plugin};
@@ -134,7 +134,7 @@ impl Partition {
         tracing::info!(partition = self.number, covered, "scoring");
         let mut s = Scoring {
             plugin,
-            alerts: Alerts::new(&alert_settings(&self.settings)),
+            alerts: Alerts::new(&self.settings.alerts.clone().unwrap_or_default()),
             covered,
             pending: Vec::new(),
             last: covered,
@@ -447,16 +447,5 @@ async fn load_state(store: &ObjectStore, partition: u32) -> anyhow::Result<Store
         covered,
         passed: info.metadata.get(PASSED).and_then(|k| k.parse().ok()),
         snapshot: Some(snapshot),
-    })
-}
-
-/// The alert thresholds of the configuration, or the defaults.
-fn alert_settings(settings: &Settings) -> AlertSettings {
-    settings.alerts.clone().unwrap_or(AlertSettings {
-        sinks: Vec::new(),
-        queue: crate::delivery::QueueSettings::default(),
-        min_severity: crate::alerts::DEFAULT_MIN_SEVERITY,
-        campaign_min_events: crate::alerts::DEFAULT_CAMPAIGN_MIN_EVENTS,
-        suppress: crate::suppress::Rules::default(),
     })
 }
