@@ -74,8 +74,9 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     partitions: u16,
     /// With --partitions: events between two exchanges of population knowledge between the
-    /// partitions' engines (the route stage's `--share-every`); 0 keeps it partition-local.
-    #[arg(long, value_name = "EVENTS", default_value_t = 0)]
+    /// partitions' engines (`oddity nats setup --share-every`, whose default this is); 0 keeps
+    /// it partition-local.
+    #[arg(long, value_name = "EVENTS", default_value_t = 1000)]
     share_every: usize,
     /// Worker threads (default: available parallelism).
     #[arg(long, value_name = "N")]
