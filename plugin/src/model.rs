@@ -381,12 +381,17 @@ impl Model {
         for &f in &profile.entity {
             let key = value_key(values[f]);
             let base = ctx.map_or(1.0, |c| self.tree.node(c).base_probability());
-            let mut j = self.judge(ctx, key, now, base, 0.0, true, e, false, None);
+            let mut j = self.judge(ctx, key, now, base, 0.0, false, e, false, None);
             // Who the principal is carries no novelty once it is known: only a first sighting
             // (a new principal, a new identity type) does. Otherwise the mix of identity types
             // (fewer people than roles) would add a constant to every event of some types.
-            if !j.first {
-                j.excess = 0.0;
+            if j.first {
+                j.excess = ctx
+                    .and_then(|c| {
+                        let node = self.tree.node(c);
+                        node.excess(0.0, j.backoff_bits, e.familiar_count, None)
+                    })
+                    .unwrap_or(0.0);
             }
             ctx = j.child;
             judged.push(j);
@@ -406,6 +411,11 @@ impl Model {
             for (f, given) in view.path() {
                 let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
+                // A value that says the event does not know is no evidence (see
+                // `Field::neutral`), and a given field is the context of the view's questions,
+                // judged by another view: neither has an excess.
+                let neutral = profile.fields[f].neutral.iter().any(|n| n == values[f]);
+                let judged_excess = !neutral && !given;
                 // A backoff context's excess only matters where the contexts before it are
                 // missing.
                 let pj = self.judge(
@@ -414,7 +424,7 @@ impl Model {
                     now,
                     base,
                     0.0,
-                    ent.is_none() && grp.is_none(),
+                    judged_excess && ent.is_none() && grp.is_none(),
                     e,
                     settling,
                     None,
@@ -432,7 +442,7 @@ impl Model {
                         now,
                         exp2(-pj.bits),
                         pj.excess,
-                        ent.is_none(),
+                        judged_excess && ent.is_none(),
                         e,
                         settling,
                         pop_prior,
@@ -449,17 +459,15 @@ impl Model {
                     now,
                     exp2(-qj.bits),
                     qj.excess,
-                    true,
+                    judged_excess,
                     e,
                     settling,
                     prior,
                 );
-                // A value that says the event does not know is no evidence (see `Field::neutral`).
-                if profile.fields[f].neutral.iter().any(|n| n == values[f]) {
+                if neutral {
                     j.excess = 0.0;
                     j.first = false;
                 }
-                // A given field is the context of the view's questions, judged by another view.
                 if given {
                     j.bits = 0.0;
                     j.excess = 0.0;
