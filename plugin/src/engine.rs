@@ -2,6 +2,7 @@
 //! inside the WebAssembly component.
 
 use std::borrow::Cow;
+use std::hash::Hasher;
 use std::ops::Range;
 
 use crate::config::{ConfigError, Settings, Severity, Source};
@@ -82,6 +83,8 @@ pub struct Engine {
     view_names: Vec<String>,
     /// Recent results of each field's normalisers (empty for fields without any).
     memo: Vec<Memo>,
+    /// Scratch for the duplicate key of an event.
+    key_buf: Vec<u8>,
 }
 
 /// A field source's extractor slots (see [`crate::config::Source`]).
@@ -150,7 +153,10 @@ impl Memo {
         if self.slots.is_empty() || raw.len() > Self::MAX_KEY {
             return field.normalize.iter().fold(raw, |v, n| n.apply(v));
         }
-        let hash = xxhash_rust::xxh3::xxh3_64(raw.as_bytes());
+        // FxHash: no 128-bit products, which WebAssembly computes in a library call.
+        let mut hasher = rustc_hash::FxHasher::default();
+        hasher.write(raw.as_bytes());
+        let hash = hasher.finish();
         let slot = &mut self.slots[hash as usize & (MEMO_SLOTS - 1)];
         if let Some((h, key, value)) = slot
             && *h == hash
@@ -350,6 +356,7 @@ impl Engine {
             layout,
             view_names,
             memo,
+            key_buf: Vec::new(),
         }
     }
 
@@ -413,7 +420,7 @@ impl Engine {
         let window = u32::try_from(window).unwrap_or(u32::MAX);
         let capacity = self.settings.engine.duplicate_capacity as usize;
         let values = e.values.iter().map(AsRef::as_ref);
-        let key = crate::duplicates::key(id, e.time.as_deref(), values);
+        let key = crate::duplicates::key(&mut self.key_buf, id, e.time.as_deref(), values);
         match self.model.seen.check(key, at, window, capacity) {
             None => Ok(()),
             Some(first) => Err(ScoreError::Duplicate(format!(
@@ -591,7 +598,9 @@ impl Engine {
         let mut judged = Judged::default();
         match batch {
             Batch::Lines(lines) => {
-                judged.notes.reserve(lines.len() / 2 + 64);
+                // A note is about the size of a trimmed CloudTrail record: growing the buffer
+                // would copy every note written so far.
+                judged.notes.reserve(lines.len() + 64);
                 for line in split_lines(lines) {
                     let extracted = self.extract_line(line);
                     let verdict = self.judge_note(extracted, &mut judged.notes);
