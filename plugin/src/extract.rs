@@ -11,6 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::config::JsonPath;
+use crate::engine::same;
 
 /// Why a line could not be read as a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,7 +322,11 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let node = &self.ex.nodes[self.node];
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            match node.children.iter().find(|(k, _)| *k == *key) {
+            let child = node
+                .children
+                .iter()
+                .find(|(k, _)| same(k.as_bytes(), key.as_bytes()));
+            match child {
                 Some(&(_, child)) => map.next_value_seed(NodeSeed {
                     ex: self.ex,
                     node: child,
