@@ -167,6 +167,8 @@ struct Judged {
     weight: f64,
     peer_weight: f64,
     pop_weight: f64,
+    /// The excess as evidence (see `component-cap`), once it is summarised.
+    evidence: f64,
 }
 
 /// The least a settling value's sighting counts for (see [`EngineSettings::settle_time`]).
@@ -288,6 +290,7 @@ impl Model {
             weight: 1.0,
             peer_weight: 1.0,
             pop_weight: 1.0,
+            evidence: 0.0,
         };
         let Some(c) = ctx else { return judged };
         self.tree.decay(c, now);
@@ -539,18 +542,21 @@ impl Model {
         // novel components at once.
         let cap = settings.engine.component_cap;
         let evidence = |e: f64| cap * crate::fastmath::tanh(e / cap);
+        for j in judged.iter_mut() {
+            j.evidence = evidence(j.excess);
+        }
         let mut views = Vec::with_capacity(profile.views.len());
         let mut k = profile.entity.len();
         for view in &profile.views {
             let part = &judged[k..k + view.path_len()];
             views.push((
                 part.iter().map(|j| j.bits).sum(),
-                part.iter().map(|j| evidence(j.excess)).sum(),
+                part.iter().map(|j| j.evidence).sum(),
             ));
             k += view.path_len();
         }
         let info_content: f64 = judged.iter().map(|j| j.bits).sum();
-        let novelty: f64 = judged.iter().map(|j| evidence(j.excess)).sum();
+        let novelty: f64 = judged.iter().map(|j| j.evidence).sum();
         // The most novel component, as an index into the observation (given fields are not in
         // it).
         let (top, top_judged) =
@@ -590,7 +596,7 @@ impl Model {
         sightings.extend(
             components()
                 .filter(|(j, _)| j.first)
-                .map(|(j, field)| (field, j.key, evidence(j.excess))),
+                .map(|(j, field)| (field, j.key, j.evidence)),
         );
         let kinds = state.escalation(now, settings.engine.escalation_half_life, cap);
         let shares = state.shares_burst(components().map(|(j, field)| (field, j.key)));
