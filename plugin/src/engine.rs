@@ -438,20 +438,20 @@ impl Engine {
     }
 
     /// Refuses an event seen within the duplicate window (the same id, time and observation),
-    /// and remembers one that is not.
-    fn admit(&mut self, e: &Extracted<'_>) -> Result<(), ScoreError> {
+    /// and remembers one that is not; gives its time (see [`parse_time`]), read once.
+    fn admit(&mut self, e: &Extracted<'_>) -> Result<Option<u32>, ScoreError> {
+        let time = e.time.as_deref().and_then(parse_time);
         let (Some(window), Some(id)) = (self.settings.engine.duplicate_window, e.id.as_deref())
         else {
-            return Ok(());
+            return Ok(time);
         };
-        let time = e.time.as_deref().and_then(parse_time);
         let at = time.unwrap_or(self.model.now);
         let window = u32::try_from(window).unwrap_or(u32::MAX);
         let capacity = self.settings.engine.duplicate_capacity as usize;
         let values = e.values.iter().map(AsRef::as_ref);
         let key = crate::duplicates::key(&mut self.key_buf, id, e.time.as_deref(), values);
         match self.model.seen.check(key, at, window, capacity) {
-            None => Ok(()),
+            None => Ok(time),
             Some(first) => Err(ScoreError::Duplicate(format!(
                 "event id {} seen {} before, not learned again",
                 truncate(Cow::Borrowed(id), 128),
@@ -464,11 +464,10 @@ impl Engine {
         }
     }
 
-    /// Scores, then learns, an extracted observation.
-    fn judge_one(&mut self, e: &Extracted<'_>) -> Judgement {
+    /// Scores, then learns, an extracted observation whose time is `time`.
+    fn judge_one(&mut self, e: &Extracted<'_>, time: Option<u32>) -> Judgement {
         let mut values: Vec<&str> = recycle(std::mem::take(&mut self.refs_buf));
         values.extend(e.values.iter().map(AsRef::as_ref));
-        let time = e.time.as_deref().and_then(parse_time);
         let judgement = self.model.observe(
             &self.settings,
             &values,
@@ -482,8 +481,8 @@ impl Engine {
     /// Scores one line (without its newline), then learns it.
     pub fn score_line(&mut self, line: &[u8]) -> Result<ScoreRecord, ScoreError> {
         let e = self.extract_line(line)?;
-        self.admit(&e)?;
-        let v = self.judge_one(&e);
+        let time = self.admit(&e)?;
+        let v = self.judge_one(&e, time);
         Ok(self.record(&e, v))
     }
 
@@ -551,9 +550,9 @@ impl Engine {
         extracted: Result<Extracted<'_>, ScoreError>,
         notes: &mut Vec<u8>,
     ) -> Result<Verdict, ScoreError> {
-        match extracted.and_then(|e| self.admit(&e).map(|()| e)) {
-            Ok(e) => {
-                let judgement = self.judge_one(&e);
+        match extracted.and_then(|e| self.admit(&e).map(|time| (e, time))) {
+            Ok((e, time)) => {
+                let judgement = self.judge_one(&e, time);
                 note(
                     notes,
                     &Note {
