@@ -208,10 +208,15 @@ impl Tree {
     /// Brings a node's counts forward to `now` (never backwards).
     #[inline]
     pub fn decay(&mut self, id: NodeId, now: u32) {
-        let node = &mut self.nodes[id as usize];
-        if now <= node.t {
-            return;
+        // Most calls find the node current already (learning after judging): that check is
+        // inlined, the work is not.
+        if now > self.nodes[id as usize].t {
+            self.bring_forward(id, now);
         }
+    }
+
+    fn bring_forward(&mut self, id: NodeId, now: u32) {
+        let node = &mut self.nodes[id as usize];
         let elapsed = now - node.t;
         node.t = now;
         if self.inv_half_life == 0.0 {
