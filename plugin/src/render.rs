@@ -119,14 +119,17 @@ fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
         return;
     }
     let n = scaled.abs() as u64;
-    // The text right to left in one buffer, then one copy into `out`.
+    // The text right to left in one buffer, then one copy into `out`. Digits come from 32-bit
+    // divisions where the number fits: dividing a 64-bit number by ten takes a 128-bit product,
+    // a library call in WebAssembly.
     let mut buf = [0u8; 40];
     let mut at = buf.len();
     let mut put = |b: u8| {
         at -= 1;
         buf[at] = b;
     };
-    let mut frac = n % scale;
+    // The fraction is below `scale`, 10^6 at most.
+    let (int, mut frac) = (n / scale, (n % scale) as u32);
     if frac == 0 {
         put(b'0');
     } else {
@@ -141,12 +144,23 @@ fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
         }
     }
     put(b'.');
-    let mut int = n / scale;
-    loop {
-        put(b'0' + (int % 10) as u8);
-        int /= 10;
-        if int == 0 {
-            break;
+    match u32::try_from(int) {
+        Ok(mut int) => loop {
+            put(b'0' + (int % 10) as u8);
+            int /= 10;
+            if int == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut int = int;
+            loop {
+                put(b'0' + (int % 10) as u8);
+                int /= 10;
+                if int == 0 {
+                    break;
+                }
+            }
         }
     }
     if scaled < 0.0 && n != 0 {
