@@ -11,6 +11,7 @@
 //! out of order) is a duplicate.
 
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -49,12 +50,17 @@ impl Seen {
     /// Whether the event of `key` (see [`key`]) was seen within `window` seconds of `time`: the
     /// time it was first seen at. An event not seen is remembered.
     pub fn check(&mut self, key: u64, time: u32, window: u32, capacity: usize) -> Option<u32> {
-        if let Some(&first) = self.ids.get(&key)
-            && first.abs_diff(time) <= window
-        {
-            return Some(first);
+        match self.ids.entry(key) {
+            Entry::Occupied(seen) if seen.get().abs_diff(time) <= window => {
+                return Some(*seen.get());
+            }
+            Entry::Occupied(mut seen) => {
+                seen.insert(time);
+            }
+            Entry::Vacant(new) => {
+                new.insert(time);
+            }
         }
-        self.ids.insert(key, time);
         self.order.push_back((key, time));
         self.latest = self.latest.max(time);
         self.forget(window, capacity);
@@ -70,8 +76,10 @@ impl Seen {
             }
             self.order.pop_front();
             // An id seen again later was re-remembered with its newer time: keep that one.
-            if self.ids.get(&key) == Some(&time) {
-                self.ids.remove(&key);
+            if let Entry::Occupied(seen) = self.ids.entry(key)
+                && *seen.get() == time
+            {
+                seen.remove();
             }
         }
     }
