@@ -2,6 +2,7 @@
 //! inside the WebAssembly component.
 
 use std::borrow::Cow;
+use std::hash::Hasher;
 use std::ops::Range;
 
 use crate::config::{ConfigError, Settings, Severity, Source};
@@ -82,6 +83,13 @@ pub struct Engine {
     view_names: Vec<String>,
     /// Recent results of each field's normalisers (empty for fields without any).
     memo: Vec<Memo>,
+    /// Scratch for the duplicate key of an event.
+    key_buf: Vec<u8>,
+    /// The per-line vectors of [`Engine::extract_line`] and [`Engine::judge_one`], kept empty
+    /// between lines (see [`recycle`]).
+    slots_buf: Slots<'static>,
+    values_buf: Vec<Cow<'static, str>>,
+    refs_buf: Vec<&'static str>,
 }
 
 /// A field source's extractor slots (see [`crate::config::Source`]).
@@ -129,8 +137,9 @@ struct Memo {
     slots: Vec<Option<MemoEntry>>,
 }
 
-/// A raw value's hash, the raw value, and what the normalisers made of it.
-type MemoEntry = (u64, Box<str>, Box<str>);
+/// A raw value's hash, the raw value, and what the normalisers made of it (`None`: the value
+/// as it is, given back without a copy).
+type MemoEntry = (u64, Box<str>, Option<Box<str>>);
 
 impl Memo {
     /// Values longer than this are normalised every time (rare, and not worth keeping).
@@ -150,37 +159,51 @@ impl Memo {
         if self.slots.is_empty() || raw.len() > Self::MAX_KEY {
             return field.normalize.iter().fold(raw, |v, n| n.apply(v));
         }
-        let hash = xxhash_rust::xxh3::xxh3_64(raw.as_bytes());
+        // FxHash: no 128-bit products, which WebAssembly computes in a library call.
+        let mut hasher = rustc_hash::FxHasher::default();
+        hasher.write(raw.as_bytes());
+        let hash = hasher.finish();
         let slot = &mut self.slots[hash as usize & (MEMO_SLOTS - 1)];
         if let Some((h, key, value)) = slot
             && *h == hash
             && same(key.as_bytes(), raw.as_bytes())
         {
-            return Cow::Owned(value.to_string());
+            return value.as_deref().map_or(raw, |v| Cow::Owned(v.to_owned()));
         }
         let key: Box<str> = raw.as_ref().into();
         let value = field.normalize.iter().fold(raw, |v, n| n.apply(v));
-        *slot = Some((hash, key, value.as_ref().into()));
+        let changed = (*value != *key).then(|| value.as_ref().into());
+        *slot = Some((hash, key, changed));
         value
     }
 }
 
 /// Byte equality eight bytes at a time: inside WebAssembly `==` on slices is a `memcmp` that
 /// compares one byte at a time, and the memo compares whole user agents and ARNs on every hit.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail = wa.remainder() == wb.remainder();
-    tail && wa.zip(wb).all(|(x, y)| {
-        let word = |c: &[u8]| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            u64::from_ne_bytes(w)
-        };
-        word(x) == word(y)
-    })
+    // The tails (equally long) a byte at a time into a word: no call to `memcmp` either.
+    let tail = |c: &[u8]| c.iter().fold(0u64, |w, &b| w << 8 | u64::from(b));
+    tail(wa.remainder()) == tail(wb.remainder())
+        && wa.zip(wb).all(|(x, y)| {
+            let word = |c: &[u8]| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                u64::from_ne_bytes(w)
+            };
+            word(x) == word(y)
+        })
+}
+
+/// `v` emptied, as a vector of another item type of the same layout (another lifetime): the
+/// allocation is kept, since collecting a vector's own items into a vector of a type of the
+/// same size reuses its buffer. The per-line buffers live on from line to line this way.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
 /// One line's observation, extracted and normalised, borrowing from the line (or from the
@@ -351,6 +374,10 @@ impl Engine {
             layout,
             view_names,
             memo,
+            key_buf: Vec::new(),
+            slots_buf: Vec::new(),
+            values_buf: Vec::new(),
+            refs_buf: Vec::new(),
         }
     }
 
@@ -365,23 +392,32 @@ impl Engine {
 
     /// Reads one line's observation.
     fn extract_line<'a>(&mut self, line: &'a [u8]) -> Result<Extracted<'a>, ScoreError> {
-        let mut slots: Slots<'a> = Vec::new();
-        self.extractor
+        let mut slots: Slots<'a> = recycle(std::mem::take(&mut self.slots_buf));
+        let extracted = self
+            .extractor
             .extract(line, &mut slots)
             .map_err(|e| match e {
                 ExtractError::NotUtf8 => ScoreError::NotUtf8,
                 ExtractError::NotJson(m) => ScoreError::NotJson(m),
                 ExtractError::NotObject => ScoreError::NotObject,
-            })?;
+            })
+            .and_then(|()| self.observation(&mut slots));
+        self.slots_buf = recycle(slots);
+        extracted
+    }
+
+    /// The observation in the values the extractor found.
+    fn observation<'a>(&mut self, slots: &mut Slots<'a>) -> Result<Extracted<'a>, ScoreError> {
         let profile = &self.settings.profile;
-        let mut values = Vec::with_capacity(profile.fields.len());
+        let mut values = recycle(std::mem::take(&mut self.values_buf));
+        values.reserve(profile.fields.len());
         for ((field, sources), memo) in profile
             .fields
             .iter()
             .zip(&self.field_slots)
             .zip(&mut self.memo)
         {
-            let found = sources.iter().find_map(|source| source.value(&mut slots));
+            let found = sources.iter().find_map(|source| source.value(slots));
             // A default is already a category: it is used as it is, not normalised.
             let value = match (found, &field.default) {
                 (Some(v), _) => memo.apply(field, v),
@@ -403,20 +439,20 @@ impl Engine {
     }
 
     /// Refuses an event seen within the duplicate window (the same id, time and observation),
-    /// and remembers one that is not.
-    fn admit(&mut self, e: &Extracted<'_>) -> Result<(), ScoreError> {
+    /// and remembers one that is not; gives its time (see [`parse_time`]), read once.
+    fn admit(&mut self, e: &Extracted<'_>) -> Result<Option<u32>, ScoreError> {
+        let time = e.time.as_deref().and_then(parse_time);
         let (Some(window), Some(id)) = (self.settings.engine.duplicate_window, e.id.as_deref())
         else {
-            return Ok(());
+            return Ok(time);
         };
-        let time = e.time.as_deref().and_then(parse_time);
         let at = time.unwrap_or(self.model.now);
         let window = u32::try_from(window).unwrap_or(u32::MAX);
         let capacity = self.settings.engine.duplicate_capacity as usize;
         let values = e.values.iter().map(AsRef::as_ref);
-        let key = crate::duplicates::key(id, e.time.as_deref(), values);
+        let key = crate::duplicates::key(&mut self.key_buf, id, e.time.as_deref(), values);
         match self.model.seen.check(key, at, window, capacity) {
-            None => Ok(()),
+            None => Ok(time),
             Some(first) => Err(ScoreError::Duplicate(format!(
                 "event id {} seen {} before, not learned again",
                 truncate(Cow::Borrowed(id), 128),
@@ -429,23 +465,25 @@ impl Engine {
         }
     }
 
-    /// Scores, then learns, an extracted observation.
-    fn judge_one(&mut self, e: &Extracted<'_>) -> Judgement {
-        let values: Vec<&str> = e.values.iter().map(AsRef::as_ref).collect();
-        let time = e.time.as_deref().and_then(parse_time);
-        self.model.observe(
+    /// Scores, then learns, an extracted observation whose time is `time`.
+    fn judge_one(&mut self, e: &Extracted<'_>, time: Option<u32>) -> Judgement {
+        let mut values: Vec<&str> = recycle(std::mem::take(&mut self.refs_buf));
+        values.extend(e.values.iter().map(AsRef::as_ref));
+        let judgement = self.model.observe(
             &self.settings,
             &values,
             time,
             e.time.as_deref().unwrap_or(""),
-        )
+        );
+        self.refs_buf = recycle(values);
+        judgement
     }
 
     /// Scores one line (without its newline), then learns it.
     pub fn score_line(&mut self, line: &[u8]) -> Result<ScoreRecord, ScoreError> {
         let e = self.extract_line(line)?;
-        self.admit(&e)?;
-        let v = self.judge_one(&e);
+        let time = self.admit(&e)?;
+        let v = self.judge_one(&e, time);
         Ok(self.record(&e, v))
     }
 
@@ -513,9 +551,9 @@ impl Engine {
         extracted: Result<Extracted<'_>, ScoreError>,
         notes: &mut Vec<u8>,
     ) -> Result<Verdict, ScoreError> {
-        match extracted.and_then(|e| self.admit(&e).map(|()| e)) {
-            Ok(e) => {
-                let judgement = self.judge_one(&e);
+        match extracted.and_then(|e| self.admit(&e).map(|time| (e, time))) {
+            Ok((e, time)) => {
+                let judgement = self.judge_one(&e, time);
                 note(
                     notes,
                     &Note {
@@ -530,6 +568,7 @@ impl Engine {
                         time: e.time.as_deref(),
                     },
                 );
+                self.values_buf = recycle(e.values);
                 Ok(Verdict {
                     score: judgement.score,
                     novelty: judgement.novelty,
@@ -592,7 +631,9 @@ impl Engine {
         let mut judged = Judged::default();
         match batch {
             Batch::Lines(lines) => {
-                judged.notes.reserve(lines.len() / 2 + 64);
+                // A note is about the size of a trimmed CloudTrail record: growing the buffer
+                // would copy every note written so far.
+                judged.notes.reserve(lines.len() + 64);
                 for line in split_lines(lines) {
                     let extracted = self.extract_line(line);
                     let verdict = self.judge_note(extracted, &mut judged.notes);
@@ -1783,6 +1824,16 @@ mod tests {
         );
         assert_eq!(b.event_time.as_deref(), Some("2024-03-04T09:15:02Z"));
         assert_eq!((a.score, a.novelty), (b.score, b.novelty));
+    }
+
+    #[test]
+    fn a_recycled_vector_keeps_its_allocation() {
+        let line = String::from("x");
+        let mut v: Vec<Cow<'_, str>> = Vec::with_capacity(64);
+        v.push(Cow::Borrowed(line.as_str()));
+        let w: Vec<Cow<'static, str>> = recycle(v);
+        assert!(w.is_empty());
+        assert!(w.capacity() >= 64, "{}", w.capacity());
     }
 
     #[test]

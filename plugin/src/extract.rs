@@ -11,6 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::config::JsonPath;
+use crate::engine::same;
 
 /// Why a line could not be read as a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,10 +122,19 @@ impl Extractor {
         out.resize(self.slots, None);
         let mut de = serde_json::Deserializer::from_str(text);
         let mut not_object = false;
+        let mut small = [0u64; 4];
+        let mut large = Vec::new();
+        let visited = if self.nodes.len() <= 64 * small.len() {
+            &mut small[..]
+        } else {
+            large.resize(self.nodes.len().div_ceil(64), 0);
+            &mut large[..]
+        };
         let seed = NodeSeed {
             ex: self,
             node: 0,
             out,
+            visited,
             top: Some(&mut not_object),
         };
         match seed.deserialize(&mut de).and_then(|()| de.end()) {
@@ -216,6 +226,8 @@ struct NodeSeed<'x, 'o, 'a> {
     ex: &'x Extractor,
     node: usize,
     out: &'o mut Slots<'a>,
+    /// One bit per trie node: visited already in this document.
+    visited: &'o mut [u64],
     /// Set at the top level only: raised when the document is not an object.
     top: Option<&'o mut bool>,
 }
@@ -224,9 +236,15 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for NodeSeed<'_, '_, 'a> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        for &s in &self.ex.nodes[self.node].below {
-            self.out[s] = None;
+        // A node's slots are filled only below it: a node seen again (a duplicate key) clears
+        // what its first value filled, one seen for the first time has nothing to clear.
+        let (word, bit) = (self.node / 64, 1u64 << (self.node % 64));
+        if self.visited[word] & bit != 0 {
+            for &s in &self.ex.nodes[self.node].below {
+                self.out[s] = None;
+            }
         }
+        self.visited[word] |= bit;
         deserializer.deserialize_any(self)
     }
 }
@@ -306,6 +324,7 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
                         ex: self.ex,
                         node: child,
                         out: &mut *self.out,
+                        visited: &mut *self.visited,
                         top: None,
                     })?
                     .is_some(),
@@ -321,11 +340,16 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let node = &self.ex.nodes[self.node];
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            match node.children.iter().find(|(k, _)| *k == *key) {
+            let child = node
+                .children
+                .iter()
+                .find(|(k, _)| same(k.as_bytes(), key.as_bytes()));
+            match child {
                 Some(&(_, child)) => map.next_value_seed(NodeSeed {
                     ex: self.ex,
                     node: child,
                     out: &mut *self.out,
+                    visited: &mut *self.visited,
                     top: None,
                 })?,
                 None => {

@@ -170,6 +170,8 @@ struct Judged {
     weight: f64,
     peer_weight: f64,
     pop_weight: f64,
+    /// The excess as evidence (see `component-cap`), once it is summarised.
+    evidence: f64,
 }
 
 /// The least a settling value's sighting counts for (see [`EngineSettings::settle_time`]).
@@ -293,6 +295,7 @@ impl Model {
             weight: 1.0,
             peer_weight: 1.0,
             pop_weight: 1.0,
+            evidence: 0.0,
         };
         let Some(c) = ctx else { return judged };
         self.tree.decay(c, now);
@@ -386,12 +389,17 @@ impl Model {
         for &f in &profile.entity {
             let key = value_key(values[f]);
             let base = ctx.map_or(1.0, |c| self.tree.node(c).base_probability());
-            let mut j = self.judge(ctx, key, now, base, 0.0, true, e, false, None);
+            let mut j = self.judge(ctx, key, now, base, 0.0, false, e, false, None);
             // Who the principal is carries no novelty once it is known: only a first sighting
             // (a new principal, a new identity type) does. Otherwise the mix of identity types
             // (fewer people than roles) would add a constant to every event of some types.
-            if !j.first {
-                j.excess = 0.0;
+            if j.first {
+                j.excess = ctx
+                    .and_then(|c| {
+                        let node = self.tree.node(c);
+                        node.excess(0.0, j.backoff_bits, e.familiar_count, None)
+                    })
+                    .unwrap_or(0.0);
             }
             ctx = j.child;
             judged.push(j);
@@ -411,6 +419,11 @@ impl Model {
             for (f, given) in view.path() {
                 let key = value_key(values[f]);
                 let base = pop.map_or(1.0, |c| self.tree.node(c).base_probability());
+                // A value that says the event does not know is no evidence (see
+                // `Field::neutral`), and a given field is the context of the view's questions,
+                // judged by another view: neither has an excess.
+                let neutral = profile.fields[f].neutral.iter().any(|n| n == values[f]);
+                let judged_excess = !neutral && !given;
                 // A backoff context's excess only matters where the contexts before it are
                 // missing.
                 let pj = self.judge(
@@ -419,7 +432,7 @@ impl Model {
                     now,
                     base,
                     0.0,
-                    ent.is_none() && grp.is_none(),
+                    judged_excess && ent.is_none() && grp.is_none(),
                     e,
                     settling,
                     None,
@@ -437,7 +450,7 @@ impl Model {
                         now,
                         exp2(-pj.bits),
                         pj.excess,
-                        ent.is_none(),
+                        judged_excess && ent.is_none(),
                         e,
                         settling,
                         pop_prior,
@@ -454,17 +467,15 @@ impl Model {
                     now,
                     exp2(-qj.bits),
                     qj.excess,
-                    true,
+                    judged_excess,
                     e,
                     settling,
                     prior,
                 );
-                // A value that says the event does not know is no evidence (see `Field::neutral`).
-                if profile.fields[f].neutral.iter().any(|n| n == values[f]) {
+                if neutral {
                     j.excess = 0.0;
                     j.first = false;
                 }
-                // A given field is the context of the view's questions, judged by another view.
                 if given {
                     j.bits = 0.0;
                     j.excess = 0.0;
@@ -548,18 +559,21 @@ impl Model {
         // novel components at once.
         let cap = settings.engine.component_cap;
         let evidence = |e: f64| cap * crate::fastmath::tanh(e / cap);
+        for j in judged.iter_mut() {
+            j.evidence = evidence(j.excess);
+        }
         let mut views = Vec::with_capacity(profile.views.len());
         let mut k = profile.entity.len();
         for view in &profile.views {
             let part = &judged[k..k + view.path_len()];
             views.push((
                 part.iter().map(|j| j.bits).sum(),
-                part.iter().map(|j| evidence(j.excess)).sum(),
+                part.iter().map(|j| j.evidence).sum(),
             ));
             k += view.path_len();
         }
         let info_content: f64 = judged.iter().map(|j| j.bits).sum();
-        let novelty: f64 = judged.iter().map(|j| evidence(j.excess)).sum();
+        let novelty: f64 = judged.iter().map(|j| j.evidence).sum();
         // The most novel component, as an index into the observation (given fields are not in
         // it).
         let (top, top_judged) =
@@ -599,7 +613,7 @@ impl Model {
         sightings.extend(
             components()
                 .filter(|(j, _)| j.first)
-                .map(|(j, field)| (field, j.key, evidence(j.excess))),
+                .map(|(j, field)| (field, j.key, j.evidence)),
         );
         let kinds = state.escalation(now, settings.engine.escalation_half_life, cap);
         let shares = state.shares_burst(components().map(|(j, field)| (field, j.key)));

@@ -119,27 +119,54 @@ fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
         return;
     }
     let n = scaled.abs() as u64;
-    if scaled < 0.0 && n != 0 {
-        out.push(b'-');
-    }
-    uint(out, n / scale);
-    out.push(b'.');
-    let mut frac = n % scale;
+    // The text right to left in one buffer, then one copy into `out`. Digits come from 32-bit
+    // divisions where the number fits: dividing a 64-bit number by ten takes a 128-bit product,
+    // a library call in WebAssembly.
+    let mut buf = [0u8; 40];
+    let mut at = buf.len();
+    let mut put = |b: u8| {
+        at -= 1;
+        buf[at] = b;
+    };
+    // The fraction is below `scale`, 10^6 at most.
+    let (int, mut frac) = (n / scale, (n % scale) as u32);
     if frac == 0 {
-        out.push(b'0');
-        return;
+        put(b'0');
+    } else {
+        let mut digits = decimals;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            digits -= 1;
+        }
+        for _ in 0..digits {
+            put(b'0' + (frac % 10) as u8);
+            frac /= 10;
+        }
     }
-    let mut digits = decimals;
-    while frac.is_multiple_of(10) {
-        frac /= 10;
-        digits -= 1;
+    put(b'.');
+    match u32::try_from(int) {
+        Ok(mut int) => loop {
+            put(b'0' + (int % 10) as u8);
+            int /= 10;
+            if int == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut int = int;
+            loop {
+                put(b'0' + (int % 10) as u8);
+                int /= 10;
+                if int == 0 {
+                    break;
+                }
+            }
+        }
     }
-    let mut buf = [b'0'; 20];
-    for d in buf[..digits as usize].iter_mut().rev() {
-        *d = b'0' + (frac % 10) as u8;
-        frac /= 10;
+    if scaled < 0.0 && n != 0 {
+        put(b'-');
     }
-    out.extend_from_slice(&buf[..digits as usize]);
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// Writes the principal: entity values joined by a space.

@@ -351,7 +351,10 @@ impl Stakes {
                 m.tactics |= 1 << rule.tactic;
             }
         };
-        for key in [pair_key(service, action), pair_key("", action)] {
+        // The action's own rules and its rules for any service (the action hashed once).
+        let any = pair_key("", action);
+        let own = (pair_key(service, "").0, any.1);
+        for key in [own, any] {
             if let Some(ids) = self.exact.get(&key) {
                 ids.iter().for_each(|&id| hit(id, &mut m));
             }

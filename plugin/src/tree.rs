@@ -163,6 +163,9 @@ pub struct Tree {
     live: usize,
     /// 1 / half-life in seconds; 0 never forgets.
     inv_half_life: f64,
+    /// The last decay factor computed and its elapsed seconds: within one event the roots and
+    /// the busiest contexts all decay by the time since the event before.
+    last_factor: (u32, f64),
 }
 
 impl Tree {
@@ -173,6 +176,7 @@ impl Tree {
             free: Vec::new(),
             live: 0,
             inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64),
+            last_factor: (0, 1.0),
         };
         tree.nodes.push(Node::new(NO_PARENT, 0, 0));
         tree.nodes.push(Node::new(NO_PARENT, 1, 0));
@@ -204,17 +208,28 @@ impl Tree {
     /// Brings a node's counts forward to `now` (never backwards).
     #[inline]
     pub fn decay(&mut self, id: NodeId, now: u32) {
-        let node = &mut self.nodes[id as usize];
-        if now <= node.t {
-            return;
+        // Most calls find the node current already (learning after judging): that check is
+        // inlined, the work is not.
+        if now > self.nodes[id as usize].t {
+            self.bring_forward(id, now);
         }
-        let elapsed = f64::from(now - node.t);
+    }
+
+    fn bring_forward(&mut self, id: NodeId, now: u32) {
+        let node = &mut self.nodes[id as usize];
+        let elapsed = now - node.t;
         node.t = now;
         if self.inv_half_life == 0.0 {
             return;
         }
-        let log2_f = -elapsed * self.inv_half_life;
-        let f = exp2(log2_f);
+        let log2_f = -f64::from(elapsed) * self.inv_half_life;
+        let f = if self.last_factor.0 == elapsed {
+            self.last_factor.1
+        } else {
+            let f = exp2(log2_f);
+            self.last_factor = (elapsed, f);
+            f
+        };
         if node.n > 0.0 {
             node.s = f * (node.s + node.n * log2_f);
         }
@@ -428,6 +443,7 @@ impl Tree {
             free,
             live,
             inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64),
+            last_factor: (0, 1.0),
         })
     }
 }
