@@ -723,18 +723,11 @@ impl Model {
     /// stamped at the sender's clock, or at this model's when that is earlier (a share from
     /// the future must neither stop these contexts forgetting nor outweigh the calibration).
     pub fn merge(&mut self, delta: &Delta, max_nodes: u64) {
-        let now = if self.now == 0 {
-            delta.now
-        } else {
-            delta.now.min(self.now)
-        };
-        delta.merge_into(&mut self.tree, now);
-        let reference = if self.now == 0 {
-            delta.reference
-        } else {
-            delta.reference.min(self.now)
-        };
-        self.calibration.merge(&delta.calibration, reference);
+        let mine = self.now;
+        let capped = |t: u32| if mine == 0 { t } else { t.min(mine) };
+        delta.merge_into(&mut self.tree, capped(delta.now));
+        self.calibration
+            .merge(&delta.calibration, capped(delta.reference));
         self.cap(max_nodes);
     }
 }

@@ -21,12 +21,11 @@ use rustc_hash::FxHashMap;
 
 use crate::calibrate::{BINS, bin_of};
 use crate::fastmath::exp2;
-use crate::snapshot::{DecodeError, R, Reader, Writer};
+use crate::snapshot::{DecodeError, HEADER, R, Reader, Writer, frame};
 use crate::tree::{NO_PARENT, NodeId, POPULATION_ROOT, Tree};
 
 const MAGIC: &[u8; 8] = b"ODDITYPD";
 const FORMAT: u32 = 1;
-const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 /// `parent` of a node that hangs from the population root.
 const ROOT: u32 = u32::MAX;
 /// The most events one share may carry, and how much more than its events a calibration bin
@@ -143,7 +142,7 @@ impl Outbox {
             w.u32(bin);
             w.f64(weight);
         }
-        frame(&w.0, fingerprint)
+        frame(MAGIC, FORMAT, fingerprint, &w.0)
     }
 
     /// Writes the outbox into a snapshot.
@@ -209,20 +208,6 @@ fn depth(tree: &Tree, id: NodeId) -> u32 {
         at = tree.node(at).parent;
     }
     depth
-}
-
-fn frame(payload: &[u8], fingerprint: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT.to_le_bytes());
-    let mut fp = [b'0'; 16];
-    let fb = fingerprint.as_bytes();
-    fp[..fb.len().min(16)].copy_from_slice(&fb[..fb.len().min(16)]);
-    out.extend_from_slice(&fp);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
 }
 
 fn corrupt(why: String) -> DecodeError {

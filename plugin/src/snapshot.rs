@@ -32,7 +32,7 @@ pub const MAGIC: &[u8; 8] = b"ODDITYSN";
 pub const FORMAT_VERSION: u32 = 7;
 /// The format before the outbox of shared population knowledge; still read.
 const FORMAT_WITHOUT_OUTBOX: u32 = 6;
-const HEADER: usize = 8 + 4 + 16 + 8 + 8;
+pub(crate) const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
 /// Why snapshot bytes were refused.
@@ -212,17 +212,22 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
             out.encode(&mut w);
         }
     }
-    let payload = w.0;
+    frame(MAGIC, FORMAT_VERSION, fingerprint, &w.0)
+}
+
+/// `payload` behind the header every oddity byte format shares: magic, format, configuration
+/// fingerprint (16 hex digits), payload length, xxh3-64 of the payload.
+pub(crate) fn frame(magic: &[u8; 8], format: u32, fingerprint: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&format.to_le_bytes());
     let mut fp = [b'0'; 16];
     let fb = fingerprint.as_bytes();
     fp[..fb.len().min(16)].copy_from_slice(&fb[..fb.len().min(16)]);
     out.extend_from_slice(&fp);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
+    out.extend_from_slice(payload);
     out
 }
 

@@ -31,6 +31,26 @@ fn routine(engine: &mut Engine, users: &[&str], from: usize) -> usize {
     i
 }
 
+/// Two fresh engines, both recording what they learn into the population.
+fn sharing_pair() -> (Engine, Engine) {
+    let mut a = Engine::new(CONFIG).expect("engine");
+    let mut b = Engine::new(CONFIG).expect("engine");
+    a.share_population();
+    b.share_population();
+    (a, b)
+}
+
+/// `user` reading a secret from `ip`.
+fn secret(i: usize, user: &str, ip: &str) -> String {
+    event(
+        i,
+        user,
+        "secretsmanager.amazonaws.com",
+        "GetSecretValue",
+        ip,
+    )
+}
+
 fn score(engine: &mut Engine, line: &str) -> ScoreRecord {
     engine.score_line(line.as_bytes()).expect("scored")
 }
@@ -38,16 +58,7 @@ fn score(engine: &mut Engine, line: &str) -> ScoreRecord {
 /// What a new user's first `GetSecretValue` costs in the population view.
 fn secret_novelty(engine: &Engine) -> f64 {
     let mut probe = Engine::restore(CONFIG, &engine.snapshot()).expect("restores");
-    let r = score(
-        &mut probe,
-        &event(
-            90_000,
-            "newcomer",
-            "secretsmanager.amazonaws.com",
-            "GetSecretValue",
-            "198.51.9.9",
-        ),
-    );
+    let r = score(&mut probe, &secret(90_000, "newcomer", "198.51.9.9"));
     r.views
         .iter()
         .find(|v| v.name == "action")
@@ -57,21 +68,11 @@ fn secret_novelty(engine: &Engine) -> f64 {
 
 #[test]
 fn what_one_partition_learns_about_the_population_reaches_another() {
-    let mut a = Engine::new(CONFIG).expect("engine");
-    let mut b = Engine::new(CONFIG).expect("engine");
-    a.share_population();
-    b.share_population();
+    let (mut a, mut b) = sharing_pair();
     routine(&mut a, &["alice", "bob"], 0);
     let from = routine(&mut b, &["carol", "dave"], 10_000);
     for i in from..from + 30 {
-        let line = event(
-            i,
-            "carol",
-            "secretsmanager.amazonaws.com",
-            "GetSecretValue",
-            "198.51.0.1",
-        );
-        score(&mut b, &line);
+        score(&mut b, &secret(i, "carol", "198.51.0.1"));
     }
     let before = secret_novelty(&a);
     a.merge_population(&b.share_population()).expect("merges");
@@ -85,10 +86,7 @@ fn what_one_partition_learns_about_the_population_reaches_another() {
 
 #[test]
 fn merged_knowledge_is_never_shared_on_and_a_principal_stays_its_own() {
-    let mut a = Engine::new(CONFIG).expect("engine");
-    let mut b = Engine::new(CONFIG).expect("engine");
-    a.share_population();
-    b.share_population();
+    let (mut a, mut b) = sharing_pair();
     routine(&mut b, &["carol"], 0);
     let empty = a.share_population();
     a.merge_population(&b.share_population()).expect("merges");

@@ -143,6 +143,17 @@ impl Partitioned {
 mod tests {
     use super::*;
 
+    /// A generated organisation of six people and four roles over `days`.
+    fn small_organisation(days: u32) -> oddity_cloudtrail_gen::GenConfig {
+        oddity_cloudtrail_gen::GenConfig {
+            seed: 5,
+            days,
+            humans: 6,
+            roles: 4,
+            ..Default::default()
+        }
+    }
+
     fn parts(partitions: usize) -> Partitioning {
         Partitioning {
             partitions,
@@ -179,13 +190,7 @@ mod tests {
 
     #[test]
     fn a_partitioned_run_scores_each_partition_as_its_sub_stream_alone() {
-        let cfg = oddity_cloudtrail_gen::GenConfig {
-            seed: 5,
-            days: 1,
-            humans: 6,
-            roles: 4,
-            ..Default::default()
-        };
+        let cfg = small_organisation(1);
         let open = || crate::streams::StreamSpec::Generated(cfg.clone()).open();
         let scored =
             crate::harness::run_partitioned(open().expect("opens"), "", parts(3)).expect("runs");
@@ -210,13 +215,7 @@ mod tests {
 
     #[test]
     fn shared_population_knowledge_reaches_every_partition_one_marker_late() {
-        let cfg = oddity_cloudtrail_gen::GenConfig {
-            seed: 5,
-            days: 2,
-            humans: 6,
-            roles: 4,
-            ..Default::default()
-        };
+        let cfg = small_organisation(2);
         let lines: Vec<String> = crate::streams::StreamSpec::Generated(cfg)
             .open()
             .expect("opens")

@@ -116,6 +116,8 @@ struct Scoring {
     last: u64,
     /// The last marker passed.
     passed: Option<u64>,
+    /// The stream of shares of population knowledge, when the partitions share.
+    shares: Option<jetstream::stream::Stream>,
 }
 
 impl Partition {
@@ -139,6 +141,11 @@ impl Partition {
             pending: Vec::new(),
             last: covered,
             passed: stored.passed,
+            shares: if self.sharing {
+                Some(self.js.get_stream(self.names.stream("SHARE")).await?)
+            } else {
+                None
+            },
         };
         let stream = self.js.get_stream(self.names.stream("PART")).await?;
         let name = format!("work-{}", self.number);
@@ -215,10 +222,13 @@ impl Partition {
             .await?
             .await
             .context("JetStream did not store a share of population knowledge")?;
-        if k == 0 || s.passed != Some(k - 1) {
+        let Some(shares) = s
+            .shares
+            .clone()
+            .filter(|_| k > 0 && s.passed == Some(k - 1))
+        else {
             return Ok(true);
-        }
-        let shares = self.js.get_stream(self.names.stream("SHARE")).await?;
+        };
         for q in (0..self.partitions).filter(|&q| q != self.number) {
             let Some(theirs) = self.share_of(&shares, lease, q, k - 1).await? else {
                 return Ok(false);
