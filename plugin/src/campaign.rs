@@ -44,6 +44,8 @@ pub struct Campaign {
     pub risk: f64,
     /// The Euclidean norm of the weighted steps, before the progression.
     pub risk_steps: f64,
+    /// The strongest weighted step: the campaign's risk is at most `risk.lift` times it.
+    pub peak: f64,
     /// The tactics of the campaign's steps so far.
     pub tactics: TacticSet,
     /// Event time of the latest high-stakes step (0: none): the campaign stays open for
@@ -237,6 +239,7 @@ impl EntityState {
                 score: 0.0,
                 risk: 0.0,
                 risk_steps: 0.0,
+                peak: 0.0,
                 tactics: 0,
                 high_t: 0,
                 actions: VecDeque::new(),
@@ -256,10 +259,12 @@ impl EntityState {
         // still (0.883 / 0.816 / 0.865, 0.926) but ranks the breadth of a multi-stage chain
         // lower (the exfiltration chain's campaign 15th of 1,949 on seed 8, against 10th with
         // the sum and 9th with the norm).
+        let weighted = step * stakes.weight;
         if !c.actions.iter().any(|a| a == action) {
             c.score = c.score.hypot(step);
-            c.risk_steps = c.risk_steps.hypot(step * stakes.weight);
+            c.risk_steps = c.risk_steps.hypot(weighted);
         }
+        c.peak = c.peak.max(weighted);
         c.tactics |= stakes.tactics;
         if stakes.weight > risk.high_stakes {
             c.high_t = c.high_t.max(now);
@@ -267,7 +272,12 @@ impl EntityState {
         // Progression across tactics (discovery, then persistence, then exfiltration) is what
         // an attack looks like and a busy afternoon does not.
         let more = c.tactics.count_ones().saturating_sub(1);
-        c.risk = c.risk_steps * (1.0 + risk.progression * f64::from(more));
+        // However many faint steps it gathers, a campaign weighs at most `lift` times its
+        // strongest: measured on generated organisations of 50 people over three weeks, 37 of
+        // 40 benign alert groups had no step of even `low` risk, and every attack had one
+        // above `medium` (docs/risk.md).
+        c.risk =
+            (c.risk_steps * (1.0 + risk.progression * f64::from(more))).min(risk.lift * c.peak);
         if c.actions.len() == MAX_ACTIONS {
             c.actions.pop_front();
         }
@@ -402,14 +412,14 @@ mod tests {
             &mut e,
             (0.99, 10.0, 600 + day),
             "ModifySnapshotAttribute",
-            &at_stake(2.5, EXFILTRATION),
+            &at_stake(3.0, EXFILTRATION),
         );
         let c = c.expect("novel");
         assert_eq!(
             c.id, b.id,
             "a high-stakes step keeps the sequence open for two days"
         );
-        assert!((c.risk - steps.hypot(25.0) * 1.5).abs() < 1e-9);
+        assert!((c.risk - steps.hypot(30.0) * 1.5).abs() < 1e-9);
         let d = step(
             &mut e,
             (0.99, 10.0, 600 + 4 * day),
@@ -417,6 +427,35 @@ mod tests {
             &neutral(),
         );
         assert_ne!(d.expect("novel").id, b.id, "past the sequence window");
+    }
+
+    #[test]
+    fn many_faint_steps_weigh_at_most_lift_times_the_strongest() {
+        let mut e = EntityState::default();
+        let n = neutral();
+        let mut last = None;
+        for (i, action) in ["A", "B", "C", "D", "E", "F", "G", "H"].iter().enumerate() {
+            let now = 60 * i as u32;
+            last = step(&mut e, (0.999, 10.0, now), action, &n);
+        }
+        let c = last.expect("novel");
+        assert_eq!(c.events, 8);
+        assert!(
+            (c.score - 10.0 * 8f64.sqrt()).abs() < 1e-9,
+            "the score is not capped"
+        );
+        assert!((c.peak - 10.0).abs() < 1e-9);
+        let lift = RiskSettings::default().lift;
+        assert!(
+            (c.risk - lift * 10.0).abs() < 1e-9,
+            "eight faint steps weigh two"
+        );
+        let strong = step(&mut e, (0.999, 40.0, 600), "CreateAccessKey", &n).expect("novel");
+        assert!(
+            (strong.risk - strong.risk_steps.min(lift * 40.0)).abs() < 1e-9,
+            "a strong step raises the cap"
+        );
+        assert!(strong.risk > c.risk);
     }
 
     #[test]

@@ -213,6 +213,10 @@ pub struct CampaignSettings {
 pub struct RiskSettings {
     /// Each tactic of a campaign beyond its first raises the campaign's risk by this fraction.
     pub progression: f64,
+    /// A campaign's risk is at most this many times its strongest step's: many faint
+    /// novelties (a busy afternoon, a new hire's first week) never add up to an alert by
+    /// themselves.
+    pub lift: f64,
     /// A step weighing more than this is high-stakes: its campaign stays open for
     /// `sequence-window` after it, not only `campaign.window`.
     pub high_stakes: f64,
@@ -296,6 +300,7 @@ impl Default for RiskSettings {
     fn default() -> Self {
         RiskSettings {
             progression: 0.25,
+            lift: 2.0,
             high_stakes: 1.5,
             sequence_window: Duration::from_secs(48 * 3600),
             severity: [25.0, 40.0, 60.0, 90.0],
@@ -465,6 +470,7 @@ struct RawEngine {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRisk {
     progression: Option<f64>,
+    lift: Option<f64>,
     high_stakes: Option<f64>,
     sequence_window: Option<String>,
     low: Option<f64>,
@@ -580,8 +586,9 @@ impl Settings {
         let r = &self.risk;
         let _ = writeln!(
             s,
-            "risk progression={} high-stakes={} sequence-window={} severity={:?}",
+            "risk progression={} lift={} high-stakes={} sequence-window={} severity={:?}",
             r.progression,
+            r.lift,
             r.high_stakes,
             r.sequence_window.as_secs(),
             r.severity
@@ -911,6 +918,9 @@ fn validate_risk(raw: Option<RawRisk>) -> Result<RiskSettings, ConfigError> {
     if let Some(p) = raw.progression {
         r.progression = within("risk.progression", p, 0.0..=10.0)?;
     }
+    if let Some(l) = raw.lift {
+        r.lift = within("risk.lift", l, 1.0..=1e6)?;
+    }
     if let Some(h) = raw.high_stakes {
         r.high_stakes = within("risk.high-stakes", h, 0.0..=100.0)?;
     }
@@ -1013,6 +1023,10 @@ mod tests {
         assert_eq!(s.engine.max_time_jump, None);
         let s = Settings::parse("[engine]\nmax-time-jump = \"3d\"").expect("valid");
         assert_eq!(s.engine.max_time_jump, Some(3 * 86_400));
+        let e = Settings::parse("[risk]\nlift = 0.5").expect_err("invalid");
+        assert!(e.to_string().contains("risk.lift"), "{e}");
+        let s = Settings::parse("[risk]\nlift = 3").expect("valid");
+        assert_eq!(s.risk.lift, 3.0);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! length       u64      payload length
 //! checksum     u64      xxh3-64 of the payload
 //! payload      model counters, tree arena, free list, principals, calibration, event ids,
-//!              the outbox of population knowledge not yet shared (format 7; 6 has none)
+//!              the outbox of population knowledge not yet shared (format 7; 6 has none);
+//!              a campaign keeps its strongest step from format 8
 //! ```
 //!
 //! Decoding checks each of these in order and names the first that fails; it never trusts a
@@ -29,9 +30,11 @@ use crate::share::Outbox;
 use crate::tree::{Node, Tree};
 
 pub const MAGIC: &[u8; 8] = b"ODDITYSN";
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// The format before the outbox of shared population knowledge; still read.
 const FORMAT_WITHOUT_OUTBOX: u32 = 6;
+/// The first format keeping a campaign's strongest step; 6 and 7 are still read.
+const FORMAT_WITH_PEAK: u32 = 8;
 pub(crate) const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
@@ -184,6 +187,7 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
                 w.f64(c.score);
                 w.f64(c.risk);
                 w.f64(c.risk_steps);
+                w.f64(c.peak);
                 w.u32(u32::from(c.tactics));
                 w.u32(c.high_t);
                 w.u32(c.actions.len() as u32);
@@ -241,7 +245,7 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
     }
     let mut r = Reader { bytes, at: 8 };
     let version = r.u32("the format version")?;
-    if version != FORMAT_VERSION && version != FORMAT_WITHOUT_OUTBOX {
+    if !(FORMAT_WITHOUT_OUTBOX..=FORMAT_VERSION).contains(&version) {
         return Err(DecodeError::Version(format!(
             "the snapshot is format {version}, this engine reads format {FORMAT_VERSION}"
         )));
@@ -334,6 +338,13 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
                 let score = r.f64("a campaign")?;
                 let risk = r.f64("a campaign")?;
                 let risk_steps = r.f64("a campaign")?;
+                // Before format 8 the strongest step was not kept: the campaign's risk so far
+                // stands.
+                let peak = if version >= FORMAT_WITH_PEAK {
+                    r.f64("a campaign")?
+                } else {
+                    risk
+                };
                 let tactics = u16::try_from(r.u32("a campaign")?).map_err(|_| {
                     DecodeError::NotASnapshot("a campaign's tactics are out of range".to_owned())
                 })?;
@@ -352,6 +363,7 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
                     score,
                     risk,
                     risk_steps,
+                    peak,
                     tactics,
                     high_t,
                     actions,

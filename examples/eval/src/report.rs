@@ -83,8 +83,8 @@ fn alert_groups(
         }
         alert_events += 1;
         let key = match r.campaign {
-            Some(c) if c.events >= 2 => (true, c.id),
-            _ => (false, i as u64),
+            Some(c) => (true, c.id),
+            None => (false, i as u64),
         };
         *groups.entry(key).or_insert(false) |= r.truth.positive;
         if r.truth.positive {
