@@ -120,8 +120,6 @@ impl Extractor {
     fn extract_str<'a>(&self, text: &'a str, out: &mut Slots<'a>) -> Result<(), ExtractError> {
         out.clear();
         out.resize(self.slots, None);
-        let mut de = serde_json::Deserializer::from_str(text);
-        let mut not_object = false;
         let mut small = [0u64; 4];
         let mut large = Vec::new();
         let visited = if self.nodes.len() <= 64 * small.len() {
@@ -130,6 +128,37 @@ impl Extractor {
             large.resize(self.nodes.len().div_ceil(64), 0);
             &mut large[..]
         };
+        // The common line first, by the scanner; anything it does not read (see `Scan`) is
+        // read again, from the start, by serde_json.
+        let mut scan = Scan {
+            b: text.as_bytes(),
+            text,
+            i: 0,
+        };
+        if scan.ws() == Some(b'{')
+            && scan.node(self, 0, out, visited).is_some()
+            && scan.ws().is_none()
+        {
+            for &(from, to) in &self.aliases {
+                out[to] = out[from].clone();
+            }
+            return Ok(());
+        }
+        out.clear();
+        out.resize(self.slots, None);
+        visited.fill(0);
+        self.extract_serde(text, out, visited)
+    }
+
+    /// [`Extractor::extract_str`] by serde_json alone.
+    fn extract_serde<'a>(
+        &self,
+        text: &'a str,
+        out: &mut Slots<'a>,
+        visited: &mut [u64],
+    ) -> Result<(), ExtractError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut not_object = false;
         let seed = NodeSeed {
             ex: self,
             node: 0,
@@ -220,6 +249,318 @@ fn mend(text: &str) -> Option<String> {
     }
     out.push_str(&text[copied.min(text.len())..]);
     Some(out)
+}
+
+/// Eight bytes of ones: `0x0101…01`.
+const ONES: u64 = u64::MAX / 255;
+
+/// The extractor's fast path: a scanner for the common line, an object whose values on the
+/// paths are strings without escapes, booleans, null, objects or arrays. It reads what the
+/// serde path reads (the same slots, the last duplicate key winning) and validates the rest of
+/// the line at least as strictly (the JSON grammar; strings without control characters, with
+/// valid escapes), but gives up (`None`) on anything else: a number or an escaped string on a
+/// path, an escaped key, nesting deeper than 64 off the paths, or anything that is not JSON.
+/// The serde path then reads the line from its start, so results and errors are the serde
+/// path's. Off the paths, values are skipped without being decoded, eight bytes at a time
+/// through strings.
+struct Scan<'a> {
+    b: &'a [u8],
+    text: &'a str,
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// Skips whitespace; the next byte, `None` at the end.
+    #[inline]
+    fn ws(&mut self) -> Option<u8> {
+        while let Some(&c) = self.b.get(self.i) {
+            match c {
+                b' ' | b'\n' | b'\t' | b'\r' => self.i += 1,
+                _ => return Some(c),
+            }
+        }
+        None
+    }
+
+    /// Reads a string whose opening quote is just before `self.i`: the index of its closing
+    /// quote, and whether it has escapes.
+    #[inline]
+    fn string(&mut self) -> Option<(usize, bool)> {
+        let b = self.b;
+        let mut escaped = false;
+        loop {
+            // To the next quote, backslash or control character, a word at a time (the lowest
+            // flagged byte of a word is exact: a false flag only follows a true one).
+            while let Some(chunk) = b.get(self.i..self.i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let w = u64::from_le_bytes(word);
+                let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
+                let q = w ^ (ONES * u64::from(b'"'));
+                let q = q.wrapping_sub(ONES) & !q;
+                let s = w ^ (ONES * u64::from(b'\\'));
+                let s = s.wrapping_sub(ONES) & !s;
+                let m = (ctrl | q | s) & (ONES << 7);
+                if m != 0 {
+                    self.i += m.trailing_zeros() as usize / 8;
+                    break;
+                }
+                self.i += 8;
+            }
+            match *b.get(self.i)? {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    return Some((end, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    match *b.get(self.i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                        b'u' => {
+                            let hex = b.get(self.i + 2..self.i + 6)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            self.i += 6;
+                        }
+                        _ => return None,
+                    }
+                }
+                c if c < 0x20 => return None,
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// Reads `word` (`true`, `false`, `null`) at `self.i`.
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? != word {
+            return None;
+        }
+        self.i += word.len();
+        Some(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// Reads a number at `self.i` by the JSON grammar (its value is not computed).
+    fn number(&mut self) -> Option<()> {
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        match *self.b.get(self.i)? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// A key of an object being skipped, and its colon.
+    #[inline]
+    fn key(&mut self) -> Option<()> {
+        if self.ws()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        self.string()?;
+        if self.ws()? != b':' {
+            return None;
+        }
+        self.i += 1;
+        Some(())
+    }
+
+    /// Skips one value, without recursion (64 levels of nesting at most).
+    fn skip(&mut self) -> Option<()> {
+        // One bit per open container, the innermost lowest: 1 an object, 0 an array.
+        let mut stack = 0u64;
+        let mut depth = 0u32;
+        loop {
+            match self.ws()? {
+                b'"' => {
+                    self.i += 1;
+                    self.string()?;
+                }
+                open @ (b'{' | b'[') => {
+                    self.i += 1;
+                    if depth == 64 {
+                        return None;
+                    }
+                    let object = open == b'{';
+                    let close = if object { b'}' } else { b']' };
+                    if self.ws()? != close {
+                        stack = stack << 1 | u64::from(object);
+                        depth += 1;
+                        if object {
+                            self.key()?;
+                        }
+                        continue;
+                    }
+                    self.i += 1;
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => self.number()?,
+                _ => return None,
+            }
+            // After a value: close containers, or go on to the next value.
+            loop {
+                if depth == 0 {
+                    return Some(());
+                }
+                let object = stack & 1 == 1;
+                match self.ws()? {
+                    b',' => {
+                        self.i += 1;
+                        if object {
+                            self.key()?;
+                        }
+                        break;
+                    }
+                    b'}' if object => {}
+                    b']' if !object => {}
+                    _ => return None,
+                }
+                self.i += 1;
+                stack >>= 1;
+                depth -= 1;
+            }
+        }
+    }
+
+    /// Reads the value of trie node `node` at `self.i` (after whitespace), as [`NodeSeed`]
+    /// does.
+    fn node(
+        &mut self,
+        ex: &Extractor,
+        node: usize,
+        out: &mut Slots<'a>,
+        visited: &mut [u64],
+    ) -> Option<()> {
+        let (word, bit) = (node / 64, 1u64 << (node % 64));
+        if visited[word] & bit != 0 {
+            for &s in &ex.nodes[node].below {
+                out[s] = None;
+            }
+        }
+        visited[word] |= bit;
+        let n = &ex.nodes[node];
+        let scalar = |out: &mut Slots<'a>, value: &'a str| {
+            if let Some(slot) = n.slot {
+                out[slot] = Some(Cow::Borrowed(value));
+            }
+        };
+        match self.ws()? {
+            b'{' => {
+                self.i += 1;
+                if self.ws()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    if self.ws()? != b'"' {
+                        return None;
+                    }
+                    self.i += 1;
+                    let start = self.i;
+                    let (end, escaped) = self.string()?;
+                    if escaped {
+                        return None;
+                    }
+                    let key = &self.b[start..end];
+                    if self.ws()? != b':' {
+                        return None;
+                    }
+                    self.i += 1;
+                    match n.children.iter().find(|(k, _)| same(k.as_bytes(), key)) {
+                        Some(&(_, child)) => self.node(ex, child, out, visited)?,
+                        None => self.skip()?,
+                    }
+                    match self.ws()? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                if self.ws()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                let mut index = 0usize;
+                loop {
+                    match n.elements.iter().find(|&&(i, _)| i == index) {
+                        Some(&(_, child)) => self.node(ex, child, out, visited)?,
+                        None => self.skip()?,
+                    }
+                    match self.ws()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                    index += 1;
+                }
+            }
+            b'"' => {
+                self.i += 1;
+                let start = self.i;
+                let (end, escaped) = self.string()?;
+                if escaped {
+                    return None;
+                }
+                scalar(out, self.text.get(start..end)?);
+                Some(())
+            }
+            b't' => {
+                self.literal(b"true")?;
+                scalar(out, "true");
+                Some(())
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                scalar(out, "false");
+                Some(())
+            }
+            b'n' => self.literal(b"null"),
+            // A number (its text is the serde path's to write), or not JSON.
+            _ => None,
+        }
+    }
 }
 
 struct NodeSeed<'x, 'o, 'a> {
@@ -538,6 +879,84 @@ mod tests {
             run(&ex, r#"{"a":"x"}"#).expect("ok"),
             vec![Some("x".into()), None, Some("x".into())]
         );
+    }
+
+    /// The scanner's slots when it reads `line`, `None` when it gives up.
+    fn scanned(ex: &Extractor, line: &str) -> Option<Vec<Option<String>>> {
+        let mut out = Vec::new();
+        out.resize(ex.slots, None);
+        let mut visited = vec![0u64; ex.nodes.len().div_ceil(64)];
+        let mut scan = Scan {
+            b: line.as_bytes(),
+            text: line,
+            i: 0,
+        };
+        (scan.ws() == Some(b'{')
+            && scan.node(ex, 0, &mut out, &mut visited).is_some()
+            && scan.ws().is_none())
+        .then(|| out.into_iter().map(|v| v.map(Cow::into_owned)).collect())
+    }
+
+    /// serde_json's slots for `line`.
+    fn parsed(ex: &Extractor, line: &str) -> Result<Vec<Option<String>>, ExtractError> {
+        let mut out = Vec::new();
+        out.resize(ex.slots, None);
+        let mut visited = vec![0u64; ex.nodes.len().div_ceil(64)];
+        ex.extract_serde(line, &mut out, &mut visited)?;
+        Ok(out.into_iter().map(|v| v.map(Cow::into_owned)).collect())
+    }
+
+    #[test]
+    fn the_scanner_reads_what_serde_json_reads_or_gives_up() {
+        let ex = Extractor::new(&paths(&["a.b", "a.c", "d", "e", "r.0.x", "r.2", "k"]));
+        let base = r#"{"x":[1,-2.5e+3,{"a":{"b":"no"}},[],{},"s\"q\\\/\b\f\n\r\t\u00e9"],"a":{"c":"3","b":"yes"},"d":true,"e":null,"r":[{"x":"first"},null,"third"],"k":false,"z":{"y":[true,false,null,0,0.5,1E9]}}"#;
+        let mut lines: Vec<String> = vec![
+            base.into(),
+            r#"{"a":{"b":"1","c":"2"},"a":{"b":"3"}}"#.into(),
+            r#"{"a":{"b":"1"},"a":null}"#.into(),
+            r#" {"d" : "x" , "d":"y"} "#.into(),
+            r#"{"d":1}"#.into(),
+            r#"{"d":"e\u0301"}"#.into(),
+            r#"{"a\u0062":"x"}"#.into(),
+            r#"{"x":01}"#.into(),
+            r#"{"x":1.}"#.into(),
+            r#"{"x":[1,]}"#.into(),
+            r#"{"x":{"a":1,}}"#.into(),
+            r#"{"x":"\x"}"#.into(),
+            r#"{"x":"\u12g4"}"#.into(),
+            "{\"x\":\"tab\there\"}".into(),
+            r#"{"x":tru}"#.into(),
+            r#"{"x":nul,"d":"y"}"#.into(),
+            r#"{}"#.into(),
+            r#"{"r":[]}"#.into(),
+            r#"{"r":"x"}"#.into(),
+            format!(
+                r#"{{"z":{}1{},"d":"deep"}}"#,
+                "[".repeat(70),
+                "]".repeat(70)
+            ),
+            format!(
+                r#"{{"z":{}1{},"d":"deep"}}"#,
+                "[".repeat(64),
+                "]".repeat(64)
+            ),
+        ];
+        // Every prefix of the sample, and the sample with each byte deleted or doubled.
+        for i in 0..base.len() {
+            lines.push(base[..i].into());
+            lines.push(format!("{}{}", &base[..i], &base[i + 1..]));
+            lines.push(format!("{}{}", &base[..i + 1], &base[i..]));
+        }
+        let mut read = 0;
+        for line in &lines {
+            let serde = parsed(&ex, line);
+            if let Some(got) = scanned(&ex, line) {
+                read += 1;
+                assert_eq!(Ok(got), serde, "{line}");
+            }
+        }
+        assert!(scanned(&ex, base).is_some());
+        assert!(read > lines.len() / 10, "{read} of {}", lines.len());
     }
 
     #[test]
