@@ -30,6 +30,23 @@ struct TrieNode {
     slot: Option<usize>,
     /// Every slot at or below this node (cleared when a duplicate key revisits it).
     below: Vec<usize>,
+    /// One bit per length (modulo 64) of the children's keys: most keys of a line are on no
+    /// path, and most of those are rejected by their length alone.
+    lengths: u64,
+}
+
+impl TrieNode {
+    /// The child under `key`, if any.
+    #[inline]
+    fn child(&self, key: &[u8]) -> Option<usize> {
+        if self.lengths & (1u64 << (key.len() % 64)) == 0 {
+            return None;
+        }
+        self.children
+            .iter()
+            .find(|(k, _)| same(k.as_bytes(), key))
+            .map(|&(_, child)| child)
+    }
 }
 
 /// Extracts the values at a fixed set of JSON paths.
@@ -64,6 +81,7 @@ impl Extractor {
                         nodes.push(TrieNode::default());
                         let child = nodes.len() - 1;
                         nodes[at].children.push((key.clone(), child));
+                        nodes[at].lengths |= 1u64 << (key.len() % 64);
                         if let Ok(index) = key.parse::<usize>() {
                             nodes[at].elements.push((index, child));
                         }
@@ -499,8 +517,8 @@ impl<'a> Scan<'a> {
                         return None;
                     }
                     self.i += 1;
-                    match n.children.iter().find(|(k, _)| same(k.as_bytes(), key)) {
-                        Some(&(_, child)) => self.node(ex, child, out, visited)?,
+                    match n.child(key) {
+                        Some(child) => self.node(ex, child, out, visited)?,
                         None => self.skip()?,
                     }
                     match self.ws()? {
@@ -681,12 +699,8 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let node = &self.ex.nodes[self.node];
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let child = node
-                .children
-                .iter()
-                .find(|(k, _)| same(k.as_bytes(), key.as_bytes()));
-            match child {
-                Some(&(_, child)) => map.next_value_seed(NodeSeed {
+            match node.child(key.as_bytes()) {
+                Some(child) => map.next_value_seed(NodeSeed {
                     ex: self.ex,
                     node: child,
                     out: &mut *self.out,
