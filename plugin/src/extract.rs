@@ -33,6 +33,18 @@ struct TrieNode {
     /// One bit per length (modulo 64) of the children's keys: most keys of a line are on no
     /// path, and most of those are rejected by their length alone.
     lengths: u64,
+    /// Each child's key length and first eight bytes (see [`head`]), in `children`'s order:
+    /// compared before the whole key.
+    heads: Vec<(usize, u64)>,
+}
+
+/// The first eight bytes of `key` (fewer, zero-padded, when it is shorter) as one word.
+#[inline]
+fn head(key: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = key.len().min(8);
+    word[..n].copy_from_slice(&key[..n]);
+    u64::from_le_bytes(word)
 }
 
 impl TrieNode {
@@ -42,10 +54,12 @@ impl TrieNode {
         if self.lengths & (1u64 << (key.len() % 64)) == 0 {
             return None;
         }
-        self.children
+        let h = head(key);
+        self.heads
             .iter()
-            .find(|(k, _)| same(k.as_bytes(), key))
-            .map(|&(_, child)| child)
+            .zip(&self.children)
+            .find(|&(&(len, kh), (k, _))| len == key.len() && kh == h && same(k.as_bytes(), key))
+            .map(|(_, &(_, child))| child)
     }
 }
 
@@ -82,6 +96,7 @@ impl Extractor {
                         let child = nodes.len() - 1;
                         nodes[at].children.push((key.clone(), child));
                         nodes[at].lengths |= 1u64 << (key.len() % 64);
+                        nodes[at].heads.push((key.len(), head(key.as_bytes())));
                         if let Ok(index) = key.parse::<usize>() {
                             nodes[at].elements.push((index, child));
                         }
@@ -111,6 +126,11 @@ impl Extractor {
     /// it lands at the start of a line in the middle of a stream. The line itself is not
     /// changed.
     pub fn extract<'a>(&self, line: &'a [u8], out: &mut Slots<'a>) -> Result<(), ExtractError> {
+        // Most lines are ASCII: the scanner reads them as bytes, with no separate pass to
+        // validate them as UTF-8, and gives up at the first byte above 0x7f.
+        if self.scan(line, true, out) {
+            return Ok(());
+        }
         let text = std::str::from_utf8(line).map_err(|_| ExtractError::NotUtf8)?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         match self.extract_str(text, out) {
@@ -148,10 +168,42 @@ impl Extractor {
         };
         // The common line first, by the scanner; anything it does not read (see `Scan`) is
         // read again, from the start, by serde_json.
+        if self.scan_into(text.as_bytes(), false, out, visited) {
+            return Ok(());
+        }
+        out.clear();
+        out.resize(self.slots, None);
+        visited.fill(0);
+        self.extract_serde(text, out, visited)
+    }
+
+    /// Reads `line` by the scanner alone (`ascii`: giving up at any byte above 0x7f, so that
+    /// `line` needs no validation as UTF-8); `false`, with `out` in any state, when it gives up.
+    fn scan<'a>(&self, line: &'a [u8], ascii: bool, out: &mut Slots<'a>) -> bool {
+        out.clear();
+        out.resize(self.slots, None);
+        let mut small = [0u64; 4];
+        let mut large = Vec::new();
+        let visited = if self.nodes.len() <= 64 * small.len() {
+            &mut small[..]
+        } else {
+            large.resize(self.nodes.len().div_ceil(64), 0);
+            &mut large[..]
+        };
+        self.scan_into(line, ascii, out, visited)
+    }
+
+    fn scan_into<'a>(
+        &self,
+        line: &'a [u8],
+        ascii: bool,
+        out: &mut Slots<'a>,
+        visited: &mut [u64],
+    ) -> bool {
         let mut scan = Scan {
-            b: text.as_bytes(),
-            text,
+            b: line,
             i: 0,
+            high: if ascii { ONES << 7 } else { 0 },
         };
         if scan.ws() == Some(b'{')
             && scan.node(self, 0, out, visited).is_some()
@@ -160,12 +212,9 @@ impl Extractor {
             for &(from, to) in &self.aliases {
                 out[to] = out[from].clone();
             }
-            return Ok(());
+            return true;
         }
-        out.clear();
-        out.resize(self.slots, None);
-        visited.fill(0);
-        self.extract_serde(text, out, visited)
+        false
     }
 
     /// [`Extractor::extract_str`] by serde_json alone.
@@ -283,8 +332,10 @@ const ONES: u64 = u64::MAX / 255;
 /// through strings.
 struct Scan<'a> {
     b: &'a [u8],
-    text: &'a str,
     i: usize,
+    /// `ONES << 7` to give up at the first byte above 0x7f (a line not validated as UTF-8),
+    /// else 0.
+    high: u64,
 }
 
 impl<'a> Scan<'a> {
@@ -318,7 +369,7 @@ impl<'a> Scan<'a> {
                 let q = q.wrapping_sub(ONES) & !q;
                 let s = w ^ (ONES * u64::from(b'\\'));
                 let s = s.wrapping_sub(ONES) & !s;
-                let m = (ctrl | q | s) & (ONES << 7);
+                let m = (ctrl | q | s | (w & self.high)) & (ONES << 7);
                 if m != 0 {
                     self.i += m.trailing_zeros() as usize / 8;
                     break;
@@ -345,7 +396,7 @@ impl<'a> Scan<'a> {
                         _ => return None,
                     }
                 }
-                c if c < 0x20 => return None,
+                c if c < 0x20 || (c >= 0x80 && self.high != 0) => return None,
                 _ => self.i += 1,
             }
         }
@@ -561,7 +612,7 @@ impl<'a> Scan<'a> {
                 if escaped {
                     return None;
                 }
-                scalar(out, self.text.get(start..end)?);
+                scalar(out, std::str::from_utf8(&self.b[start..end]).ok()?);
                 Some(())
             }
             b't' => {
@@ -900,15 +951,12 @@ mod tests {
         let mut out = Vec::new();
         out.resize(ex.slots, None);
         let mut visited = vec![0u64; ex.nodes.len().div_ceil(64)];
-        let mut scan = Scan {
-            b: line.as_bytes(),
-            text: line,
-            i: 0,
-        };
-        (scan.ws() == Some(b'{')
-            && scan.node(ex, 0, &mut out, &mut visited).is_some()
-            && scan.ws().is_none())
-        .then(|| out.into_iter().map(|v| v.map(Cow::into_owned)).collect())
+        let ascii = ex.scan(line.as_bytes(), true, &mut Vec::new());
+        // The ASCII mode reads a line only when the other does, and only an ASCII one.
+        assert!(!ascii || line.is_ascii(), "{line}");
+        let read = ex.scan_into(line.as_bytes(), false, &mut out, &mut visited);
+        assert!(read || !ascii, "{line}");
+        read.then(|| out.into_iter().map(|v| v.map(Cow::into_owned)).collect())
     }
 
     /// serde_json's slots for `line`.
@@ -942,6 +990,8 @@ mod tests {
             r#"{"x":tru}"#.into(),
             r#"{"x":nul,"d":"y"}"#.into(),
             r#"{}"#.into(),
+            "{\"d\":\"ra\u{e9}l\",\"x\":\"\u{fc}ber\"}".into(),
+            "{\"x\":\"\u{fc}\",\"d\":\"plain\"}".into(),
             r#"{"r":[]}"#.into(),
             r#"{"r":"x"}"#.into(),
             format!(
@@ -970,6 +1020,10 @@ mod tests {
             }
         }
         assert!(scanned(&ex, base).is_some());
+        assert_eq!(
+            scanned(&ex, "{\"x\":\"\u{fc}\",\"d\":\"plain\"}").map(|v| v[2].clone()),
+            Some(Some("plain".into()))
+        );
         assert!(read > lines.len() / 10, "{read} of {}", lines.len());
     }
 
