@@ -68,7 +68,14 @@ impl Writer {
             .spawn(move || {
                 let mut w = io::BufWriter::with_capacity(CHUNK, write);
                 while let Some(buf) = rx.blocking_recv() {
-                    w.write_all(&buf)?;
+                    // A whole batch's output goes straight out, not copied into the buffer
+                    // first; small pieces are gathered.
+                    if buf.len() >= CHUNK / 8 {
+                        w.flush()?;
+                        w.get_mut().write_all(&buf)?;
+                    } else {
+                        w.write_all(&buf)?;
+                    }
                     if rx.is_empty() {
                         w.flush()?;
                     }

@@ -80,7 +80,16 @@ impl Prepared {
 /// Sorts a batch's items: the lines for the plugin, and the ones the host answers itself
 /// (blank, over-long). `long_len` carries the length of an over-long line across batches.
 pub fn prepare(batch: Batch, max_line: usize, long_len: &mut usize) -> Prepared {
-    let mut buf = Vec::new();
+    // The lines sent and their newlines, reserved at once: grown line by line, the buffer
+    // would be copied at every doubling.
+    let size = batch
+        .iter()
+        .map(|item| match &item.frame {
+            Frame::Line(line) => line.len() + 1,
+            Frame::Long { .. } => 0,
+        })
+        .sum();
+    let mut buf = Vec::with_capacity(size);
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut sent = Vec::with_capacity(batch.len());
     for (i, item) in batch.iter().enumerate() {
