@@ -36,6 +36,17 @@ struct TrieNode {
     /// Each child's key length and first eight bytes (see [`head`]), in `children`'s order:
     /// compared before the whole key.
     heads: Vec<(usize, u64)>,
+    /// Open addressing over `children` by length and first word (see [`slot_of`]): each
+    /// entry a child's position plus one, 0 empty; a power of two in size, at least twice
+    /// the children.
+    table: Vec<u16>,
+}
+
+/// Where a key of `len` bytes whose first word is `head` starts probing in a table of
+/// `2^bits` entries.
+#[inline]
+fn slot_of(len: usize, head: u64, bits: u32) -> usize {
+    ((head ^ len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
 }
 
 /// The first eight bytes of `key` (fewer, zero-padded, when it is shorter) as one word.
@@ -55,11 +66,34 @@ impl TrieNode {
             return None;
         }
         let h = head(key);
-        self.heads
-            .iter()
-            .zip(&self.children)
-            .find(|&(&(len, kh), (k, _))| len == key.len() && kh == h && same(k.as_bytes(), key))
-            .map(|(_, &(_, child))| child)
+        let mask = self.table.len() - 1;
+        let mut at = slot_of(key.len(), h, mask.count_ones());
+        loop {
+            let entry = usize::from(self.table[at]);
+            if entry == 0 {
+                return None;
+            }
+            let (len, kh) = self.heads[entry - 1];
+            let (k, child) = &self.children[entry - 1];
+            if len == key.len() && kh == h && same(k.as_bytes(), key) {
+                return Some(*child);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Builds [`TrieNode::table`] from the children.
+    fn index(&mut self) {
+        let size = (self.children.len() * 2).next_power_of_two().max(8);
+        let bits = size.trailing_zeros();
+        self.table = vec![0; size];
+        for (i, &(len, h)) in self.heads.iter().enumerate() {
+            let mut at = slot_of(len, h, bits);
+            while self.table[at] != 0 {
+                at = (at + 1) & (size - 1);
+            }
+            self.table[at] = u16::try_from(i + 1).expect("fewer than 65,535 keys under one key");
+        }
     }
 }
 
@@ -106,6 +140,9 @@ impl Extractor {
                 nodes[at].below.push(slot);
             }
             nodes[at].slot = Some(slot);
+        }
+        for node in &mut nodes {
+            node.index();
         }
         Extractor {
             nodes,
