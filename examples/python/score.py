@@ -21,7 +21,7 @@ import time
 from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Variant
 
-INTERFACE = "oddity:detector/detector@0.6.0"
+INTERFACE = "oddity:detector/detector@0.6.1"
 # The configuration the native filter passes by default: the built-in CloudTrail profile.
 CONFIG = 'profile = "cloudtrail"\n'
 # The native filter's defaults: events per call and the output key (as a JSON string).

@@ -150,7 +150,7 @@ struct Detector {
 const DETECTOR: Detector = Detector {
     name: "oddity",
     version: env!("CARGO_PKG_VERSION"),
-    contract: "oddity:detector@0.6.0",
+    contract: "oddity:detector@0.6.1",
 };
 
 /// The event's own fields an analyst triages with, as CloudTrail names them (an EventBridge

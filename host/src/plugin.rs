@@ -171,7 +171,7 @@ impl Plugin {
             .and_then(OddityPre::new)
             .map_err(|e| {
                 PluginError::Load(format!(
-                    "the component does not export oddity:detector@0.6.0: {e:#}"
+                    "the component does not export oddity:detector@0.6.1: {e:#}"
                 ))
             })?;
         let (mut store, bindings) = instantiate(&engine, &pre, limits)?;
@@ -386,7 +386,7 @@ fn create_engine(
                 wit::SnapshotError::Checksum(m) => PluginError::Snapshot(format!("checksum: {m}")),
                 wit::SnapshotError::Mismatch(m) => {
                     PluginError::Snapshot(format!(
-                        "settings mismatch: {m} (it was written with another configuration, or by an oddity whose built-in profile or model differs; run with the configuration that wrote it, or move the file away to learn afresh)"
+                        "settings mismatch: {m} (it was written with another profile or other engine settings, or by an oddity whose built-in profile or model differs; run with the configuration that wrote it, or move the file away to learn afresh)"
                     ))
                 }
             }),

@@ -528,7 +528,10 @@ impl Settings {
         })
     }
 
-    /// A stable text form of everything that shapes the model; its hash is the fingerprint.
+    /// A stable text form of everything the learned model depends on (the profile's fields,
+    /// entity, peer group and views, and the engine settings); its hash is the fingerprint a
+    /// snapshot carries. Campaign, risk and stakes settings judge what the model says and may
+    /// change between runs of one snapshot.
     pub fn canonical(&self) -> String {
         let mut s = String::new();
         let p = &self.profile;
@@ -576,24 +579,6 @@ impl Settings {
             e.duplicate_window,
             e.duplicate_capacity,
         );
-        let c = &self.campaign;
-        let _ = writeln!(
-            s,
-            "campaign threshold={} window={}",
-            c.threshold,
-            c.window.as_secs()
-        );
-        let r = &self.risk;
-        let _ = writeln!(
-            s,
-            "risk progression={} lift={} high-stakes={} sequence-window={} severity={:?}",
-            r.progression,
-            r.lift,
-            r.high_stakes,
-            r.sequence_window.as_secs(),
-            r.severity
-        );
-        s.push_str(&p.stakes.canonical());
         s
     }
 
@@ -979,6 +964,19 @@ mod tests {
                 .expect("valid")
                 .fingerprint()
         );
+    }
+
+    #[test]
+    fn judging_settings_leave_the_fingerprint_as_it_is() {
+        let a = Settings::parse("").expect("valid");
+        for text in [
+            "[risk]\nmedium = 45\nlift = 3",
+            "[campaign]\nwindow = \"2h\"",
+            "[stakes.tactics]\ndiscovery = 1.0",
+        ] {
+            let b = Settings::parse(text).expect("valid");
+            assert_eq!(a.fingerprint(), b.fingerprint(), "{text}");
+        }
     }
 
     #[test]

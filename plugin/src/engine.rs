@@ -1458,6 +1458,48 @@ mod tests {
     }
 
     #[test]
+    fn swapping_an_instances_user_data_escalates_privileges() {
+        let mut e = Engine::new("").expect("config");
+        let call = |params: &str| {
+            event("raul", "ModifyInstanceAttribute", "198.51.100.7").replace(
+                r#","eventID""#,
+                &format!(r#","requestParameters":{{"instanceId":"i-1",{params}}},"eventID""#),
+            )
+        };
+        for (params, tactics) in [
+            (r#""instanceType":{"value":"t3.nano"}"#, vec!["execution"]),
+            (
+                r#""userData":"<sensitiveDataRemoved>""#,
+                vec!["execution", "privilege-escalation"],
+            ),
+            (
+                r#""attribute":"userData","value":"IyEvYmluL3No""#,
+                vec!["execution", "privilege-escalation"],
+            ),
+            (r#""attribute":"disableApiTermination""#, vec!["execution"]),
+        ] {
+            let r = e.score_line(call(params).as_bytes()).expect("scored");
+            assert_eq!(r.tactics, tactics, "{params}");
+        }
+    }
+
+    #[test]
+    fn a_saved_state_restores_under_other_judging_settings_only() {
+        let mut e = Engine::new("").expect("config");
+        e.score_line(event("raul", "CreateSnapshot", "198.51.100.7").as_bytes())
+            .expect("scored");
+        let bytes = e.snapshot();
+        let judging =
+            "[risk]\nmedium = 45\n[campaign]\nwindow = \"2h\"\n[stakes.tactics]\nimpact = 3.0";
+        let restored = Engine::restore(judging, &bytes).expect("restore");
+        assert_eq!(restored.stats().events, 1);
+        assert!(matches!(
+            Engine::restore("[engine]\nhalf-life = \"7d\"", &bytes),
+            Err(SnapshotError::Decode(DecodeError::Mismatch(_)))
+        ));
+    }
+
+    #[test]
     fn a_principals_young_context_borrows_the_populations_rate_of_new_values() {
         // Roles read two buckets all day; ana, who never used S3, reads one of them, then the
         // other, new to her. Her S3 context has seen one value, new: alone it says half of

@@ -65,7 +65,6 @@ pub struct Rule {
     pub tactic: usize,
     pub technique: String,
     when: Option<(usize, Regex)>,
-    canonical: String,
 }
 
 /// A profile's stakes table, validated and indexed.
@@ -255,21 +254,12 @@ impl Stakes {
             }
             None => None,
         };
-        let canonical = format!(
-            "{:?} {:?} {} {} {:?}",
-            r.service,
-            r.actions,
-            r.tactic,
-            r.technique,
-            when.as_ref().map(|(f, re)| (f, re.as_str()))
-        );
         Ok(Rule {
             service: r.service,
             actions,
             tactic,
             technique: r.technique,
             when,
-            canonical,
         })
     }
 
@@ -311,16 +301,6 @@ impl Stakes {
     /// Weight of one tactic.
     pub fn weight(&self, tactic: usize) -> f64 {
         self.weights[tactic]
-    }
-
-    /// A stable text of the table (part of the configuration's fingerprint).
-    pub fn canonical(&self) -> String {
-        let mut s = format!("stakes weights={:?}", self.weights);
-        for r in &self.rules {
-            s.push_str("\nrule ");
-            s.push_str(&r.canonical);
-        }
-        s
     }
 
     /// The rules an event with these field values matches, and their weight.
