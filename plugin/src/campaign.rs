@@ -216,7 +216,11 @@ impl EntityState {
         {
             self.campaign = None;
         }
-        if score < settings.threshold || step <= 0.0 {
+        // A novel event below the principal's running usual (late in a long burst) adds nothing
+        // to a campaign and does not keep it open, but belongs to the one under way: alone it
+        // would be an alert of its own.
+        let adds = step > 0.0;
+        if score < settings.threshold || (!adds && self.campaign.is_none()) {
             return None;
         }
         let opened = &mut self.opened;
@@ -247,6 +251,9 @@ impl EntityState {
         });
         c.events += 1;
         c.last = time_text.to_owned();
+        if !adds {
+            return Some(c.clone());
+        }
         c.last_t = c.last_t.max(now);
         // A stage is a new action: the tenth identical call of a polling loop, or a workload's
         // rare but regular call repeated all afternoon, adds nothing (measured on the bundled
@@ -358,6 +365,28 @@ mod tests {
             "a gap longer than the window starts a new campaign"
         );
         assert_eq!(c.events, 1);
+    }
+
+    #[test]
+    fn a_novel_event_below_the_usual_joins_the_campaign_under_way_and_adds_nothing() {
+        let mut e = EntityState::default();
+        let stake = at_stake(2.0, 4);
+        assert!(
+            step(&mut e, (0.999, 0.0, 0), "PutImage", &stake).is_none(),
+            "no campaign under way: none opened"
+        );
+        let a = step(&mut e, (0.999, 20.0, 60), "CreateRole", &neutral()).expect("novel");
+        let b = step(&mut e, (0.999, 0.0, 120), "PutImage", &stake).expect("joins");
+        assert_eq!((a.id, b.events), (b.id, 2));
+        assert_eq!((b.score, b.risk, b.peak), (a.score, a.risk, a.peak));
+        assert_eq!((b.tactics, b.last.as_str()), (0, "t120"));
+        assert_eq!(b.actions, ["CreateRole"], "a later PutImage may still add");
+        let c = step(&mut e, (0.999, 5.0, 180), "PutImage", &stake).expect("novel");
+        assert!(c.risk > b.risk);
+        assert!(
+            step(&mut e, (0.5, 0.0, 240), "PutImage", &stake).is_none(),
+            "not novel: not in it"
+        );
     }
 
     #[test]
