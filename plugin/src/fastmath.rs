@@ -46,25 +46,37 @@ const INV_TABLE: [f64; 94] = {
     t
 };
 
+/// The bits of the smallest positive normal number and of infinity: `x` is a positive normal
+/// number when its bits minus the first are below their difference (one unsigned comparison).
+const MIN_NORMAL_BITS: u64 = 0x0010_0000_0000_0000;
+const INFINITY_BITS: u64 = 0x7ff0_0000_0000_0000;
+/// The mantissa bits of a double, and those of sqrt(2) (above which the mantissa is halved).
+const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
+const SQRT_2_MANTISSA: u64 = 0x0006_a09e_667f_3bcd;
+
 /// log2(x) for x > 0 (NaN or -inf otherwise, like `f64::log2`).
 #[inline]
 pub fn log2(x: f64) -> f64 {
-    if x.is_nan() || x < f64::MIN_POSITIVE || !x.is_finite() {
+    let bits = x.to_bits();
+    if bits.wrapping_sub(MIN_NORMAL_BITS) >= INFINITY_BITS - MIN_NORMAL_BITS {
         return x.log2();
     }
-    let bits = x.to_bits();
-    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
-    // Mantissa in [1, 2), then moved to [sqrt(1/2), sqrt(2)), so that x just below a power of
-    // two does not lose its digits in e + log2(m) ~ (e + 1) - tiny.
-    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
-    if m > std::f64::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
-    // The table point c = k/128 nearest m; m - c is exact (Sterbenz), and |r| = |m - c| / c is
-    // below 1/176. c = 1 is a table point, so near 1 the result is r's series alone and keeps
-    // its relative accuracy.
-    let i = ((m * 128.0 + 0.5) as usize).saturating_sub(88).min(93);
+    // Mantissa in [1, 2), or halved into [sqrt(1/2), 1) when above sqrt(2), so that x just
+    // below a power of two does not lose its digits in e + log2(m) ~ (e + 1) - tiny.
+    let mantissa = bits & MANTISSA;
+    let halved = mantissa > SQRT_2_MANTISSA;
+    let e = ((bits >> 52) as i64) - 1023 + i64::from(halved);
+    let m = f64::from_bits(mantissa | if halved { 0x3fe0 << 48 } else { 0x3ff0 << 48 });
+    // The table point c = k/128 nearest m, k = floor(128 m + 1/2), from the mantissa bits:
+    // 128 m is 64 + mantissa / 2^46 when halved, else 128 + mantissa / 2^45. m - c is exact
+    // (Sterbenz), and |r| = |m - c| / c is below 1/176. c = 1 is a table point, so near 1 the
+    // result is r's series alone and keeps its relative accuracy.
+    let k = if halved {
+        64 + ((mantissa + (1 << 45)) >> 46)
+    } else {
+        128 + ((mantissa + (1 << 44)) >> 45)
+    };
+    let i = (k as usize).saturating_sub(88).min(93);
     let c = (88 + i) as f64 / 128.0;
     let r = (m - c) * INV_TABLE[i];
     // ln(1 + r) = r - r^2/2 + r^3/3 - ...: eight terms leave an error below r^9/9 < 1e-21.
@@ -97,17 +109,22 @@ const EXP2_TABLE: [f64; 64] = {
     t
 };
 
+/// 1.5 * 2^52: a double in [2^52, 2^53) has integers for its ulp.
+const ROUNDER: f64 = 6_755_399_441_055_744.0;
+
 /// 2^x.
 #[inline]
 pub fn exp2(x: f64) -> f64 {
     if !(-1022.0..=1023.0).contains(&x) {
         return x.exp2();
     }
-    // x = k/64 + f with |f| <= 1/128 (k*64 is exact: a power of two; ties to even is one
-    // instruction, WebAssembly's `f64.nearest`, where `round` is a library call).
-    let k = (x * 64.0).round_ties_even();
-    let f = x - k / 64.0;
-    let k = k as i64;
+    // x = k/64 + f with |f| <= 1/128. Adding 1.5 * 2^52 rounds x*64 to an integer (ties to
+    // even: the ulp there is 1), which the low bits of the sum then hold as k + 2^51; k*64 is
+    // exact (a power of two). No float-to-integer conversion: a checked, saturating sequence in
+    // WebAssembly.
+    let shifted = x * 64.0 + ROUNDER;
+    let k = (shifted.to_bits() as i64) - (ROUNDER.to_bits() as i64);
+    let f = x - (shifted - ROUNDER) / 64.0;
     let (q, j) = (k.div_euclid(64), k.rem_euclid(64) as usize);
     // 2^f = e^t, t = f ln2, |t| < 0.0055: six Taylor terms leave an error below t^7/7! < 3e-20.
     let t = f * std::f64::consts::LN_2;
