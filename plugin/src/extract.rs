@@ -52,10 +52,12 @@ fn slot_of(len: usize, head: u64, bits: u32) -> usize {
 /// The first eight bytes of `key` (fewer, zero-padded, when it is shorter) as one word.
 #[inline]
 fn head(key: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    let n = key.len().min(8);
-    word[..n].copy_from_slice(&key[..n]);
-    u64::from_le_bytes(word)
+    // A shorter key byte by byte: copying a slice of variable length is a `memory.copy`, a call
+    // out of WebAssembly into the runtime.
+    match key.first_chunk::<8>() {
+        Some(word) => u64::from_le_bytes(*word),
+        None => key.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
+    }
 }
 
 impl TrieNode {
