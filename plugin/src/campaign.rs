@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 
 use crate::config::{CampaignSettings, RiskSettings};
+use crate::fastmath::{max, min};
 use crate::stakes::{Matched, TacticSet};
 
 /// Most recent actions kept per campaign.
@@ -128,20 +129,20 @@ impl EntityState {
             .recent
             .iter()
             .map(|&r| cap * crate::fastmath::tanh(r / cap));
-        let (sum, max) = saturated.fold((0.0, 0.0_f64), |(s, m), x| (s + x, m.max(x)));
-        let level = sum - max;
+        let (sum, most) = saturated.fold((0.0, 0.0), |(s, m), x| (s + x, max(m, x)));
+        let level = sum - most;
         // Relative to the principal's own usual bursts (measured: on the bundled example the
         // exfiltration chain's best step went from rank 44 to 8, CI deploys dropping behind it;
         // the generated streams' AP unchanged within ±0.01).
-        let beyond = (level - self.usual).max(0.0);
+        let beyond = max(level - self.usual, 0.0);
         if level < BURST_OVER {
             if self.seq > USUAL_AFTER {
-                self.usual = self.usual.max(self.burst);
+                self.usual = max(self.usual, self.burst);
             }
             self.burst = 0.0;
             self.young.clear();
         } else {
-            self.burst = self.burst.max(level);
+            self.burst = max(self.burst, level);
         }
         beyond
     }
@@ -159,7 +160,7 @@ impl EntityState {
     /// key, evidence in bits): returns the novelty beyond the principal's usual (the campaign
     /// step), and updates the usual, the recent first sightings and the young values.
     pub fn absorb(&mut self, novelty: f64, sightings: &[(usize, u64, f64)]) -> f64 {
-        let step = (novelty - self.baseline).max(0.0);
+        let step = max(novelty - self.baseline, 0.0);
         self.baseline += BASELINE_ALPHA * (novelty - self.baseline);
         for &(field, key, bits) in sightings {
             if self.recent.len() <= field {
@@ -271,7 +272,7 @@ impl EntityState {
             c.score = c.score.hypot(step);
             c.risk_steps = c.risk_steps.hypot(weighted);
         }
-        c.peak = c.peak.max(weighted);
+        c.peak = max(c.peak, weighted);
         c.tactics |= stakes.tactics;
         if stakes.weight > risk.high_stakes {
             c.high_t = c.high_t.max(now);
@@ -283,8 +284,10 @@ impl EntityState {
         // strongest: measured on generated organisations of 50 people over three weeks, 37 of
         // 40 benign alert groups had no step of even `low` risk, and every attack had one
         // above `medium` (docs/risk.md).
-        c.risk =
-            (c.risk_steps * (1.0 + risk.progression * f64::from(more))).min(risk.lift * c.peak);
+        c.risk = min(
+            c.risk_steps * (1.0 + risk.progression * f64::from(more)),
+            risk.lift * c.peak,
+        );
         if c.actions.len() == MAX_ACTIONS {
             c.actions.pop_front();
         }

@@ -135,6 +135,29 @@ pub fn exp2(x: f64) -> f64 {
     EXP2_TABLE[j] * p * f64::from_bits(((q + 1023) as u64) << 52)
 }
 
+/// `x.max(y)` without a call: inside WebAssembly `f64::max` is a call to the C library's `fmax`
+/// (the `f64.max` instruction treats NaN otherwise). The same result as `fmax`: a NaN argument
+/// gives the other, and +0 is above -0.
+#[inline]
+pub fn max(x: f64, y: f64) -> f64 {
+    if x.is_nan() || (!y.is_nan() && (y > x || (y == x && x.is_sign_negative()))) {
+        y
+    } else {
+        x
+    }
+}
+
+/// `x.min(y)` without a call, as [`max`]: the same result as the C library's `fmin` (a NaN
+/// argument gives the other, and -0 is below +0).
+#[inline]
+pub fn min(x: f64, y: f64) -> f64 {
+    if x.is_nan() || (!y.is_nan() && (y < x || (y == x && y.is_sign_negative()))) {
+        y
+    } else {
+        x
+    }
+}
+
 /// tanh(x), from [`exp2`]: the same bits natively and in the component (the platform's `tanh`
 /// is a library call whose last bits differ between glibc and Rust's `libm`).
 pub fn tanh(x: f64) -> f64 {

@@ -24,7 +24,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 use crate::calibrate::Calibration;
 use crate::campaign::{Campaign, EntityState, Step};
 use crate::config::{EngineSettings, Settings, Severity, View};
-use crate::fastmath::{exp2, log2};
+use crate::fastmath::{exp2, log2, max, min};
 use crate::share::{Delta, Outbox};
 use crate::stakes::Matched;
 use crate::tree::{ENTITY_ROOT, NodeId, POPULATION_ROOT, Tree};
@@ -494,7 +494,7 @@ impl Model {
                 pop = pj.child;
                 judged.push(j);
             }
-            min_leaf = min_leaf.min(leaf);
+            min_leaf = min(min_leaf, leaf);
         }
 
         // Learn the same paths.
@@ -534,9 +534,9 @@ impl Model {
             let (mut w, mut qw, mut pw) = (1.0f64, 1.0f64, 1.0f64);
             for _ in 0..view.path_len() {
                 let j = judged[k];
-                w = w.min(j.weight);
-                qw = qw.min(j.peer_weight);
-                pw = pw.min(j.pop_weight);
+                w = min(w, j.weight);
+                qw = min(qw, j.peer_weight);
+                pw = min(pw, j.pop_weight);
                 ent = self.tree.learn(ent, j.key, j.child, now, j.backoff_bits, w);
                 grp = grp.map(|g| {
                     let id = self
@@ -661,7 +661,7 @@ impl Model {
         let risk = novelty * stakes.weight;
         let severity = settings
             .risk
-            .severity(campaign.as_ref().map_or(risk, |c| c.risk.max(risk)));
+            .severity(campaign.as_ref().map_or(risk, |c| max(c.risk, risk)));
 
         self.cap(settings.engine.max_nodes);
 

@@ -15,7 +15,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::fastmath::{exp2, log2};
+use crate::fastmath::{exp2, log2, max};
 
 /// Id of a node in the arena.
 pub type NodeId = u32;
@@ -107,13 +107,13 @@ impl Node {
         let binary = |p: f64| -(p * log2(p) + (1.0 - p) * log2(1.0 - p));
         if n_v > 0.0 && self.n > 0.0 {
             let which = -log2(n_v / self.n);
-            let seen_entropy = (log2(self.n) - self.s / self.n).max(0.0);
+            let seen_entropy = max(log2(self.n) - self.s / self.n, 0.0);
             // "Seen before" is no surprise while new values are the minority:
             // -log2(1 - p) <= H(p) for p <= 1/2.
             let whether = if p_new <= 0.5 {
                 0.0
             } else {
-                (-log2(1.0 - p_new) - binary(p_new)).max(0.0)
+                max(-log2(1.0 - p_new) - binary(p_new), 0.0)
             };
             // A value seen before is familiar in proportion to how often (see
             // `EngineSettings::familiar_count`).
@@ -122,11 +122,11 @@ impl Node {
             } else {
                 1.0
             };
-            Some(whether + familiar * (which - seen_entropy).max(0.0))
+            Some(whether + familiar * max(which - seen_entropy, 0.0))
         } else {
             let binary = binary(p_new);
             let usual = if self.d > 0.0 { self.b / self.d } else { 0.0 };
-            Some((-log2(p_new) - binary).max(0.0) + (backoff_bits - usual).max(0.0))
+            Some(max(-log2(p_new) - binary, 0.0) + max(backoff_bits - usual, 0.0))
         }
     }
 
