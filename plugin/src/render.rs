@@ -106,19 +106,20 @@ fn float(out: &mut Vec<u8>, x: f64) {
     let _ = serde_json::to_writer(&mut *out, &x);
 }
 
-/// Writes `x` rounded to `decimals` decimals, without trailing zeros (`0.25`, `3.0`): the same
-/// number serde_json would write for the rounded value, for a fraction of the cost.
-fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
-    let scale = 10u64.pow(decimals);
+/// Writes `x` rounded to `DECIMALS` decimals (at most 9), without trailing zeros (`0.25`, `3.0`):
+/// the same number serde_json would write for the rounded value, for a fraction of the cost.
+fn fixed<const DECIMALS: u32>(out: &mut Vec<u8>, x: f64) {
+    let scale = 10u32.pow(DECIMALS);
     // Ties to even: one instruction in WebAssembly (`round` is a library call there); either
-    // way the text is the value correctly rounded to `decimals`.
-    let scaled = (x * scale as f64).round_ties_even();
+    // way the text is the value correctly rounded to `DECIMALS`.
+    let scaled = (x * f64::from(scale)).round_ties_even();
     // Beyond 2^53 the digits are not exact any more; such values are not expected here.
     if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
         float(out, x);
         return;
     }
-    let n = scaled.abs() as u64;
+    // Converted as a signed integer (exact here): the shorter sequence in WebAssembly.
+    let n = scaled.abs() as i64 as u64;
     // The text right to left in one buffer, then one copy into `out`. Digits come from 32-bit
     // divisions where the number fits: dividing a 64-bit number by ten takes a 128-bit product,
     // a library call in WebAssembly.
@@ -128,12 +129,14 @@ fn fixed(out: &mut Vec<u8>, x: f64, decimals: u32) {
         at -= 1;
         buf[at] = b;
     };
-    // The fraction is below `scale`, 10^6 at most.
-    let (int, mut frac) = (n / scale, (n % scale) as u32);
+    let (int, mut frac) = match u32::try_from(n) {
+        Ok(n) => (u64::from(n / scale), n % scale),
+        Err(_) => (n / u64::from(scale), (n % u64::from(scale)) as u32),
+    };
     if frac == 0 {
         put(b'0');
     } else {
-        let mut digits = decimals;
+        let mut digits = DECIMALS;
         while frac.is_multiple_of(10) {
             frac /= 10;
             digits -= 1;
@@ -198,13 +201,13 @@ fn strings<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
 pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
     let v = n.verdict;
     out.extend_from_slice(b"{\"score\":");
-    fixed(out, v.score, SCORE);
+    fixed::<SCORE>(out, v.score);
     out.extend_from_slice(b",\"infoContent\":");
-    fixed(out, v.info_content, BITS);
+    fixed::<BITS>(out, v.info_content);
     out.extend_from_slice(b",\"novelty\":");
-    fixed(out, v.novelty, BITS);
+    fixed::<BITS>(out, v.novelty);
     out.extend_from_slice(b",\"risk\":");
-    fixed(out, v.risk, BITS);
+    fixed::<BITS>(out, v.risk);
     out.extend_from_slice(b",\"severity\":\"");
     out.extend_from_slice(v.severity.name().as_bytes());
     out.extend_from_slice(b"\",\"tactics\":");
@@ -214,7 +217,7 @@ pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
     out.extend_from_slice(b",\"probability\":");
     float(out, crate::fastmath::exp2(-v.info_content));
     out.extend_from_slice(b",\"uniqueness\":");
-    fixed(out, v.uniqueness, SCORE);
+    fixed::<SCORE>(out, v.uniqueness);
     out.extend_from_slice(b",\"sequence\":");
     uint(out, v.sequence);
     out.extend_from_slice(if v.cold {
@@ -241,9 +244,9 @@ pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
     out.extend_from_slice(b",\"value\":");
     string(out, &n.values[top.field]);
     out.extend_from_slice(b",\"novelty\":");
-    fixed(out, v.top_novelty, SCORE);
+    fixed::<SCORE>(out, v.top_novelty);
     out.extend_from_slice(b",\"bits\":");
-    fixed(out, v.top_bits, BITS);
+    fixed::<BITS>(out, v.top_bits);
     out.extend_from_slice(b"},\"views\":{");
     for (i, (name, &(info, excess))) in n.views.iter().zip(&v.views).enumerate() {
         if i > 0 {
@@ -251,9 +254,9 @@ pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
         }
         key(out, name);
         out.extend_from_slice(b"{\"infoContent\":");
-        fixed(out, info, BITS);
+        fixed::<BITS>(out, info);
         out.extend_from_slice(b",\"excess\":");
-        fixed(out, excess, BITS);
+        fixed::<BITS>(out, excess);
         out.push(b'}');
     }
     out.push(b'}');
@@ -277,9 +280,9 @@ pub fn note(out: &mut Vec<u8>, n: &Note<'_>) {
         out.extend_from_slice(b",\"last\":");
         string(out, &c.last);
         out.extend_from_slice(b",\"score\":");
-        fixed(out, c.score, BITS);
+        fixed::<BITS>(out, c.score);
         out.extend_from_slice(b",\"risk\":");
-        fixed(out, c.risk, BITS);
+        fixed::<BITS>(out, c.risk);
         out.extend_from_slice(b",\"tactics\":");
         strings(out, tactic_names(c.tactics));
         out.extend_from_slice(b",\"actions\":[");
@@ -310,7 +313,11 @@ mod tests {
 
     fn fixed_text(x: f64, d: u32) -> String {
         let mut out = Vec::new();
-        fixed(&mut out, x, d);
+        match d {
+            3 => fixed::<3>(&mut out, x),
+            6 => fixed::<6>(&mut out, x),
+            _ => panic!("no test of {d} decimals"),
+        }
         String::from_utf8(out).expect("utf8")
     }
 
