@@ -154,6 +154,11 @@ impl Node {
     }
 }
 
+/// Slots of [`Tree::factors`].
+const FACTOR_SLOTS: usize = 64;
+/// No factor yet: nothing decays by 0 seconds.
+const NO_FACTORS: [(u32, f64); FACTOR_SLOTS] = [(0, 1.0); FACTOR_SLOTS];
+
 /// The arena of nodes and the (parent, key) -> child map.
 #[derive(Debug, Clone)]
 pub struct Tree {
@@ -163,9 +168,10 @@ pub struct Tree {
     live: usize,
     /// 1 / half-life in seconds; 0 never forgets.
     inv_half_life: f64,
-    /// The last decay factor computed and its elapsed seconds: within one event the roots and
-    /// the busiest contexts all decay by the time since the event before.
-    last_factor: (u32, f64),
+    /// Decay factors computed, by elapsed seconds (direct-mapped): within one event the roots
+    /// and the busiest contexts all decay by the time since the event before, and the gaps
+    /// between a context's events recur.
+    factors: [(u32, f64); FACTOR_SLOTS],
 }
 
 impl Tree {
@@ -176,7 +182,7 @@ impl Tree {
             free: Vec::new(),
             live: 0,
             inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64),
-            last_factor: (0, 1.0),
+            factors: NO_FACTORS,
         };
         tree.nodes.push(Node::new(NO_PARENT, 0, 0));
         tree.nodes.push(Node::new(NO_PARENT, 1, 0));
@@ -223,11 +229,12 @@ impl Tree {
             return;
         }
         let log2_f = -f64::from(elapsed) * self.inv_half_life;
-        let f = if self.last_factor.0 == elapsed {
-            self.last_factor.1
+        let slot = &mut self.factors[elapsed as usize % FACTOR_SLOTS];
+        let f = if slot.0 == elapsed {
+            slot.1
         } else {
             let f = exp2(log2_f);
-            self.last_factor = (elapsed, f);
+            *slot = (elapsed, f);
             f
         };
         if node.n > 0.0 {
@@ -443,7 +450,7 @@ impl Tree {
             free,
             live,
             inv_half_life: half_life_secs.map_or(0.0, |h| 1.0 / h as f64),
-            last_factor: (0, 1.0),
+            factors: NO_FACTORS,
         })
     }
 }
