@@ -188,7 +188,7 @@ fn alerts_reach_rsyslog_as_rfc5424_messages_over_tcp() {
     std::fs::write(
         &conf,
         format!(
-            "global(workDirectory=\"{dir}\")\nmodule(load=\"imtcp\")\n\
+            "global(workDirectory=\"{dir}\" maxMessageSize=\"64k\")\nmodule(load=\"imtcp\")\n\
              template(name=\"t\" type=\"string\" string=\"%syslogseverity-text%|%app-name%|%msg%\\n\")\n\
              input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"r\")\n\
              ruleset(name=\"r\") {{ action(type=\"omfile\" file=\"{file}\" template=\"t\") }}\n",
