@@ -143,9 +143,10 @@ pub struct Syslog {
 }
 
 impl Syslog {
-    pub fn new(addr: std::net::SocketAddr) -> Syslog {
+    /// Messages to `addr`, shortened to `max_message` bytes if given (see [`crate::delivery`]).
+    pub fn new(addr: std::net::SocketAddr, max_message: Option<usize>) -> Syslog {
         Syslog {
-            sender: crate::delivery::SyslogSender::new(addr),
+            sender: crate::delivery::SyslogSender::new(addr, max_message),
         }
     }
 }

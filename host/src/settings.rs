@@ -797,7 +797,10 @@ mod tests {
         assert_eq!(h.headers, [("X-Tenant".to_owned(), "blue".to_owned())]);
         assert_eq!(
             a.sinks[2].target,
-            Target::Syslog("127.0.0.1:6514".parse().expect("addr"))
+            Target::Syslog {
+                addr: "127.0.0.1:6514".parse().expect("addr"),
+                max_message: crate::sinks::DEFAULT_MAX_MESSAGE,
+            }
         );
         assert_eq!(a.queue.max_bytes, 8 << 20);
         assert_eq!(a.queue.when_full, crate::delivery::WhenFull::DropOldest);

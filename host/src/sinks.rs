@@ -5,7 +5,8 @@
 //! - `kind = "http"`, `url`: POSTed in batches ([`crate::delivery::http`]), with `token`
 //!   (or `token-env`, the variable holding it), `headers`, `index` (Elasticsearch `_bulk`),
 //!   `gzip`, `timeout` and `batch`.
-//! - `kind = "syslog"`, `address`: RFC 5424 over TCP.
+//! - `kind = "syslog"`, `address`: RFC 5424 over TCP, each alert shortened to
+//!   `max-message-bytes` (default rsyslog's limit, 8,096 bytes) so that it arrives whole.
 //!
 //! Each has a `format` (default `native`). Network sinks deliver through a queue on disk beside
 //! the state (`STATE.alerts/`), at least once across crashes and restarts
@@ -32,8 +33,11 @@ pub enum Target {
     Stdout,
     /// Appended to: an alert file is a log that a SIEM follows, across runs.
     File(PathBuf),
-    /// Syslog over TCP (RFC 5424, octet-counted).
-    Syslog(std::net::SocketAddr),
+    /// Syslog over TCP (RFC 5424, octet-counted), and the longest message its receiver takes.
+    Syslog {
+        addr: std::net::SocketAddr,
+        max_message: usize,
+    },
     Http(HttpSettings),
 }
 
@@ -42,7 +46,7 @@ impl Target {
         match self {
             Target::Stdout => "standard output".to_owned(),
             Target::File(p) => p.display().to_string(),
-            Target::Syslog(a) => format!("syslog+tcp://{a}"),
+            Target::Syslog { addr, .. } => format!("syslog+tcp://{addr}"),
             Target::Http(h) => h.url.clone(),
         }
     }
@@ -57,6 +61,11 @@ impl Target {
         format!("{kind}-{:016x}", xxhash_rust::xxh3::xxh3_64(at.as_bytes()))
     }
 }
+
+/// rsyslog's default `maxMessageSize`: the message, header included.
+pub const DEFAULT_MAX_MESSAGE: usize = 8096;
+/// RFC 5424: every receiver should take messages of 2,048 bytes.
+const LEAST_MAX_MESSAGE: usize = 2048;
 
 /// One alert sink, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +90,7 @@ pub struct RawSink {
     gzip: Option<bool>,
     timeout: Option<String>,
     batch: Option<usize>,
+    max_message_bytes: Option<usize>,
 }
 
 /// `[alerts.queue]` as written.
@@ -107,10 +117,10 @@ pub fn file_target(file: &str) -> Result<Target, String> {
     match file {
         "" => Err("alerts.file must not be empty (a file, or - for standard output)".to_owned()),
         "-" => Ok(Target::Stdout),
-        url if url.starts_with("syslog+tcp://") => Ok(Target::Syslog(address(
-            "alerts.file",
-            &url["syslog+tcp://".len()..],
-        )?)),
+        url if url.starts_with("syslog+tcp://") => Ok(Target::Syslog {
+            addr: address("alerts.file", &url["syslog+tcp://".len()..])?,
+            max_message: DEFAULT_MAX_MESSAGE,
+        }),
         path => Ok(Target::File(PathBuf::from(path))),
     }
 }
@@ -141,7 +151,10 @@ pub fn sink(n: usize, raw: RawSink) -> Result<SinkSettings, String> {
                 .address
                 .as_deref()
                 .ok_or_else(|| format!("{} is missing", key("address")))?;
-            Target::Syslog(address(&key("address"), at)?)
+            Target::Syslog {
+                addr: address(&key("address"), at)?,
+                max_message: max_message(&key("max-message-bytes"), raw.max_message_bytes)?,
+            }
         }
         Some("http") => Target::Http(http(&key, &raw, format)?),
         Some(other) => {
@@ -152,18 +165,25 @@ pub fn sink(n: usize, raw: RawSink) -> Result<SinkSettings, String> {
         }
         None => return Err(format!("{} is missing (file, http or syslog)", key("kind"))),
     };
-    let unused = match &target {
-        Target::Http(_) => vec![
+    let syslog = matches!(target, Target::Syslog { .. });
+    let mut unused = vec![(
+        "max-message-bytes",
+        raw.max_message_bytes.is_some() && !syslog,
+    )];
+    unused.extend(match &target {
+        Target::Http(_) => [
             ("path", raw.path.is_some()),
             ("address", raw.address.is_some()),
-        ],
-        _ => vec![
+        ]
+        .to_vec(),
+        _ => [
             ("url", raw.url.is_some()),
             ("token", raw.token.is_some() || raw.token_env.is_some()),
             ("headers", raw.headers.is_some()),
             ("index", raw.index.is_some()),
-        ],
-    };
+        ]
+        .to_vec(),
+    });
     if let Some((field, _)) = unused.into_iter().find(|(_, set)| *set) {
         return Err(format!(
             "{} does not apply to this kind of sink",
@@ -171,6 +191,18 @@ pub fn sink(n: usize, raw: RawSink) -> Result<SinkSettings, String> {
         ));
     }
     Ok(SinkSettings { target, format })
+}
+
+/// A syslog sink's `max-message-bytes`: at least what RFC 5424 asks every receiver to take.
+fn max_message(key: &str, bytes: Option<usize>) -> Result<usize, String> {
+    match bytes {
+        None => Ok(DEFAULT_MAX_MESSAGE),
+        Some(b) if (LEAST_MAX_MESSAGE..=16 << 20).contains(&b) => Ok(b),
+        Some(b) => Err(format!(
+            "{key} {b} is outside {LEAST_MAX_MESSAGE}..={} (rsyslog's default is {DEFAULT_MAX_MESSAGE})",
+            16 << 20
+        )),
+    }
 }
 
 /// An HTTP sink's settings; the token becomes an `Authorization` header (`Splunk TOKEN` for
@@ -283,7 +315,9 @@ pub fn open(
             (Target::File(p), _) => Box::new(
                 output::Lines::append(p).with_context(|| format!("alerts file {}", p.display()))?,
             ),
-            (Target::Syslog(addr), None) => Box::new(output::Syslog::new(*addr)),
+            (Target::Syslog { addr, max_message }, None) => {
+                Box::new(output::Syslog::new(*addr, Some(*max_message)))
+            }
             (Target::Http(h), None) => anyhow::bail!(
                 "the alert sink {} needs --state: its delivery queue lives beside the state file",
                 h.url
@@ -292,7 +326,9 @@ pub fn open(
                 let dir = queue_dir(state).join(target.queue_name());
                 let sender: Box<dyn crate::delivery::Sender> = match target {
                     Target::Http(h) => Box::new(Http::new(h.clone()).context("the HTTP client")?),
-                    Target::Syslog(addr) => Box::new(SyslogSender::new(*addr)),
+                    Target::Syslog { addr, max_message } => {
+                        Box::new(SyslogSender::new(*addr, Some(*max_message)))
+                    }
                     Target::Stdout | Target::File(_) => unreachable!("matched above"),
                 };
                 Box::new(
@@ -361,6 +397,14 @@ mod tests {
         );
         assert!(err("kind = \"syslog\"\naddress = \"nowhere\"").contains("127.0.0.1:6514"));
         assert!(
+            err("kind = \"syslog\"\naddress = \"127.0.0.1:1\"\nmax-message-bytes = 480")
+                .contains("alerts.sink[2].max-message-bytes 480 is outside 2048..=")
+        );
+        assert!(
+            err("kind = \"file\"\npath = \"a\"\nmax-message-bytes = 9000")
+                .contains("max-message-bytes does not apply")
+        );
+        assert!(
             err("kind = \"http\"\nurl = \"http://x\"\ntoken-env = \"ODDITY_NO_SUCH_VARIABLE\"")
                 .contains("not set")
         );
@@ -372,8 +416,14 @@ mod tests {
             queue_dir(Path::new("/var/lib/oddity/m.snap")),
             Path::new("/var/lib/oddity/m.snap.alerts")
         );
-        let a = Target::Syslog("127.0.0.1:1".parse().expect("addr")).queue_name();
-        let b = Target::Syslog("127.0.0.1:2".parse().expect("addr")).queue_name();
+        let syslog = |addr: &str| Target::Syslog {
+            addr: addr.parse().expect("addr"),
+            max_message: DEFAULT_MAX_MESSAGE,
+        };
+        let (a, b) = (
+            syslog("127.0.0.1:1").queue_name(),
+            syslog("127.0.0.1:2").queue_name(),
+        );
         assert_ne!(a, b);
         assert!(a.starts_with("syslog-"));
     }

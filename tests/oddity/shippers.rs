@@ -180,7 +180,7 @@ fn syslog_ng_program_sends_the_scored_events_back_over_tcp() {
 }
 
 #[test]
-fn alerts_reach_rsyslog_as_rfc5424_messages_over_tcp() {
+fn alerts_reach_rsyslog_as_rfc5424_messages_over_tcp_whole_within_its_default_size() {
     let dir = tempdir();
     let port = free_port();
     let received = dir.path().join("received.log");
@@ -188,7 +188,7 @@ fn alerts_reach_rsyslog_as_rfc5424_messages_over_tcp() {
     std::fs::write(
         &conf,
         format!(
-            "global(workDirectory=\"{dir}\" maxMessageSize=\"64k\")\nmodule(load=\"imtcp\")\n\
+            "global(workDirectory=\"{dir}\")\nmodule(load=\"imtcp\")\n\
              template(name=\"t\" type=\"string\" string=\"%syslogseverity-text%|%app-name%|%msg%\\n\")\n\
              input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"r\")\n\
              ruleset(name=\"r\") {{ action(type=\"omfile\" file=\"{file}\" template=\"t\") }}\n",
@@ -242,8 +242,24 @@ fn alerts_reach_rsyslog_as_rfc5424_messages_over_tcp() {
         })
         .collect();
     assert_eq!(got.len(), want.len(), "every alert arrives once");
+    let mut shortened = 0;
     for ((sev, app, alert), expected) in got.iter().zip(&want) {
         assert_eq!(alert["alertId"], expected["alertId"], "in order");
+        assert!(
+            alert.to_string().len() < 8096,
+            "within rsyslog's default size"
+        );
+        if let Some(k) = alert["campaignEventsOmitted"].as_u64() {
+            shortened += 1;
+            let all = expected["campaignEvents"].as_array().expect("events");
+            assert_eq!(
+                alert["campaignEvents"].as_array().expect("events")[..],
+                all[k as usize..],
+                "the newest events are kept"
+            );
+        } else {
+            assert_eq!(alert["campaignEvents"], expected["campaignEvents"]);
+        }
         assert_eq!(*app, "oddity");
         let wanted = match expected["severity"].as_str().expect("severity") {
             "critical" => "crit",
@@ -254,4 +270,9 @@ fn alerts_reach_rsyslog_as_rfc5424_messages_over_tcp() {
         };
         assert_eq!(*sev, wanted);
     }
+    let longest = want.iter().map(|a| a.to_string().len()).max();
+    assert!(
+        shortened > 0,
+        "the example's longest alert ({longest:?} bytes) arrives shortened"
+    );
 }

@@ -9,6 +9,7 @@
 //! error. When the run ends, the task delivers for at most `drain` more; what is left stays
 //! queued for the next run.
 
+mod fit;
 pub mod http;
 pub mod queue;
 mod syslog;

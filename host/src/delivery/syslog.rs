@@ -1,6 +1,8 @@
 //! Syslog over TCP: each line one RFC 5424 message, octet-counted (RFC 6587), facility local0,
 //! its severity from the alert's. TCP has no acknowledgement of its own: a batch counts as
-//! delivered once written and flushed to the receiver's socket.
+//! delivered once written and flushed to the receiver's socket. An alert longer than the
+//! receiver takes (`max-message-bytes`) is shortened first ([`super::fit`]), so that it arrives
+//! as whole JSON.
 
 use std::io;
 use std::time::Duration;
@@ -15,10 +17,16 @@ pub struct SyslogSender {
     addr: std::net::SocketAddr,
     stream: Option<tokio::net::TcpStream>,
     host: String,
+    /// The longest message the receiver takes, header included; `None`: any.
+    max_message: Option<usize>,
+    /// Messages shortened to fit so far.
+    shortened: u64,
 }
 
 impl SyslogSender {
-    pub fn new(addr: std::net::SocketAddr) -> SyslogSender {
+    /// A sender to `addr` whose messages are at most `max_message` bytes (`None`: as long as
+    /// their lines).
+    pub fn new(addr: std::net::SocketAddr, max_message: Option<usize>) -> SyslogSender {
         let host = fs_err::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .map(|h| h.trim().to_owned())
@@ -28,11 +36,13 @@ impl SyslogSender {
             addr,
             stream: None,
             host,
+            max_message,
+            shortened: 0,
         }
     }
 
     /// The octet-counted frames of a batch of lines.
-    fn frames(&self, lines: &[u8]) -> Vec<u8> {
+    fn frames(&mut self, lines: &[u8]) -> Vec<u8> {
         let now = jiff::Timestamp::now()
             .round(jiff::Unit::Microsecond)
             .unwrap_or_else(|_| jiff::Timestamp::now());
@@ -44,11 +54,33 @@ impl SyslogSender {
                 self.host,
                 std::process::id()
             );
+            let line = self.fitted(line, head.len());
             out.extend_from_slice(format!("{} ", head.len() + line.len()).as_bytes());
             out.extend_from_slice(head.as_bytes());
-            out.extend_from_slice(line);
+            out.extend_from_slice(&line);
         }
         out
+    }
+
+    /// `line` shortened to what the receiver takes after a header of `head` bytes.
+    fn fitted<'l>(&mut self, line: &'l [u8], head: usize) -> std::borrow::Cow<'l, [u8]> {
+        let Some(max) = self.max_message else {
+            return std::borrow::Cow::Borrowed(line);
+        };
+        let (line, shortened) = super::fit::fit(line, max.saturating_sub(head));
+        if shortened {
+            self.shortened += 1;
+            if self.shortened == 1 {
+                tracing::warn!(
+                    "syslog {}: an alert is longer than max-message-bytes ({max}); alerts \
+                     this long lose their oldest campaign events (counted in \
+                     campaignEventsOmitted). Raise the receiver's limit and max-message-bytes \
+                     to keep them whole",
+                    self.addr
+                );
+            }
+        }
+        line
     }
 
     /// Sends the frames once, connecting first if need be; a failed connection is dropped.

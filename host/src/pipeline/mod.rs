@@ -97,7 +97,7 @@ pub fn open(settings: &Settings) -> anyhow::Result<Io> {
     let omprog = settings.reply == Some(Reply::Omprog);
     let output: Box<dyn Sink> = match &settings.output {
         Some(p) if let Some(addr) = crate::settings::syslog_output(p) => {
-            Box::new(output::Syslog::new(addr?))
+            Box::new(output::Syslog::new(addr?, None))
         }
         // omprog restarts its program at will: its scored stream is appended to.
         Some(p) if omprog => Box::new(
