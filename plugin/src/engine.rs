@@ -1484,6 +1484,38 @@ mod tests {
     }
 
     #[test]
+    fn a_console_sign_in_without_mfa_by_an_iam_user_evades_defenses() {
+        let mut e = Engine::new("").expect("config");
+        let login = |kind: &str, mfa: &str, outcome: &str| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2024-03-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"198.51.100.7","userAgent":"Mozilla/5.0","userIdentity":{{"type":"{kind}","arn":"arn:aws:iam::111122223333:user/raul","accountId":"111122223333"}},"responseElements":{{"ConsoleLogin":"{outcome}"}},"additionalEventData":{{"MFAUsed":"{mfa}"}},"eventID":"e-{kind}-{mfa}-{outcome}"}}"#
+            )
+        };
+        for (kind, mfa, outcome, tactics) in [
+            ("IAMUser", "Yes", "Success", vec!["initial-access"]),
+            (
+                "IAMUser",
+                "No",
+                "Success",
+                vec!["initial-access", "defense-evasion"],
+            ),
+            (
+                "Root",
+                "No",
+                "Success",
+                vec!["initial-access", "defense-evasion"],
+            ),
+            ("IAMUser", "No", "Failure", vec!["initial-access"]),
+            ("SAMLUser", "No", "Success", vec!["initial-access"]),
+        ] {
+            let r = e
+                .score_line(login(kind, mfa, outcome).as_bytes())
+                .expect("scored");
+            assert_eq!(r.tactics, tactics, "{kind} {mfa} {outcome}");
+        }
+    }
+
+    #[test]
     fn a_saved_state_restores_under_other_judging_settings_only() {
         let mut e = Engine::new("").expect("config");
         e.score_line(event("raul", "CreateSnapshot", "198.51.100.7").as_bytes())

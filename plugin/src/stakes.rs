@@ -64,7 +64,8 @@ pub struct Rule {
     actions: Vec<Pattern>,
     pub tactic: usize,
     pub technique: String,
-    when: Option<(usize, Regex)>,
+    /// Conditions that must all hold: a profile field's value matches a regex.
+    when: Vec<(usize, Regex)>,
 }
 
 /// A profile's stakes table, validated and indexed.
@@ -114,7 +115,15 @@ struct RawRule {
     /// The references the rule rests on: documentation, read only so the table validates.
     #[serde(default, rename = "sources")]
     _sources: Vec<String>,
-    when: Option<RawWhen>,
+    when: Option<RawWhens>,
+}
+
+/// One condition, or a list of them that must all hold.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawWhens {
+    One(RawWhen),
+    All(Vec<RawWhen>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +143,22 @@ impl RawStakes {
 
 fn invalid(msg: String) -> ConfigError {
     ConfigError::Invalid(msg)
+}
+
+/// A `when` condition at `key`: the profile field it reads and its regex.
+fn condition(
+    key: &str,
+    w: RawWhen,
+    field_index: &impl Fn(&str, &str) -> Result<usize, ConfigError>,
+) -> Result<(usize, Regex), ConfigError> {
+    let field = field_index(&format!("{key}.field"), &w.field)?;
+    let re = Regex::new(&w.matches).map_err(|e| {
+        invalid(format!(
+            "{key}.matches: invalid regex \"{}\": {e}",
+            w.matches
+        ))
+    })?;
+    Ok((field, re))
 }
 
 fn tactic_index(key: &str, name: &str) -> Result<usize, ConfigError> {
@@ -242,17 +267,13 @@ impl Stakes {
             .map(|a| pattern(&format!("{key}.actions"), a))
             .collect::<Result<Vec<_>, _>>()?;
         let when = match r.when {
-            Some(w) => {
-                let field = field_index(&format!("{key}.when.field"), &w.field)?;
-                let re = Regex::new(&w.matches).map_err(|e| {
-                    invalid(format!(
-                        "{key}.when.matches: invalid regex \"{}\": {e}",
-                        w.matches
-                    ))
-                })?;
-                Some((field, re))
-            }
-            None => None,
+            None => Vec::new(),
+            Some(RawWhens::One(w)) => vec![condition(&format!("{key}.when"), w, field_index)?],
+            Some(RawWhens::All(ws)) => ws
+                .into_iter()
+                .enumerate()
+                .map(|(i, w)| condition(&format!("{key}.when[{i}]"), w, field_index))
+                .collect::<Result<_, _>>()?,
         };
         Ok(Rule {
             service: r.service,
@@ -319,9 +340,7 @@ impl Stakes {
         let service = self.service_field.map_or("", |f| values[f]);
         let hit = |id: u16, m: &mut Matched| {
             let rule = &self.rules[usize::from(id)];
-            if let Some((f, re)) = &rule.when
-                && !re.is_match(values[*f])
-            {
+            if !rule.when.iter().all(|(f, re)| re.is_match(values[*f])) {
                 return;
             }
             if !m.rules.contains(&id) {
@@ -468,6 +487,32 @@ mod tests {
             ))
             .contains("stakes.rules[0].when.field")
         );
+        assert!(
+            err(&rule(
+                "tactic = \"impact\"\ntechnique = \"T1485\"\nwhen = [{ field = \"grantee\", matches = \"x\" }, { field = \"nope\", matches = \"x\" }]"
+            ))
+            .contains("stakes.rules[0].when[1].field")
+        );
         assert!(err("[tactics]\nimpact = -1.0").contains("stakes.tactics.impact: weight -1"));
+    }
+
+    #[test]
+    fn every_condition_of_a_list_must_hold() {
+        let s = stakes(
+            r#"
+            [tactics]
+            defense-evasion = 2.5
+            [[rules]]
+            actions = ["ConsoleLogin"]
+            tactic = "defense-evasion"
+            technique = "T1078.004"
+            when = [{ field = "grantee", matches = "^no-mfa$" }, { field = "service", matches = "^IAMUser$" }]
+            "#,
+        )
+        .expect("valid");
+        let weight = |grantee, service| s.judge(&["ConsoleLogin", grantee, service]).weight;
+        assert_eq!(weight("no-mfa", "IAMUser"), 2.5);
+        assert_eq!(weight("no-mfa", "SAMLUser"), 1.0, "the second fails");
+        assert_eq!(weight("mfa", "IAMUser"), 1.0, "the first fails");
     }
 }
