@@ -1516,6 +1516,25 @@ mod tests {
     }
 
     #[test]
+    fn a_command_sent_to_an_instance_reaches_its_role_credentials() {
+        let mut e = Engine::new("").expect("config");
+        let ssm = |action: &str| {
+            event("raul", action, "198.51.100.7").replace("ec2.amazonaws.com", "ssm.amazonaws.com")
+        };
+        let r = e.score_line(ssm("SendCommand").as_bytes()).expect("scored");
+        assert_eq!(r.tactics, ["execution", "credential-access"]);
+        assert_eq!(r.techniques, ["T1651", "T1552.005"]);
+        let r = e
+            .score_line(ssm("StartSession").as_bytes())
+            .expect("scored");
+        assert_eq!(
+            r.tactics,
+            ["lateral-movement"],
+            "a session is not a command"
+        );
+    }
+
+    #[test]
     fn a_saved_state_restores_under_other_judging_settings_only() {
         let mut e = Engine::new("").expect("config");
         e.score_line(event("raul", "CreateSnapshot", "198.51.100.7").as_bytes())
