@@ -270,7 +270,9 @@ const EPOCH_2000: i64 = 946_684_800;
 
 /// Event time in seconds since 2000-01-01: RFC 3339 text, or epoch seconds or milliseconds.
 pub fn parse_time(text: &str) -> Option<u32> {
-    let unix = if let Ok(x) = text.trim().parse::<f64>() {
+    let unix = if let Some(t) = utc_seconds(text) {
+        t
+    } else if let Ok(x) = text.trim().parse::<f64>() {
         if !x.is_finite() {
             return None;
         }
@@ -284,6 +286,55 @@ pub fn parse_time(text: &str) -> Option<u32> {
         t.unix_timestamp()
     };
     Some((unix - EPOCH_2000).clamp(0, i64::from(u32::MAX)) as u32)
+}
+
+/// Unix seconds of `YYYY-MM-DDTHH:MM:SSZ` (CloudTrail's form of RFC 3339) read directly, with
+/// none of a general parser's cost; `None` for any other text, an invalid date or a leap second.
+fn utc_seconds(text: &str) -> Option<i64> {
+    let b: &[u8; 20] = text.as_bytes().try_into().ok()?;
+    if [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ]
+    .iter()
+    .any(|&(at, c)| b[at] != c)
+    {
+        return None;
+    }
+    let num = |r: Range<usize>| {
+        b[r].iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if d < 1 || d > month_days || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + hh * 3_600 + mm * 60 + ss)
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 impl Engine {
@@ -729,6 +780,50 @@ mod tests {
         format!(
             r#"{{"eventTime":"2024-03-04T09:15:02Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/{user}"}},"eventSource":"ec2.amazonaws.com","eventName":"{action}","sourceIPAddress":"{ip}","userAgent":"aws-cli/2.15.1 Python/3.11 Linux/6.1","eventID":"id-{user}-{action}-{n}"}}"#
         )
+    }
+
+    #[test]
+    fn utc_seconds_agree_with_the_rfc_3339_parser() {
+        use time::format_description::well_known::Rfc3339;
+        let parsed = |t: &str| {
+            time::OffsetDateTime::parse(t, &Rfc3339)
+                .ok()
+                .map(|t| t.unix_timestamp())
+        };
+        for y in [
+            0, 1, 1899, 1900, 1970, 1999, 2000, 2023, 2024, 2100, 2400, 9999,
+        ] {
+            for m in 0..=13 {
+                for d in [0, 1, 15, 28, 29, 30, 31, 32] {
+                    for (hh, mm, ss) in [
+                        (0, 0, 0),
+                        (23, 59, 59),
+                        (24, 0, 0),
+                        (12, 60, 0),
+                        (9, 15, 60),
+                    ] {
+                        let t = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z");
+                        if let Some(s) = utc_seconds(&t) {
+                            assert_eq!(Some(s), parsed(&t), "{t}");
+                        } else if ss < 60 {
+                            assert_eq!(parsed(&t), None, "{t}");
+                        }
+                    }
+                }
+            }
+        }
+        for t in [
+            "2024-03-04 09:15:02Z",
+            "2024-03-04T09:15:02z",
+            "2024-03-04T09:15:02+00:00",
+            "2024-3-04T09:15:02Z",
+        ] {
+            assert_eq!(utc_seconds(t), None, "{t}");
+        }
+        assert_eq!(
+            parse_time("2024-03-04T09:15:02Z"),
+            parse_time("2024-03-04T09:15:02.000Z")
+        );
     }
 
     #[test]

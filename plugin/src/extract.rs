@@ -197,14 +197,8 @@ impl Extractor {
     fn extract_str<'a>(&self, text: &'a str, out: &mut Slots<'a>) -> Result<(), ExtractError> {
         out.clear();
         out.resize(self.slots, None);
-        let mut small = [0u64; 4];
-        let mut large = Vec::new();
-        let visited = if self.nodes.len() <= 64 * small.len() {
-            &mut small[..]
-        } else {
-            large.resize(self.nodes.len().div_ceil(64), 0);
-            &mut large[..]
-        };
+        let (mut small, mut large) = ([0u64; 4], Vec::new());
+        let visited = self.visited(&mut small, &mut large);
         // The common line first, by the scanner; anything it does not read (see `Scan`) is
         // read again, from the start, by serde_json.
         if self.scan_into(text.as_bytes(), false, out, visited) {
@@ -221,15 +215,19 @@ impl Extractor {
     fn scan<'a>(&self, line: &'a [u8], ascii: bool, out: &mut Slots<'a>) -> bool {
         out.clear();
         out.resize(self.slots, None);
-        let mut small = [0u64; 4];
-        let mut large = Vec::new();
-        let visited = if self.nodes.len() <= 64 * small.len() {
+        let (mut small, mut large) = ([0u64; 4], Vec::new());
+        let visited = self.visited(&mut small, &mut large);
+        self.scan_into(line, ascii, out, visited)
+    }
+
+    /// A cleared set of one bit per trie node: in `small` when the trie fits, else in `large`.
+    fn visited<'v>(&self, small: &'v mut [u64; 4], large: &'v mut Vec<u64>) -> &'v mut [u64] {
+        if self.nodes.len() <= 64 * small.len() {
             &mut small[..]
         } else {
             large.resize(self.nodes.len().div_ceil(64), 0);
             &mut large[..]
-        };
-        self.scan_into(line, ascii, out, visited)
+        }
     }
 
     fn scan_into<'a>(

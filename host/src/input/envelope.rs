@@ -24,8 +24,10 @@
 //! lines whose first line looked like an envelope), as are the elements of a top-level array.
 
 use std::io::Read;
+use std::sync::LazyLock;
 
 use bytes::Bytes;
+use memchr::memmem;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -339,7 +341,7 @@ impl<Rd: Read, F: FnMut(Piece) -> bool> Framer<Rd, F> {
             return Ok(None);
         }
         // Offsets from `keep`, which reading (in `plausible`) may move.
-        let candidates: Vec<usize> = memchr::memmem::find_iter(&self.buf[from..line_end], &start)
+        let candidates: Vec<usize> = memmem::find_iter(&self.buf[from..line_end], &start)
             .map(|i| from + i)
             .filter(|&at| {
                 self.buf[self.keep..at]
@@ -774,8 +776,11 @@ pub fn looks_like_envelope(text: &[u8]) -> bool {
     if text[open] != b'{' {
         return false;
     }
+    // The searcher is built once: building it costs more than searching 256 bytes.
+    static RECORDS: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"Records\""));
     let head = &text[open..text.len().min(open + 256)];
-    memchr::memmem::find_iter(head, b"\"Records\"").any(|at| {
+    RECORDS.find_iter(head).any(|at| {
         let mut after = head[at + 9..]
             .iter()
             .skip_while(|b| b.is_ascii_whitespace());
