@@ -90,6 +90,9 @@ pub struct Engine {
     slots_buf: Slots<'static>,
     values_buf: Vec<Cow<'static, str>>,
     refs_buf: Vec<&'static str>,
+    /// The strings of earlier observations' owned values, emptied, for the next ones' (see
+    /// [`Spare`]).
+    spare: Spare,
 }
 
 /// A field source's extractor slots (see [`crate::config::Source`]).
@@ -104,8 +107,9 @@ enum SourceSlots {
 }
 
 impl SourceSlots {
-    /// The source's value in `slots`, if present (a path's value is taken out).
-    fn value<'a>(&self, slots: &mut Slots<'a>) -> Option<Cow<'a, str>> {
+    /// The source's value in `slots`, if present (a path's value is taken out; a composed one
+    /// is written into a string from `spare`).
+    fn value<'a>(&self, slots: &mut Slots<'a>, spare: &mut Spare) -> Option<Cow<'a, str>> {
         match self {
             SourceSlots::Path(i) => slots[*i].take().filter(|v| !v.is_empty()),
             SourceSlots::Compose { pieces, from, when } => {
@@ -114,9 +118,14 @@ impl SourceSlots {
                 {
                     return None;
                 }
-                let mut text = pieces[0].clone();
-                for (i, piece) in from.clone().zip(&pieces[1..]) {
-                    text.push_str(slots[i].as_deref().filter(|v| !v.is_empty())?);
+                let parts = || from.clone().map(|i| slots[i].as_deref().unwrap_or(""));
+                if parts().any(str::is_empty) {
+                    return None;
+                }
+                let mut text = spare.take();
+                text.push_str(&pieces[0]);
+                for (part, piece) in parts().zip(&pieces[1..]) {
+                    text.push_str(part);
                     text.push_str(piece);
                 }
                 Some(Cow::Owned(text))
@@ -155,7 +164,12 @@ impl Memo {
         }
     }
 
-    fn apply<'a>(&mut self, field: &crate::config::Field, raw: Cow<'a, str>) -> Cow<'a, str> {
+    fn apply<'a>(
+        &mut self,
+        field: &crate::config::Field,
+        raw: Cow<'a, str>,
+        spare: &mut Spare,
+    ) -> Cow<'a, str> {
         if self.slots.is_empty() || raw.len() > Self::MAX_KEY {
             return field.normalize.iter().fold(raw, |v, n| n.apply(v));
         }
@@ -168,13 +182,55 @@ impl Memo {
             && *h == hash
             && same(key.as_bytes(), raw.as_bytes())
         {
-            return value.as_deref().map_or(raw, |v| Cow::Owned(v.to_owned()));
+            return match value.as_deref() {
+                None => raw,
+                Some(v) => Cow::Owned(spare.copy(raw, v)),
+            };
         }
         let key: Box<str> = raw.as_ref().into();
         let value = field.normalize.iter().fold(raw, |v, n| n.apply(v));
         let changed = (*value != *key).then(|| value.as_ref().into());
         *slot = Some((hash, key, changed));
         value
+    }
+}
+
+/// Emptied strings whose allocations the next observations' owned values reuse: a value
+/// normalised, composed or defaulted is a string of its own, and most events have several.
+#[derive(Debug, Default)]
+struct Spare(Vec<String>);
+
+impl Spare {
+    /// Strings kept at most.
+    const KEEP: usize = 64;
+
+    /// An empty string, with an allocation when one is spare.
+    fn take(&mut self) -> String {
+        self.0.pop().unwrap_or_default()
+    }
+
+    /// `text` as an owned string: `raw`'s own when it is one, else a spare one.
+    fn copy(&mut self, raw: Cow<'_, str>, text: &str) -> String {
+        let mut s = match raw {
+            Cow::Owned(s) => s,
+            Cow::Borrowed(_) => self.take(),
+        };
+        s.clear();
+        s.push_str(text);
+        s
+    }
+
+    /// Keeps the strings of `values` (emptied) and gives back the vector, emptied.
+    fn reclaim<T>(&mut self, mut values: Vec<Cow<'_, str>>) -> Vec<T> {
+        for v in values.drain(..) {
+            if let Cow::Owned(mut s) = v
+                && self.0.len() < Self::KEEP
+            {
+                s.clear();
+                self.0.push(s);
+            }
+        }
+        recycle(values)
     }
 }
 
@@ -429,6 +485,7 @@ impl Engine {
             slots_buf: Vec::new(),
             values_buf: Vec::new(),
             refs_buf: Vec::new(),
+            spare: Spare::default(),
         }
     }
 
@@ -468,11 +525,12 @@ impl Engine {
             .zip(&self.field_slots)
             .zip(&mut self.memo)
         {
-            let found = sources.iter().find_map(|source| source.value(slots));
+            let spare = &mut self.spare;
+            let found = sources.iter().find_map(|source| source.value(slots, spare));
             // A default is already a category: it is used as it is, not normalised.
             let value = match (found, &field.default) {
-                (Some(v), _) => memo.apply(field, v),
-                (None, Some(d)) => Cow::Owned(d.clone()),
+                (Some(v), _) => memo.apply(field, v, spare),
+                (None, Some(d)) => Cow::Owned(spare.copy(Cow::Borrowed(""), d)),
                 (None, None) => {
                     let paths: Vec<String> = field.paths.iter().map(Source::describe).collect();
                     return Err(ScoreError::FieldMissing(format!(
@@ -619,7 +677,7 @@ impl Engine {
                         time: e.time.as_deref(),
                     },
                 );
-                self.values_buf = recycle(e.values);
+                self.values_buf = self.spare.reclaim(e.values);
                 Ok(Verdict {
                     score: judgement.score,
                     novelty: judgement.novelty,
@@ -2034,6 +2092,7 @@ mod tests {
             .find(|f| !f.normalize.is_empty())
             .expect("a normalised field");
         let mut memo = Memo::new(true);
+        let mut spare = Spare::default();
         // More distinct values than slots, twice over, so that slots are hit, missed and
         // overwritten.
         for round in 0..2 {
@@ -2046,8 +2105,11 @@ mod tests {
                     .normalize
                     .iter()
                     .fold(Cow::Borrowed(raw.as_str()), |v, n| n.apply(v));
-                assert_eq!(memo.apply(field, Cow::Borrowed(raw.as_str())), direct);
-                assert_eq!(memo.apply(field, Cow::Borrowed(raw.as_str())), direct);
+                let borrowed = memo.apply(field, Cow::Borrowed(raw.as_str()), &mut spare);
+                assert_eq!(borrowed, direct);
+                let owned = memo.apply(field, Cow::Owned(raw.clone()), &mut spare);
+                assert_eq!(owned, direct);
+                let _: Vec<()> = spare.reclaim(vec![borrowed, owned]);
             }
         }
     }

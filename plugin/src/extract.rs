@@ -77,7 +77,9 @@ impl TrieNode {
             }
             let (len, kh) = self.heads[entry - 1];
             let (k, child) = &self.children[entry - 1];
-            if len == key.len() && kh == h && same(k.as_bytes(), key) {
+            // The head holds a key's first eight bytes: only the rest is left to compare.
+            if len == key.len() && kh == h && same(&k.as_bytes()[len.min(8)..], &key[len.min(8)..])
+            {
                 return Some(*child);
             }
             at = (at + 1) & mask;
