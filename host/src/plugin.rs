@@ -200,16 +200,34 @@ impl Plugin {
     /// Scores, then learns, a batch of `lines` lines: their notes and statuses. `Ok(None)`
     /// when the engine refused a batch of observations (it learned nothing then).
     pub fn judge(&mut self, batch: Batch<'_>, lines: usize) -> Result<Option<Judged>, PluginError> {
-        self.refuel();
         let batch = match batch {
             Batch::Lines(b) => wit::Batch::Lines(b.to_vec()),
             Batch::Observations(b) => wit::Batch::Observations(b.to_vec()),
         };
+        self.judge_wit(&batch, lines)
+    }
+
+    /// [`Plugin::judge`] of `\n`-terminated lines handed over: no copy of them is made before
+    /// they cross into the plugin.
+    pub fn judge_lines(
+        &mut self,
+        buf: Vec<u8>,
+        lines: usize,
+    ) -> Result<Option<Judged>, PluginError> {
+        self.judge_wit(&wit::Batch::Lines(buf), lines)
+    }
+
+    fn judge_wit(
+        &mut self,
+        batch: &wit::Batch,
+        lines: usize,
+    ) -> Result<Option<Judged>, PluginError> {
+        self.refuel();
         let out = self
             .bindings
             .oddity_detector_detector()
             .engine()
-            .call_judge(&mut self.store, self.resource, &batch)
+            .call_judge(&mut self.store, self.resource, batch)
             .map_err(trap)?;
         match out {
             Ok(judged) => checked(judged, lines).map(Some),

@@ -364,7 +364,7 @@ impl Scorer {
             // Unstaged, or the observations were refused (nothing learned): from the lines.
             Ok(None) => self
                 .plugin
-                .judge(plugin::Batch::Lines(&buf), sent.len())
+                .judge_lines(buf, sent.len())
                 .map(Option::unwrap_or_default),
             Err(e) => Err(e),
         };
