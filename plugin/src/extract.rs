@@ -365,7 +365,7 @@ const ONES: u64 = u64::MAX / 255;
 /// WebAssembly SIMD instructions.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline]
-fn stops16(c: &[u8; 16], high: bool) -> u32 {
+pub(crate) fn stops16(c: &[u8; 16], high: bool) -> u32 {
     use core::arch::wasm32::{
         u8x16, u8x16_bitmask, u8x16_eq, u8x16_lt, u8x16_splat, v128_and, v128_or,
     };
