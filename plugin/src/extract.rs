@@ -62,7 +62,7 @@ fn head(key: &[u8]) -> u64 {
 
 impl TrieNode {
     /// The child under `key`, if any.
-    #[inline]
+    #[inline(always)]
     fn child(&self, key: &[u8]) -> Option<usize> {
         if self.lengths & (1u64 << (key.len() % 64)) == 0 {
             return None;
@@ -448,7 +448,7 @@ impl<'a> Scan<'a> {
 
     /// Reads a string whose opening quote is just before `self.i`: the index of its closing
     /// quote, and whether it has escapes.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<(usize, bool)> {
         let b = self.b;
         let mut escaped = false;
