@@ -94,6 +94,8 @@ struct RawSettings {
     alerts: Option<RawAlerts>,
     engine: Option<toml::Table>,
     campaign: Option<toml::Table>,
+    risk: Option<toml::Table>,
+    stakes: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -418,8 +420,12 @@ fn validate(args: &ScoreArgs, raw: RawSettings) -> Result<Settings, String> {
     let bad_lines = bad_lines(raw.bad_lines)?;
     let (engine_config, profile_origin) = engine_config(
         raw.profile.as_deref().unwrap_or("cloudtrail"),
-        raw.engine,
-        raw.campaign,
+        [
+            ("engine", raw.engine),
+            ("campaign", raw.campaign),
+            ("risk", raw.risk),
+            ("stakes", raw.stakes),
+        ],
     )?;
     let cache_dir = cache_dir(
         raw.cache_dir.as_deref(),
@@ -645,11 +651,11 @@ fn user_id(dir: &Path) -> std::io::Result<u32> {
 }
 
 /// The plugin's configuration text: the profile (a built-in name or a file's tables), with the
-/// `[engine]` and `[campaign]` keys of the host configuration laid over the profile file's own.
+/// `[engine]`, `[campaign]`, `[risk]` and `[stakes]` tables of the host configuration laid over
+/// the profile file's own (see [`overlay`]).
 fn engine_config(
     profile: &str,
-    engine: Option<toml::Table>,
-    campaign: Option<toml::Table>,
+    tables: [(&str, Option<toml::Table>); 4],
 ) -> Result<(String, String), String> {
     let path = PathBuf::from(profile);
     let is_name = !profile.is_empty()
@@ -667,18 +673,32 @@ fn engine_config(
             .map_err(|e| format!("profile file {}: {e}", path.display()))?;
         (t, format!("profile file {}", path.display()))
     };
-    for (name, overlay) in [("engine", engine), ("campaign", campaign)] {
-        let Some(overlay) = overlay else { continue };
+    for (name, table) in tables {
+        let Some(table) = table else { continue };
         let entry = doc
             .entry(name)
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(table) = entry else {
+        let toml::Value::Table(into) = entry else {
             return Err(format!("{origin}: `{name}` must be a table"));
         };
-        table.extend(overlay);
+        overlay(into, table);
     }
     let text = toml::to_string(&doc).map_err(|e| format!("{origin}: {e}"))?;
     Ok((text, origin))
+}
+
+/// Lays `from` over `into`: a value replaces `into`'s, tables merge key by key and arrays (of
+/// stakes rules) are appended to, so the configuration's rules come after a profile file's.
+fn overlay(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => overlay(a, b),
+            (Some(toml::Value::Array(a)), toml::Value::Array(b)) => a.extend(b),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -739,6 +759,42 @@ mod tests {
         };
         let s = Settings::load_with_env(&args, env(&[("ODDITY_BATCH_SIZE", "32")])).expect("valid");
         assert_eq!(s.batch_size, 16, "flags beat the environment");
+    }
+
+    #[test]
+    fn risk_and_stakes_reach_the_engine_after_a_profile_files_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let profile = dir.path().join("profile.toml");
+        std::fs::write(
+            &profile,
+            "profile = \"cloudtrail\"\n[risk]\nlift = 3.0\n[[stakes.rules]]\nactions = [\"A\"]\ntactic = \"impact\"\ntechnique = \"T1485\"\n",
+        )
+        .expect("write");
+        let path = dir.path().join("oddity.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "profile = {:?}\n[risk]\nmedium = 45\n[stakes.tactics]\nimpact = 3.0\n[[stakes.rules]]\nactions = [\"B\"]\ntactic = \"impact\"\ntechnique = \"T1485\"\n",
+                profile.display().to_string()
+            ),
+        )
+        .expect("write");
+        let args = ScoreArgs {
+            config: Some(path),
+            ..ScoreArgs::default()
+        };
+        let s = Settings::load_with_env(&args, env(&[])).expect("valid");
+        let doc: toml::Table = s.engine_config.parse().expect("toml");
+        assert_eq!(doc["risk"]["lift"].as_float(), Some(3.0), "the file's kept");
+        assert_eq!(doc["risk"]["medium"].as_integer(), Some(45));
+        assert_eq!(doc["stakes"]["tactics"]["impact"].as_float(), Some(3.0));
+        let actions: Vec<&str> = doc["stakes"]["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .map(|r| r["actions"][0].as_str().expect("action"))
+            .collect();
+        assert_eq!(actions, ["A", "B"], "the configuration's rules come after");
     }
 
     #[test]
