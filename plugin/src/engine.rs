@@ -184,7 +184,7 @@ impl Memo {
         {
             return match value.as_deref() {
                 None => raw,
-                Some(v) => Cow::Owned(spare.copy(raw, v)),
+                Some(v) => Cow::Owned(spare.replace(raw, v)),
             };
         }
         let key: Box<str> = raw.as_ref().into();
@@ -209,15 +209,23 @@ impl Spare {
         self.0.pop().unwrap_or_default()
     }
 
-    /// `text` as an owned string: `raw`'s own when it is one, else a spare one.
-    fn copy(&mut self, raw: Cow<'_, str>, text: &str) -> String {
-        let mut s = match raw {
-            Cow::Owned(s) => s,
-            Cow::Borrowed(_) => self.take(),
-        };
-        s.clear();
+    /// `text` in a spare string.
+    fn copy(&mut self, text: &str) -> String {
+        let mut s = self.take();
         s.push_str(text);
         s
+    }
+
+    /// `text` in `raw`'s own string when it is one, else in a spare one.
+    fn replace(&mut self, raw: Cow<'_, str>, text: &str) -> String {
+        match raw {
+            Cow::Owned(mut s) => {
+                s.clear();
+                s.push_str(text);
+                s
+            }
+            Cow::Borrowed(_) => self.copy(text),
+        }
     }
 
     /// Keeps the strings of `values` (emptied) and gives back the vector, emptied.
@@ -530,7 +538,7 @@ impl Engine {
             // A default is already a category: it is used as it is, not normalised.
             let value = match (found, &field.default) {
                 (Some(v), _) => memo.apply(field, v, spare),
-                (None, Some(d)) => Cow::Owned(spare.copy(Cow::Borrowed(""), d)),
+                (None, Some(d)) => Cow::Owned(spare.copy(d)),
                 (None, None) => {
                     let paths: Vec<String> = field.paths.iter().map(Source::describe).collect();
                     return Err(ScoreError::FieldMissing(format!(
