@@ -10,7 +10,7 @@
 //! checksum     u64      xxh3-64 of the payload
 //! payload      model counters, tree arena, free list, principals, calibration, event ids,
 //!              the outbox of population knowledge not yet shared (format 7; 6 has none);
-//!              a campaign keeps its strongest step from format 8
+//!              a campaign keeps its strongest step from format 8, its sessions from 9
 //! ```
 //!
 //! Decoding checks each of these in order and names the first that fails; it never trusts a
@@ -22,19 +22,23 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 
 use crate::calibrate::Calibration;
-use crate::campaign::{Campaign, EntityState, MAX_YOUNG};
+use crate::campaign::{Campaign, EntityState, MAX_YOUNG, Weighed};
 use crate::config::EngineSettings;
 use crate::duplicates::Seen;
 use crate::model::Model;
 use crate::share::Outbox;
+use crate::stakes::TacticSet;
 use crate::tree::{Node, Tree};
 
 pub const MAGIC: &[u8; 8] = b"ODDITYSN";
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 /// The format before the outbox of shared population knowledge; still read.
 const FORMAT_WITHOUT_OUTBOX: u32 = 6;
 /// The first format keeping a campaign's strongest step; 6 and 7 are still read.
 const FORMAT_WITH_PEAK: u32 = 8;
+/// The first format keeping a campaign's sessions (the current one's steps, its high-stakes
+/// steps and the earlier sessions' apart); 6 to 8 are still read.
+const FORMAT_WITH_SESSIONS: u32 = 9;
 pub(crate) const HEADER: usize = 8 + 4 + 16 + 8 + 8;
 const NODE_BYTES: usize = 4 + 8 + 8 * 4 + 4;
 
@@ -129,6 +133,48 @@ impl Reader<'_> {
     }
 }
 
+fn tactic_set(r: &mut Reader) -> R<TacticSet> {
+    TacticSet::try_from(r.u32("a campaign")?)
+        .map_err(|_| DecodeError::NotASnapshot("a campaign's tactics are out of range".to_owned()))
+}
+
+fn weighed(r: &mut Reader) -> R<Weighed> {
+    Ok(Weighed {
+        norm: r.f64("a campaign")?,
+        peak: r.f64("a campaign")?,
+        tactics: tactic_set(r)?,
+    })
+}
+
+/// A campaign's steps as formats 6 to 8 kept them (after its risk): one session, whose steps
+/// all count as high-stakes if it had one (so a sequence under way still links).
+fn older_campaign(
+    r: &mut Reader,
+    version: u32,
+    risk: f64,
+) -> R<(Weighed, Weighed, Weighed, TacticSet, u32)> {
+    let norm = r.f64("a campaign")?;
+    // Before format 8 the strongest step was not kept: the campaign's risk so far stands.
+    let peak = if version >= FORMAT_WITH_PEAK {
+        r.f64("a campaign")?
+    } else {
+        risk
+    };
+    let tactics = tactic_set(r)?;
+    let high_t = r.u32("a campaign")?;
+    let session = Weighed {
+        norm,
+        peak,
+        tactics,
+    };
+    let high = if high_t == 0 {
+        Weighed::default()
+    } else {
+        session
+    };
+    Ok((session, high, Weighed::default(), tactics, high_t))
+}
+
 /// Encodes the model with the configuration fingerprint (16 hex digits).
 pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(
@@ -186,8 +232,11 @@ pub fn encode(model: &Model, fingerprint: &str) -> Vec<u8> {
                 w.u32(c.last_t);
                 w.f64(c.score);
                 w.f64(c.risk);
-                w.f64(c.risk_steps);
-                w.f64(c.peak);
+                for weighed in [&c.session, &c.session_high, &c.linked] {
+                    w.f64(weighed.norm);
+                    w.f64(weighed.peak);
+                    w.u32(u32::from(weighed.tactics));
+                }
                 w.u32(u32::from(c.tactics));
                 w.u32(c.high_t);
                 w.u32(c.actions.len() as u32);
@@ -337,18 +386,16 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
                 let last_t = r.u32("a campaign")?;
                 let score = r.f64("a campaign")?;
                 let risk = r.f64("a campaign")?;
-                let risk_steps = r.f64("a campaign")?;
-                // Before format 8 the strongest step was not kept: the campaign's risk so far
-                // stands.
-                let peak = if version >= FORMAT_WITH_PEAK {
-                    r.f64("a campaign")?
-                } else {
-                    risk
-                };
-                let tactics = u16::try_from(r.u32("a campaign")?).map_err(|_| {
-                    DecodeError::NotASnapshot("a campaign's tactics are out of range".to_owned())
-                })?;
-                let high_t = r.u32("a campaign")?;
+                let (session, session_high, linked, tactics, high_t) =
+                    if version >= FORMAT_WITH_SESSIONS {
+                        let session = weighed(&mut r)?;
+                        let session_high = weighed(&mut r)?;
+                        let linked = weighed(&mut r)?;
+                        let tactics = tactic_set(&mut r)?;
+                        (session, session_high, linked, tactics, r.u32("a campaign")?)
+                    } else {
+                        older_campaign(&mut r, version, risk)?
+                    };
                 let n = r.count(4, "a campaign's actions")?;
                 let actions = (0..n)
                     .map(|_| r.str("a campaign action"))
@@ -362,8 +409,9 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
                     last_t,
                     score,
                     risk,
-                    risk_steps,
-                    peak,
+                    session,
+                    session_high,
+                    linked,
                     tactics,
                     high_t,
                     actions,
@@ -431,4 +479,69 @@ pub fn decode(bytes: &[u8], fingerprint: &str, engine: &EngineSettings) -> R<Mod
     model.seen = Seen::from_entries(ids);
     model.outbox = outbox;
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn campaign_tail(norm: f64, peak: f64, tactics: u32, high_t: u32) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        w.f64(norm);
+        w.f64(peak);
+        w.u32(tactics);
+        w.u32(high_t);
+        w.0
+    }
+
+    #[test]
+    fn a_format_8_campaign_is_one_session_linking_on_if_it_had_a_high_stakes_step() {
+        let bytes = campaign_tail(30.0, 20.0, 0b11, 500);
+        let mut r = Reader {
+            bytes: &bytes,
+            at: 0,
+        };
+        let (session, high, linked, tactics, high_t) =
+            older_campaign(&mut r, FORMAT_WITH_PEAK, 45.0).expect("reads");
+        let expected = Weighed {
+            norm: 30.0,
+            peak: 20.0,
+            tactics: 0b11,
+        };
+        assert_eq!(
+            (session, high, linked),
+            (expected, expected, Weighed::default())
+        );
+        assert_eq!((tactics, high_t, r.at), (0b11, 500, bytes.len()));
+        let bytes = campaign_tail(30.0, 20.0, 0b1, 0);
+        let mut r = Reader {
+            bytes: &bytes,
+            at: 0,
+        };
+        let (_, high, ..) = older_campaign(&mut r, FORMAT_WITH_PEAK, 45.0).expect("reads");
+        assert_eq!(
+            high,
+            Weighed::default(),
+            "no high-stakes step: nothing links"
+        );
+    }
+
+    #[test]
+    fn before_format_8_the_risk_stands_for_the_strongest_step() {
+        let mut w = Writer(Vec::new());
+        w.f64(30.0);
+        w.u32(0);
+        w.u32(0);
+        let mut r = Reader { bytes: &w.0, at: 0 };
+        let (session, ..) = older_campaign(&mut r, FORMAT_WITH_PEAK - 1, 45.0).expect("reads");
+        assert_eq!((session.norm, session.peak), (30.0, 45.0));
+        let mut r = Reader {
+            bytes: &w.0[..10],
+            at: 0,
+        };
+        assert!(
+            older_campaign(&mut r, FORMAT_WITH_PEAK - 1, 45.0).is_err(),
+            "truncated"
+        );
+    }
 }
