@@ -980,6 +980,25 @@ mod tests {
     }
 
     #[test]
+    fn a_configurations_stakes_rules_are_numbered_as_in_its_file() {
+        let rule = |tactic: &str| {
+            format!(
+                "[[stakes.rules]]\nactions = [\"GetObject\"]\ntactic = \"{tactic}\"\ntechnique = \"T1530\"\n"
+            )
+        };
+        for profile in ["", "profile = \"cloudtrail\"\n"] {
+            let text = format!("{profile}{}{}", rule("collection"), rule("plunder"));
+            let e = Settings::parse(&text).expect_err("unknown tactic");
+            assert!(
+                e.to_string().starts_with(
+                    "invalid configuration: stakes.rules[1].tactic: unknown tactic \"plunder\""
+                ),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn engine_settings_change_the_fingerprint() {
         let a = Settings::parse("").expect("valid");
         let b = Settings::parse("[engine]\nhalf-life = \"7d\"").expect("valid");

@@ -100,6 +100,10 @@ pub(crate) struct RawStakes {
     tactics: BTreeMap<String, f64>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    /// How many of the rules come first from a built-in profile (a configuration's own are
+    /// numbered from the first after them, as in its file).
+    #[serde(skip)]
+    built_in: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,7 +141,17 @@ impl RawStakes {
     /// Lays `own` over this table: its weights replace these, its rules come after these.
     pub(crate) fn extend(&mut self, own: RawStakes) {
         self.tactics.extend(own.tactics);
+        self.built_in = self.rules.len();
         self.rules.extend(own.rules);
+    }
+}
+
+/// The key of rule `i` as its author wrote it, when the first `built_in` rules come from a
+/// built-in profile.
+fn rule_key(built_in: usize, i: usize) -> String {
+    match i.checked_sub(built_in) {
+        Some(own) => format!("stakes.rules[{own}]"),
+        None => format!("the built-in profile's stakes.rules[{i}]"),
     }
 }
 
@@ -234,12 +248,10 @@ impl Stakes {
             ));
         }
         for (i, r) in raw.rules.into_iter().enumerate() {
-            let rule = Stakes::rule(&format!("stakes.rules[{i}]"), r, &field_index)?;
+            let key = rule_key(raw.built_in, i);
+            let rule = Stakes::rule(&key, r, &field_index)?;
             if rule.service.is_some() && stakes.service_field.is_none() {
-                stakes.service_field = Some(field_index(
-                    &format!("stakes.rules[{i}].service"),
-                    "service",
-                )?);
+                stakes.service_field = Some(field_index(&format!("{key}.service"), "service")?);
             }
             stakes.index(rule);
         }
