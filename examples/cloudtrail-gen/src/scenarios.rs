@@ -18,6 +18,12 @@ pub const LOGGING_SABOTAGE: &str = "logging-sabotage";
 pub const INSIDER: &str = "insider";
 /// An EC2 instance role's temporary credentials used from outside AWS.
 pub const ROLE_CREDENTIAL_THEFT: &str = "role-credential-theft";
+/// A legitimate user, from their usual address and client, low and slow: a few calls a day
+/// over three days (secrets, then data, then a bucket opened to the world).
+pub const SLOW_INSIDER: &str = "slow-insider";
+
+/// Seconds from one working day to the next (22 to 26 hours).
+const NEXT_DAY: (u32, u32) = (22 * 3600, 26 * 3600);
 
 /// Whose credentials the attack uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,6 +347,40 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
             Step {
                 actions: &["s3:PutBucketPolicy"],
                 gap: (5, 60),
+                ..S
+            },
+        ],
+    },
+    Scenario {
+        name: SLOW_INSIDER,
+        victim: Victim::Insider,
+        tool: Tool::Usual,
+        steps: &[
+            Step {
+                actions: &["secretsmanager:ListSecrets"],
+                gap: (0, 0),
+                ..S
+            },
+            Step {
+                actions: &["secretsmanager:GetSecretValue"],
+                count: (2, 3),
+                gap: (60, 900),
+                ..S
+            },
+            Step {
+                actions: &["s3:ListObjects"],
+                gap: NEXT_DAY,
+                ..S
+            },
+            Step {
+                actions: &["s3:GetObject"],
+                count: (3, 6),
+                gap: (20, 600),
+                ..S
+            },
+            Step {
+                actions: &["s3:PutBucketPolicy"],
+                gap: NEXT_DAY,
                 ..S
             },
         ],

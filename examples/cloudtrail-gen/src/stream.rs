@@ -20,7 +20,8 @@ use crate::org::{ALL_REGIONS, Org, Team, VPS_OCTETS};
 use crate::payload::Focus;
 use crate::record::{Call, Caller, Emitter, Fail, Ident, Tls};
 use crate::scenarios::{
-    EXFIL_CHAIN, IAM_PERSISTENCE, INSIDER, ROLE_CREDENTIAL_THEFT, SCENARIOS, Scenario, Tool, Victim,
+    EXFIL_CHAIN, IAM_PERSISTENCE, INSIDER, ROLE_CREDENTIAL_THEFT, SCENARIOS, SLOW_INSIDER,
+    Scenario, Tool, Victim,
 };
 use crate::services::Services;
 use crate::timefmt::{DAY, HOUR, weekday};
@@ -398,7 +399,7 @@ fn run_attack(
             );
             focus.foreign_account = Some(org.foreign_account(em.rng));
         }
-        INSIDER => {
+        INSIDER | SLOW_INSIDER => {
             let mut s: Vec<usize> = (0..org.secrets.len()).collect();
             s.shuffle(em.rng);
             focus.secrets = s;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use oddity_cloudtrail_gen::{
-    BENIGN_NOVELTIES, EXFIL_CHAIN, Event, GenConfig, INSIDER, SCENARIOS, generate,
+    BENIGN_NOVELTIES, EXFIL_CHAIN, Event, GenConfig, INSIDER, SCENARIOS, SLOW_INSIDER, generate,
 };
 use serde_json::Value;
 
@@ -278,16 +278,32 @@ fn exfil_chain_shares_the_snapshot_with_a_foreign_account() {
 }
 
 #[test]
-fn insider_uses_usual_address_and_client() {
+fn insiders_use_usual_address_and_client() {
+    insider_uses_usual_address_and_client(INSIDER);
+    insider_uses_usual_address_and_client(SLOW_INSIDER);
+}
+
+#[test]
+fn the_slow_insider_takes_three_days() {
+    let slow: Vec<&Event> = shared()
+        .iter()
+        .filter(|e| e.label.scenario == Some(SLOW_INSIDER))
+        .collect();
+    let span = slow[slow.len() - 1].unix_time() - slow[0].unix_time();
+    assert!(span >= 44 * 3600, "{span} s");
+    assert_eq!(slow.last().map(|e| e.label.step), Some(5));
+}
+
+fn insider_uses_usual_address_and_client(scenario: &str) {
     let events = shared();
     let insider: Vec<Value> = events
         .iter()
-        .filter(|e| e.label.scenario == Some(INSIDER))
+        .filter(|e| e.label.scenario == Some(scenario))
         .map(parse)
         .collect();
     let who = events
         .iter()
-        .find(|e| e.label.scenario == Some(INSIDER))
+        .find(|e| e.label.scenario == Some(scenario))
         .map(|e| e.principal().to_owned())
         .unwrap_or_default();
     let ip = insider[0]["sourceIPAddress"]

@@ -148,7 +148,7 @@ fn main() -> Result<()> {
     let template = variant.shape(gen_config(args.quick, args.first_seed));
     let mut parameters = vec![
         format!(
-            "generated: seeds {}; days {}, humans {}, roles {}, attack repeats {}, new engineers {}, IAM-user share {} (all six scenarios)",
+            "generated: seeds {}; days {}, humans {}, roles {}, attack repeats {}, new engineers {}, IAM-user share {} (all seven scenarios)",
             seeds
                 .iter()
                 .map(u64::to_string)
