@@ -51,6 +51,8 @@ pub struct Row {
     pub alert_risk: f64,
     /// The event's time (seconds), when it has one.
     pub time: Option<u32>,
+    /// oddity: the ATT&CK tactics of the event's action, as bits of [`Scored::tactics`].
+    pub tactics: u16,
 }
 
 /// A scored stream.
@@ -68,6 +70,8 @@ pub struct Scored {
     pub interner: Interner,
     pub novel_fields: Vec<String>,
     pub novel_values: Vec<String>,
+    /// Tactic names oddity gave, in order of first appearance (bit `i` of [`Row::tactics`]).
+    pub tactics: Vec<&'static str>,
     /// Events oddity refused, by reason (they score 0).
     pub errors: BTreeMap<String, usize>,
     /// Events the baselines could not read (they score 0 and are not learned).
@@ -75,6 +79,17 @@ pub struct Scored {
     /// Wall time of the whole pass, and of oddity's `score_line` calls alone.
     pub elapsed: Duration,
     pub engine_time: Duration,
+}
+
+/// `names` as bits of `known`, adding the names not known yet.
+fn tactic_bits(known: &mut Vec<&'static str>, names: &[&'static str]) -> u16 {
+    names.iter().fold(0, |bits, &name| {
+        let i = known.iter().position(|&k| k == name).unwrap_or_else(|| {
+            known.push(name);
+            known.len() - 1
+        });
+        bits | 1 << i
+    })
 }
 
 /// Runs `stream` through a fresh engine (configuration text `config`) and the baselines.
@@ -98,6 +113,7 @@ pub fn run_partitioned(stream: Stream, config: &str, how: Partitioning) -> Resul
     let mut novel_fields: Vec<String> = Vec::new();
     let mut novel_values: Vec<String> = Vec::new();
     let mut value_ids: rustc_hash::FxHashMap<String, u32> = Default::default();
+    let mut tactics: Vec<&'static str> = Vec::new();
     let mut errors = BTreeMap::new();
     let mut unreadable = 0;
     let mut engine_time = Duration::ZERO;
@@ -125,6 +141,7 @@ pub fn run_partitioned(stream: Stream, config: &str, how: Partitioning) -> Resul
             severity: Severity::Info,
             alert_risk: 0.0,
             time: None,
+            tactics: 0,
         };
         match verdict {
             Ok(r) => {
@@ -135,6 +152,7 @@ pub fn run_partitioned(stream: Stream, config: &str, how: Partitioning) -> Resul
                 row.alert_risk = r.campaign.as_ref().map_or(r.risk, |c| c.risk.max(r.risk));
                 row.time = r.event_time.as_deref().and_then(oddity_engine::parse_time);
                 row.cold = r.cold;
+                row.tactics = tactic_bits(&mut tactics, &r.tactics);
                 let f = &r.most_novel.field;
                 row.novel_field = match novel_fields.iter().position(|x| x == f) {
                     Some(i) => i as u16,
@@ -199,6 +217,7 @@ pub fn run_partitioned(stream: Stream, config: &str, how: Partitioning) -> Resul
         interner,
         novel_fields,
         novel_values,
+        tactics,
         errors,
         unreadable,
         elapsed: started.elapsed(),

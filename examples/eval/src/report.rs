@@ -62,6 +62,21 @@ pub struct AlertReport {
     pub attack_alert_events: usize,
     /// The same at other risk thresholds (bits): (threshold, scenarios alerted, benign groups).
     pub sweep: Vec<(f64, usize, usize)>,
+    /// Techniques named for their ATT&CK tactic (Stratus Red Team's `tactic.technique`).
+    pub tactics: TacticReport,
+}
+
+/// Whether oddity names a technique's own ATT&CK tactic: among the groups named
+/// `tactic.technique`, those with an event whose action oddity gives that tactic, and those
+/// with such an event among their alerting ones.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TacticReport {
+    pub techniques: usize,
+    pub named: usize,
+    pub named_alerting: usize,
+    /// Techniques none of whose events carries their tactic, with the tactics their events
+    /// carry instead.
+    pub not_named: Vec<(String, Vec<&'static str>)>,
 }
 
 /// Risk thresholds (bits) the alert sweep tries.
@@ -573,7 +588,8 @@ pub fn evaluate(s: &Scored) -> StreamReport {
             .count(),
     };
 
-    let alerts = alert_report(rows, &group_of, group_names.len());
+    let mut alerts = alert_report(rows, &group_of, group_names.len());
+    alerts.tactics = tactic_report(s, rows, &group_of, &group_names);
 
     // What fills oddity's top 0.1 %.
     let top: Vec<usize> = rankings[0].order().take(k_small).collect();
@@ -632,6 +648,57 @@ pub fn evaluate(s: &Scored) -> StreamReport {
     }
 }
 
+/// How many `tactic.technique` groups oddity names for their tactic ([`TacticReport`]).
+fn tactic_report(
+    s: &Scored,
+    rows: &[crate::harness::Row],
+    group_of: &[Option<usize>],
+    group_names: &[String],
+) -> TacticReport {
+    // Per group: the bit of its tactic (None: not a `tactic.technique` group, or a tactic
+    // oddity never gave in this stream), then (named, named while alerting).
+    let expected: Vec<Option<Option<u16>>> = group_names
+        .iter()
+        .map(|g| {
+            let (tactic, _) = g.split_once('.')?;
+            Some(
+                s.tactics
+                    .iter()
+                    .position(|&t| t == tactic)
+                    .map(|i| 1u16 << i),
+            )
+        })
+        .collect();
+    let mut found = vec![(false, false); group_names.len()];
+    let mut given = vec![0u16; group_names.len()];
+    for (r, g) in rows.iter().zip(group_of) {
+        let Some(g) = *g else { continue };
+        given[g] |= r.tactics;
+        if let Some(Some(bit)) = expected[g]
+            && r.tactics & bit != 0
+        {
+            found[g].0 = true;
+            found[g].1 |= r.severity >= ALERT_SEVERITY;
+        }
+    }
+    let techniques = expected.iter().filter(|e| e.is_some()).count();
+    TacticReport {
+        techniques,
+        named: found.iter().filter(|f| f.0).count(),
+        named_alerting: found.iter().filter(|f| f.1).count(),
+        not_named: (0..group_names.len())
+            .filter(|&g| expected[g].is_some() && !found[g].0)
+            .map(|g| {
+                let names = s.tactics.iter().enumerate();
+                let gave = names
+                    .filter(|(i, _)| given[g] & 1 << i != 0)
+                    .map(|(_, &t)| t);
+                (group_names[g].clone(), gave.collect())
+            })
+            .collect(),
+    }
+}
+
 /// The alerts the default settings would raise on the evaluated rows.
 fn alert_report(
     rows: &[crate::harness::Row],
@@ -663,6 +730,7 @@ fn alert_report(
         alert_events,
         attack_alert_events,
         sweep,
+        tactics: TacticReport::default(),
     }
 }
 
@@ -962,6 +1030,28 @@ pub fn render_stream(r: &StreamReport, markdown: bool, steps: Steps) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     );
+    let t = &a.tactics;
+    if t.techniques > 0 {
+        let _ = writeln!(
+            out,
+            "{bullet}tactics: {}/{} techniques have an event oddity gives their own ATT&CK tactic (the first word of the technique's name), {} of them an alerting one{}",
+            t.named,
+            t.techniques,
+            t.named_alerting,
+            if t.not_named.is_empty() {
+                String::new()
+            } else {
+                let gave = t
+                    .not_named
+                    .iter()
+                    .map(|(g, gave)| format!("{g} ({})", gave.join(", ")));
+                format!(
+                    "; not named (oddity's tactics): {}",
+                    gave.collect::<Vec<_>>().join(", ")
+                )
+            }
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,

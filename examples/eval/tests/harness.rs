@@ -190,6 +190,24 @@ fn stratus_stream_from_the_repository_data() {
 }
 
 #[test]
+fn stratus_techniques_are_checked_for_their_own_tactic() {
+    let dir = oddity_eval::default_data_dir().join("stratus-red-team_detonation_logs");
+    let techniques = streams::load_techniques(&dir).expect("readable").len();
+    let spec = StreamSpec::Stratus {
+        background: tiny(4, false),
+        dir,
+        own_client: false,
+    };
+    let scored = harness::run(spec.open().expect("opens"), "").expect("runs");
+    let t = report::evaluate(&scored).alerts.tactics;
+    assert_eq!(t.techniques, techniques);
+    assert!(t.named >= techniques - 5, "{t:?}");
+    assert!(t.named_alerting <= t.named);
+    assert_eq!(t.not_named.len(), techniques - t.named);
+    assert!(t.not_named.iter().all(|(g, _)| g.contains('.')), "{t:?}");
+}
+
+#[test]
 fn harness_runs_end_to_end_with_finite_metrics() {
     let stream = StreamSpec::Generated(tiny(7, true)).open().expect("opens");
     let scored = harness::run(stream, "").expect("runs");
@@ -206,6 +224,10 @@ fn harness_runs_end_to_end_with_finite_metrics() {
         assert!(s.iter().all(|x| x.is_finite()));
     }
     let r = report::evaluate(&scored);
+    assert_eq!(
+        r.alerts.tactics.techniques, 0,
+        "scenario names name no tactic"
+    );
     assert!(r.positives > 0);
     assert!(!r.groups.is_empty());
     assert!(
