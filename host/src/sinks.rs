@@ -165,25 +165,23 @@ pub fn sink(n: usize, raw: RawSink) -> Result<SinkSettings, String> {
         }
         None => return Err(format!("{} is missing (file, http or syslog)", key("kind"))),
     };
-    let syslog = matches!(target, Target::Syslog { .. });
-    let mut unused = vec![(
-        "max-message-bytes",
-        raw.max_message_bytes.is_some() && !syslog,
-    )];
-    unused.extend(match &target {
-        Target::Http(_) => [
+    let mut unused = match &target {
+        Target::Http(_) => vec![
             ("path", raw.path.is_some()),
             ("address", raw.address.is_some()),
-        ]
-        .to_vec(),
-        _ => [
+        ],
+        _ => vec![
             ("url", raw.url.is_some()),
             ("token", raw.token.is_some() || raw.token_env.is_some()),
             ("headers", raw.headers.is_some()),
             ("index", raw.index.is_some()),
-        ]
-        .to_vec(),
-    });
+        ],
+    };
+    let syslog = matches!(target, Target::Syslog { .. });
+    unused.push((
+        "max-message-bytes",
+        raw.max_message_bytes.is_some() && !syslog,
+    ));
     if let Some((field, _)) = unused.into_iter().find(|(_, set)| *set) {
         return Err(format!(
             "{} does not apply to this kind of sink",

@@ -273,15 +273,10 @@ impl EntityState {
             stakes,
         } = event;
         let window = settings.window.as_secs();
-        if let Some(c) = &mut self.campaign {
-            if c.ended(now, window, risk) {
-                self.campaign = None;
-            } else if c.past_window(now, window) {
-                // Kept open by the sequence window alone: a new session of the same story, whose
-                // faint steps count among themselves and with the high-stakes steps before, not
-                // with the faint steps of days ago.
-                c.next_session();
-            }
+        if let Some(c) = &self.campaign
+            && c.ended(now, window, risk)
+        {
+            self.campaign = None;
         }
         // A novel event below the principal's running usual (late in a long burst) adds nothing
         // to a campaign and does not keep it open, but belongs to the one under way: alone it
@@ -289,6 +284,14 @@ impl EntityState {
         let adds = step > 0.0;
         if score < settings.threshold || (!adds && self.campaign.is_none()) {
             return None;
+        }
+        if let Some(c) = &mut self.campaign
+            && c.past_window(now, window)
+        {
+            // Kept open by the sequence window alone: a new session of the same story, whose
+            // faint steps count among themselves and with the high-stakes steps before, not
+            // with the faint steps of days ago.
+            c.next_session();
         }
         let opened = &mut self.opened;
         let c = self.campaign.get_or_insert_with(|| {
