@@ -29,7 +29,7 @@ use anyhow::{Context, Result};
 use oddity_cloudtrail_gen::GenConfig;
 
 use report::StreamReport;
-use streams::StreamSpec;
+use streams::{Origin, StreamSpec};
 
 /// The first seed of the generated streams.
 pub const FIRST_SEED: u64 = 7;
@@ -51,6 +51,10 @@ pub struct Variant {
     pub days: Option<u32>,
     pub humans: Option<u32>,
     pub roles: Option<u32>,
+    /// Scenarios injected into the generated streams (empty: all of them).
+    pub scenarios: Vec<String>,
+    /// How many times each scenario is injected.
+    pub attack_repeats: Option<u32>,
 }
 
 impl Variant {
@@ -59,6 +63,8 @@ impl Variant {
         cfg.days = self.days.unwrap_or(cfg.days);
         cfg.humans = self.humans.unwrap_or(cfg.humans);
         cfg.roles = self.roles.unwrap_or(cfg.roles);
+        cfg.only.clone_from(&self.scenarios);
+        cfg.attack_repeats = self.attack_repeats.unwrap_or(cfg.attack_repeats);
         cfg
     }
 }
@@ -100,11 +106,11 @@ pub fn plan(
             variant.stratus_seed.unwrap_or(STRATUS_BACKGROUND_SEED),
         ));
         background.attacks = false;
-        for own_client in [false, true] {
+        for origin in Origin::ALL {
             specs.push(StreamSpec::Stratus {
                 background: background.clone(),
                 dir: stratus.clone(),
-                own_client,
+                origin,
             });
         }
     } else {
@@ -258,28 +264,38 @@ mod tests {
             days: Some(4),
             humans: Some(150),
             roles: None,
+            scenarios: vec!["insider".to_owned()],
+            attack_repeats: Some(3),
         };
         // A data directory with the Stratus logs only (the rest is skipped).
         let dir = std::env::temp_dir().join(format!("oddity-eval-variant-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("stratus-red-team_detonation_logs")).expect("mkdir");
         let (specs, _) = plan(false, &[23], &dir, &variant);
         let _ = std::fs::remove_dir_all(&dir);
-        let configs: Vec<(u64, u32, u32, u32)> = specs
+        let configs: Vec<(u64, u32, u32, u32, bool, &[String], u32)> = specs
             .iter()
             .filter_map(|s| match s {
-                StreamSpec::Generated(c) | StreamSpec::Stratus { background: c, .. } => {
-                    Some((c.seed, c.days, c.humans, c.roles))
-                }
+                StreamSpec::Generated(c) | StreamSpec::Stratus { background: c, .. } => Some((
+                    c.seed,
+                    c.days,
+                    c.humans,
+                    c.roles,
+                    c.attacks,
+                    c.only.as_slice(),
+                    c.attack_repeats,
+                )),
                 _ => None,
             })
             .collect();
         let roles = GenConfig::default().roles;
+        let insider = ["insider".to_owned()];
         assert_eq!(
             configs,
             [
-                (23, 4, 150, roles),
-                (11, 4, 150, roles),
-                (11, 4, 150, roles)
+                (23, 4, 150, roles, true, &insider[..], 3),
+                (11, 4, 150, roles, false, &insider[..], 3),
+                (11, 4, 150, roles, false, &insider[..], 3),
+                (11, 4, 150, roles, false, &insider[..], 3)
             ]
         );
     }

@@ -49,6 +49,14 @@ struct Args {
     /// Workload roles in the generated organisations (default 15, 5 with --quick).
     #[arg(long, value_name = "N")]
     roles: Option<u32>,
+    /// Inject only these scenarios into the generated streams (comma-separated, as
+    /// `cloudtrail-gen --scenarios`): `insider,slow-insider` is an organisation whose only
+    /// attacks are insiders.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// How many times each scenario is injected into a generated stream (default 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    attack_repeats: Option<u32>,
     /// Engine configuration (TOML): an engine configuration or an oddity host configuration.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -103,6 +111,16 @@ fn partitioned_note(how: Partitioning) -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(unknown) = args
+        .scenarios
+        .iter()
+        .find(|n| !oddity_cloudtrail_gen::SCENARIOS.contains(&n.as_str()))
+    {
+        bail!(
+            "unknown scenario {unknown:?} (known: {})",
+            oddity_cloudtrail_gen::SCENARIOS.join(", ")
+        );
+    }
     let started = Instant::now();
     let seeds_n = args.seeds.unwrap_or(if args.quick { 1 } else { 3 });
     if seeds_n == 0 && args.seeds.is_some() {
@@ -114,6 +132,8 @@ fn main() -> Result<()> {
         days: args.days,
         humans: args.humans,
         roles: args.roles,
+        scenarios: args.scenarios.clone(),
+        attack_repeats: args.attack_repeats,
     };
     let data = args.data.clone().unwrap_or_else(default_data_dir);
     let data = data.canonicalize().unwrap_or(data);
@@ -148,7 +168,7 @@ fn main() -> Result<()> {
     let template = variant.shape(gen_config(args.quick, args.first_seed));
     let mut parameters = vec![
         format!(
-            "generated: seeds {}; days {}, humans {}, roles {}, attack repeats {}, new engineers {}, IAM-user share {} (all seven scenarios)",
+            "generated: seeds {}; days {}, humans {}, roles {}, attack repeats {}, new engineers {}, IAM-user share {} ({})",
             seeds
                 .iter()
                 .map(u64::to_string)
@@ -159,7 +179,12 @@ fn main() -> Result<()> {
             template.roles,
             template.attack_repeats,
             template.new_engineers,
-            template.iam_user_share
+            template.iam_user_share,
+            if template.only.is_empty() {
+                format!("all {} scenarios", oddity_cloudtrail_gen::SCENARIOS.len())
+            } else {
+                format!("scenarios {}", template.only.join(", "))
+            }
         ),
         format!(
             "stratus: background seed {} (same size, attacks off); one technique per slot after {:.0} % of the stream; victims: IAM users with >= {MIN_VICTIM_EVENTS} events before, round robin",

@@ -263,6 +263,8 @@ fn family_of(name: &str) -> &'static str {
         "generated"
     } else if name.starts_with("stratus-own-client") {
         "stratus own-ua"
+    } else if name.starts_with("stratus-own-origin") {
+        "stratus own-origin"
     } else if name.starts_with("stratus") {
         "stratus"
     } else if name.starts_with("invictus") {

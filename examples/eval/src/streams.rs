@@ -55,13 +55,12 @@ impl std::fmt::Debug for Stream {
 pub enum StreamSpec {
     /// The generator with its own attack scenarios.
     Generated(GenConfig),
-    /// Stratus Red Team detonation logs (directory) injected into attack-free background;
-    /// `own_client`: with each victim's own user agent instead of Stratus' (an attacker
-    /// using the same tool as the victim, so the client gives nothing away).
+    /// Stratus Red Team detonation logs (directory) injected into attack-free background, from
+    /// the attacker's or the victim's network and client.
     Stratus {
         background: GenConfig,
         dir: PathBuf,
-        own_client: bool,
+        origin: Origin,
     },
     /// The invictus-ir capture (its directory, holding `CloudTrail/` and `labels_derived.csv`).
     Invictus { dir: PathBuf },
@@ -69,23 +68,53 @@ pub enum StreamSpec {
     Otrf { file: PathBuf },
 }
 
+/// Whose network and client the injected Stratus records carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The attacker's: Stratus' source addresses and user agents (stolen keys used elsewhere).
+    Attacker,
+    /// The victim's most common user agent from the attacker's addresses (an attacker using the
+    /// victim's tool, so the client gives nothing away).
+    VictimClient,
+    /// The victim's most common source address and user agent (an insider, malware on the
+    /// victim's machine, a stolen session): neither network nor client gives anything away.
+    Victim,
+}
+
+impl Origin {
+    pub const ALL: [Origin; 3] = [Origin::Attacker, Origin::VictimClient, Origin::Victim];
+
+    /// The stream name's prefix.
+    pub fn stream(self) -> &'static str {
+        match self {
+            Origin::Attacker => "stratus-injected",
+            Origin::VictimClient => "stratus-own-client-injected",
+            Origin::Victim => "stratus-own-origin-injected",
+        }
+    }
+
+    fn about(self) -> &'static str {
+        match self {
+            Origin::Attacker => {
+                "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region; source IP, user agent, event, error and parameters are the attacker's"
+            }
+            Origin::VictimClient => {
+                "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region, userAgent the victim's most common; source IP, event, error and parameters are the attacker's"
+            }
+            Origin::Victim => {
+                "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region, userAgent the victim's most common, sourceIPAddress (where it is an address, not an AWS service) the victim's most common; event, error and parameters are the attacker's"
+            }
+        }
+    }
+}
+
 impl StreamSpec {
     pub fn name(&self) -> String {
         match self {
             StreamSpec::Generated(cfg) => format!("generated seed {}", cfg.seed),
             StreamSpec::Stratus {
-                background,
-                own_client: false,
-                ..
-            } => format!("stratus-injected (background seed {})", background.seed),
-            StreamSpec::Stratus {
-                background,
-                own_client: true,
-                ..
-            } => format!(
-                "stratus-own-client-injected (background seed {})",
-                background.seed
-            ),
+                background, origin, ..
+            } => format!("{} (background seed {})", origin.stream(), background.seed),
             StreamSpec::Invictus { .. } => "invictus-ir".into(),
             StreamSpec::Otrf { .. } => "otrf ec2-proxy-s3-exfiltration".into(),
         }
@@ -97,8 +126,8 @@ impl StreamSpec {
             StreamSpec::Stratus {
                 background,
                 dir,
-                own_client,
-            } => stratus(background, dir, *own_client),
+                origin,
+            } => stratus(background, dir, *origin),
             StreamSpec::Invictus { dir } => invictus(dir),
             StreamSpec::Otrf { file } => otrf(file),
         }
@@ -225,6 +254,8 @@ pub struct Victim {
     pub events_before: usize,
     /// Its most common user agent in the background, if any.
     pub user_agent: Option<String>,
+    /// Its most common source IP address in the background, if any.
+    pub source_ip: Option<String>,
 }
 
 /// What the injection needs to know about the background.
@@ -253,6 +284,8 @@ struct IdentityOnly<'a> {
     aws_region: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, rename = "userAgent")]
     user_agent: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, rename = "sourceIPAddress")]
+    source_ip: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Reads the background once: size, time window and IAM users.
@@ -262,6 +295,7 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
         long_term: bool,
         at: Vec<usize>,
         agents: std::collections::BTreeMap<String, usize>,
+        addresses: std::collections::BTreeMap<String, usize>,
     }
     let mut times = Vec::new();
     let mut users: std::collections::BTreeMap<String, Seen> = Default::default();
@@ -293,9 +327,13 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
             long_term,
             at: Vec::new(),
             agents: Default::default(),
+            addresses: Default::default(),
         });
         if let Some(ua) = &r.user_agent {
             *seen.agents.entry(ua.clone().into_owned()).or_default() += 1;
+        }
+        if let Some(ip) = r.source_ip.filter(|ip| is_address(ip)) {
+            *seen.addresses.entry(ip.into_owned()).or_default() += 1;
         }
         if long_term && !seen.long_term {
             seen.identity = id;
@@ -316,6 +354,7 @@ pub fn survey(background: impl Iterator<Item = (i64, String)>) -> Survey {
             identity: s.identity,
             events_before: s.at.iter().filter(|&&i| i < cut).count(),
             user_agent: most_common(&s.agents),
+            source_ip: most_common(&s.addresses),
         })
         .collect();
     // Users with a history; on a tiny background, whoever has any.
@@ -364,12 +403,14 @@ pub struct Injected {
 /// anonymised, made-up region names, which no background shows: a detector reading the region
 /// would find every attack event in a never-seen region, a label leak); everything else
 /// (source address, user agent, event, error, parameters) stays the attacker's, except the
-/// user agent with `own_client`, which becomes the victim's most common one. Returns the records sorted by time (file order within a second), labelled with
-/// the technique and their 1-based position in the file.
+/// user agent and source address where `origin` is the victim's: they become the victim's most
+/// common ones (a source that is an AWS service, not an address, stays). Returns the records
+/// sorted by time (file order within a second), labelled with the technique and their 1-based
+/// position in the file.
 pub fn plan_injection(
     techniques: &[Technique],
     survey: &Survey,
-    own_client: bool,
+    origin: Origin,
 ) -> Result<Vec<Injected>> {
     if survey.victims.is_empty() {
         bail!("the background has no IAM user active before the injection window");
@@ -400,8 +441,19 @@ pub fn plan_injection(
             {
                 obj.insert("awsRegion".into(), Value::String(region.clone()));
             }
-            if own_client && let Some(ua) = &victim.user_agent {
+            if origin != Origin::Attacker
+                && let Some(ua) = &victim.user_agent
+            {
                 obj.insert("userAgent".into(), Value::String(ua.clone()));
+            }
+            if origin == Origin::Victim
+                && let Some(ip) = &victim.source_ip
+                && obj
+                    .get("sourceIPAddress")
+                    .and_then(Value::as_str)
+                    .is_some_and(is_address)
+            {
+                obj.insert("sourceIPAddress".into(), Value::String(ip.clone()));
             }
             out.push(Injected {
                 time,
@@ -446,12 +498,17 @@ where
     })
 }
 
-fn stratus(background: &GenConfig, dir: &Path, own_client: bool) -> Result<Stream> {
+/// Whether a `sourceIPAddress` is an address (not an AWS service's name).
+fn is_address(text: &str) -> bool {
+    text.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn stratus(background: &GenConfig, dir: &Path, origin: Origin) -> Result<Stream> {
     let techniques = load_techniques(dir)?;
     let mut cfg = background.clone();
     cfg.attacks = false;
     let survey = survey(generate(&cfg).map(|e| (e.unix_time(), e.json)));
-    let injected = plan_injection(&techniques, &survey, own_client)?;
+    let injected = plan_injection(&techniques, &survey, origin)?;
     let mut about = vec![
         format!("background: {} (attacks off)", gen_params(&cfg)),
         format!(
@@ -472,14 +529,7 @@ fn stratus(background: &GenConfig, dir: &Path, own_client: bool) -> Result<Strea
                 .join(", ")
         ),
     ];
-    about.push(
-        if own_client {
-            "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region, userAgent the victim's most common; source IP, event, error and parameters are the attacker's"
-        } else {
-            "every record's userIdentity is the victim's (AKIA key), eventTime shifted, awsRegion the background's home region; source IP, user agent, event, error and parameters are the attacker's"
-        }
-        .into(),
-    );
+    about.push(origin.about().into());
     let bg = generate(&cfg).map(|e| {
         (
             e.unix_time(),
@@ -496,7 +546,7 @@ fn stratus(background: &GenConfig, dir: &Path, own_client: bool) -> Result<Strea
         name: StreamSpec::Stratus {
             background: background.clone(),
             dir: dir.to_owned(),
-            own_client,
+            origin,
         }
         .name(),
         about,

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use oddity_cloudtrail_gen::{GenConfig, SCENARIOS, generate};
 use oddity_eval::streams::{
-    self, LabeledEvent, StreamSpec, Technique, Truth, merge, parse_unix, plan_injection, survey,
+    self, LabeledEvent, Origin, StreamSpec, Technique, Truth, merge, parse_unix, plan_injection,
+    survey,
 };
 use oddity_eval::{harness, report};
 use serde_json::{Value, json};
@@ -56,31 +57,40 @@ fn stratus_injection_rewrites_identity_shifts_time_and_keeps_every_record() {
         },
         Technique {
             name: "b.second".into(),
-            records: vec![record(
-                "StopLogging",
-                "2023-01-01T00:00:00Z",
-                "198.51.100.7",
-            )],
+            records: vec![
+                record("StopLogging", "2023-01-01T00:00:00Z", "198.51.100.7"),
+                record("Decrypt", "2023-01-01T00:00:01Z", "ec2.amazonaws.com"),
+            ],
         },
     ];
-    let injected = plan_injection(&techniques, &s, false).expect("victims exist");
-    // With the victims' own client, only the user agent differs.
-    let own = plan_injection(&techniques, &s, true).expect("victims exist");
-    for (a, b) in injected.iter().zip(&own) {
-        let (mut a, b): (Value, Value) = (
-            serde_json::from_str(&a.json).expect("JSON"),
-            serde_json::from_str(&b.json).expect("JSON"),
-        );
+    let injected = plan_injection(&techniques, &s, Origin::Attacker).expect("victims exist");
+    // With the victim's own client, only the user agent differs; with its own origin, also
+    // the source address, unless the source is an AWS service.
+    let client = plan_injection(&techniques, &s, Origin::VictimClient).expect("victims exist");
+    let own = plan_injection(&techniques, &s, Origin::Victim).expect("victims exist");
+    for ((a, b), c) in injected.iter().zip(&client).zip(&own) {
+        let [mut a, b, c] =
+            [a, b, c].map(|r| serde_json::from_str::<Value>(&r.json).expect("JSON"));
         let victim = s
             .victims
             .iter()
             .find(|v| v.identity == b["userIdentity"])
             .expect("a victim");
+        assert!(victim.user_agent.is_some() && victim.source_ip.is_some());
         assert_eq!(b["userAgent"].as_str(), victim.user_agent.as_deref());
+        let service = a["sourceIPAddress"] == "ec2.amazonaws.com";
+        let want = if service {
+            a["sourceIPAddress"].as_str()
+        } else {
+            victim.source_ip.as_deref()
+        };
+        assert_eq!(c["sourceIPAddress"].as_str(), want);
         a["userAgent"] = b["userAgent"].clone();
         assert_eq!(a, b);
+        a["sourceIPAddress"] = c["sourceIPAddress"].clone();
+        assert_eq!(a, c);
     }
-    assert_eq!(injected.len(), 3, "every record injected once");
+    assert_eq!(injected.len(), 4, "every record injected once");
     // Sorted by time, within the window after 30 % of the stream.
     assert!(injected.windows(2).all(|w| w[0].time <= w[1].time));
     assert!(
@@ -156,8 +166,8 @@ fn stratus_injection_rewrites_identity_shifts_time_and_keeps_every_record() {
         )
     });
     let merged: Vec<LabeledEvent> = merge(bg, injected).collect();
-    assert_eq!(merged.len(), s.events + 3);
-    assert_eq!(merged.iter().filter(|e| e.truth.positive).count(), 3);
+    assert_eq!(merged.len(), s.events + 4);
+    assert_eq!(merged.iter().filter(|e| e.truth.positive).count(), 4);
     let times: Vec<i64> = merged
         .iter()
         .map(|e| {
@@ -176,7 +186,7 @@ fn stratus_stream_from_the_repository_data() {
     let spec = StreamSpec::Stratus {
         background: tiny(4, false),
         dir,
-        own_client: false,
+        origin: Origin::Attacker,
     };
     let stream = spec.open().expect("opens");
     let events: Vec<LabeledEvent> = stream.events.collect();
@@ -196,7 +206,7 @@ fn stratus_techniques_are_checked_for_their_own_tactic() {
     let spec = StreamSpec::Stratus {
         background: tiny(4, false),
         dir,
-        own_client: false,
+        origin: Origin::Attacker,
     };
     let scored = harness::run(spec.open().expect("opens"), "").expect("runs");
     let t = report::evaluate(&scored).alerts.tactics;
