@@ -149,6 +149,21 @@ pub struct Profile {
     pub id: Vec<JsonPath>,
 }
 
+impl Profile {
+    /// The fields the learned model reads (entity, peer group, views), in field order.
+    pub fn model_fields(&self) -> impl Iterator<Item = usize> + '_ {
+        let views = self.views.iter().flat_map(View::path).map(|(f, _)| f);
+        let read: std::collections::BTreeSet<usize> = self
+            .entity
+            .iter()
+            .copied()
+            .chain(self.peer)
+            .chain(views)
+            .collect();
+        read.into_iter()
+    }
+}
+
 /// Model settings (`[engine]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineSettings {
@@ -528,16 +543,20 @@ impl Settings {
         })
     }
 
-    /// A stable text form of everything the learned model depends on (the profile's fields,
-    /// entity, peer group and views, and the engine settings); its hash is the fingerprint a
-    /// snapshot carries. Campaign, risk and stakes settings judge what the model says and may
-    /// change between runs of one snapshot.
+    /// A stable text form of everything the learned model depends on (the event time and id,
+    /// the fields the entity, peer group and views read, those, and the engine settings); its
+    /// hash is the fingerprint a snapshot carries. Campaign, risk and stakes settings judge what
+    /// the model says and may change between runs of one snapshot, and so may the fields only
+    /// they read (the action listed in campaigns, a field only a stakes rule's `when` reads).
+    /// Fields are named, not numbered: adding one does not move the others.
     pub fn canonical(&self) -> String {
         let mut s = String::new();
         let p = &self.profile;
+        let name = |i: &usize| p.fields[*i].name.as_str();
+        let names = |ids: &[usize]| ids.iter().map(name).collect::<Vec<_>>();
         let _ = writeln!(s, "profile={}", p.name);
-        let _ = writeln!(s, "time={:?} id={:?} action={:?}", p.time, p.id, p.action);
-        for f in &p.fields {
+        let _ = writeln!(s, "time={:?} id={:?}", p.time, p.id);
+        for f in p.model_fields().map(|i| &p.fields[i]) {
             let _ = writeln!(
                 s,
                 "field {} paths={:?} default={:?} max-len={} normalize={:?} neutral={:?}",
@@ -552,11 +571,16 @@ impl Settings {
                 f.neutral
             );
         }
-        let _ = writeln!(s, "entity={:?} peer={:?}", p.entity, p.peer);
+        let _ = writeln!(
+            s,
+            "entity={:?} peer={:?}",
+            names(&p.entity),
+            p.peer.as_ref().map(name)
+        );
         for v in &p.views {
-            let _ = write!(s, "view {} {:?}", v.name, v.components);
+            let _ = write!(s, "view {} {:?}", v.name, names(&v.components));
             if !v.given.is_empty() {
-                let _ = write!(s, " given {:?}", v.given);
+                let _ = write!(s, " given {:?}", names(&v.given));
             }
             s.push('\n');
         }
@@ -996,6 +1020,33 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn fields_the_model_does_not_read_leave_the_fingerprint_as_it_is() {
+        let profile = |extra: &str| {
+            format!(
+                "entity = [\"user\"]\naction = \"act\"\n\
+                 [fields.user]\npath = \"user\"\n[fields.act]\npath = \"act\"\n{extra}\
+                 [[views]]\nname = \"what\"\ncomponents = [\"act\"]\n"
+            )
+        };
+        let base = Settings::parse(&profile("")).expect("valid");
+        // A field only a stakes rule reads, named to come first among the fields.
+        let stakes_only = Settings::parse(&format!(
+            "{}[[stakes.rules]]\nactions = [\"open\"]\ntactic = \"defense-evasion\"\n\
+             technique = \"T1562.007\"\nwhen = {{ field = \"aa\", matches = \"^0\" }}\n",
+            profile("[fields.aa]\npath = \"cidr\"\n")
+        ))
+        .expect("valid");
+        assert_eq!(base.fingerprint(), stakes_only.fingerprint());
+        // A field a view reads changes it.
+        let viewed = Settings::parse(&profile("[fields.aa]\npath = \"cidr\"\n").replace(
+            "components = [\"act\"]",
+            "components = [\"act\", \"aa\"]",
+        ))
+        .expect("valid");
+        assert_ne!(base.fingerprint(), viewed.fingerprint());
     }
 
     #[test]

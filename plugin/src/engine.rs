@@ -1645,6 +1645,46 @@ mod tests {
     }
 
     #[test]
+    fn a_security_group_opened_to_the_internet_impairs_defenses() {
+        let mut e = Engine::new("").expect("config");
+        let ingress = |params: &str| {
+            event("raul", "AuthorizeSecurityGroupIngress", "198.51.100.7").replace(
+                r#","eventID""#,
+                &format!(r#","requestParameters":{{"groupId":"sg-1",{params}}},"eventID""#),
+            )
+        };
+        let ranges = |cidr: &str| {
+            format!(
+                r#""ipPermissions":{{"items":[{{"ipProtocol":"tcp","fromPort":22,"toPort":22,"ipRanges":{{"items":[{{"cidrIp":"{cidr}"}}]}}}}]}}"#
+            )
+        };
+        let v6 = r#""ipPermissions":{"items":[{"ipv6Ranges":{"items":[{"cidrIpv6":"::/0"}]}}]}"#;
+        for (params, grantee) in [
+            (ranges("0.0.0.0/0"), "public"),
+            (ranges("203.0.113.5/32"), "public"),
+            (ranges("10.0.0.0/16"), "private"),
+            (ranges("172.20.0.0/16"), "private"),
+            (ranges("192.168.1.0/24"), "private"),
+            (
+                r#""cidrIp":"208.236.235.254/0","fromPort":22"#.to_owned(),
+                "public",
+            ),
+            (v6.to_owned(), "public"),
+            (r#""sourceSecurityGroupName":"web""#.to_owned(), "-"),
+        ] {
+            let r = e.score_line(ingress(&params).as_bytes()).expect("scored");
+            let at = r.fields.iter().position(|f| f == "grantee").expect("grant");
+            assert_eq!(r.observation[at], grantee, "{params}");
+            let want: &[&str] = if grantee == "public" {
+                &["defense-evasion"]
+            } else {
+                &[]
+            };
+            assert_eq!(r.tactics, want, "{params}");
+        }
+    }
+
+    #[test]
     fn a_console_sign_in_without_mfa_by_an_iam_user_evades_defenses() {
         let mut e = Engine::new("").expect("config");
         let login = |kind: &str, mfa: &str, outcome: &str| {
