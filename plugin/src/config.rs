@@ -1041,10 +1041,10 @@ mod tests {
         .expect("valid");
         assert_eq!(base.fingerprint(), stakes_only.fingerprint());
         // A field a view reads changes it.
-        let viewed = Settings::parse(&profile("[fields.aa]\npath = \"cidr\"\n").replace(
-            "components = [\"act\"]",
-            "components = [\"act\", \"aa\"]",
-        ))
+        let viewed = Settings::parse(
+            &profile("[fields.aa]\npath = \"cidr\"\n")
+                .replace("components = [\"act\"]", "components = [\"act\", \"aa\"]"),
+        )
         .expect("valid");
         assert_ne!(base.fingerprint(), viewed.fingerprint());
     }
