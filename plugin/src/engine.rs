@@ -1685,6 +1685,28 @@ mod tests {
     }
 
     #[test]
+    fn only_a_short_log_retention_evades_defenses() {
+        let mut e = Engine::new("").expect("config");
+        for (days, tactics) in [
+            ("1", vec!["defense-evasion"]),
+            ("7", vec!["defense-evasion"]),
+            ("30", vec![]),
+            ("3653", vec![]),
+        ] {
+            let line = event("raul", "PutRetentionPolicy", "198.51.100.7")
+                .replace("ec2.amazonaws.com", "logs.amazonaws.com")
+                .replace(
+                    r#","eventID""#,
+                    &format!(
+                        r#","requestParameters":{{"logGroupName":"/app","retentionInDays":{days}}},"eventID""#
+                    ),
+                );
+            let r = e.score_line(line.as_bytes()).expect("scored");
+            assert_eq!(r.tactics, tactics, "{days} days");
+        }
+    }
+
+    #[test]
     fn a_console_sign_in_without_mfa_by_an_iam_user_evades_defenses() {
         let mut e = Engine::new("").expect("config");
         let login = |kind: &str, mfa: &str, outcome: &str| {
