@@ -1618,13 +1618,21 @@ mod tests {
         assert!(r.risk >= 2.0 * r.novelty - 1e-9);
     }
 
+    /// `line` (an [`event`]) with these `requestParameters` members.
+    fn with_parameters(line: String, members: &str) -> String {
+        line.replace(
+            r#","eventID""#,
+            &format!(r#","requestParameters":{{{members}}},"eventID""#),
+        )
+    }
+
     #[test]
     fn swapping_an_instances_user_data_escalates_privileges() {
         let mut e = Engine::new("").expect("config");
         let call = |params: &str| {
-            event("raul", "ModifyInstanceAttribute", "198.51.100.7").replace(
-                r#","eventID""#,
-                &format!(r#","requestParameters":{{"instanceId":"i-1",{params}}},"eventID""#),
+            with_parameters(
+                event("raul", "ModifyInstanceAttribute", "198.51.100.7"),
+                &format!(r#""instanceId":"i-1",{params}"#),
             )
         };
         for (params, tactics) in [
@@ -1648,9 +1656,9 @@ mod tests {
     fn a_security_group_opened_to_the_internet_impairs_defenses() {
         let mut e = Engine::new("").expect("config");
         let ingress = |params: &str| {
-            event("raul", "AuthorizeSecurityGroupIngress", "198.51.100.7").replace(
-                r#","eventID""#,
-                &format!(r#","requestParameters":{{"groupId":"sg-1",{params}}},"eventID""#),
+            with_parameters(
+                event("raul", "AuthorizeSecurityGroupIngress", "198.51.100.7"),
+                &format!(r#""groupId":"sg-1",{params}"#),
             )
         };
         let ranges = |cidr: &str| {
@@ -1693,14 +1701,11 @@ mod tests {
             ("30", vec![]),
             ("3653", vec![]),
         ] {
-            let line = event("raul", "PutRetentionPolicy", "198.51.100.7")
-                .replace("ec2.amazonaws.com", "logs.amazonaws.com")
-                .replace(
-                    r#","eventID""#,
-                    &format!(
-                        r#","requestParameters":{{"logGroupName":"/app","retentionInDays":{days}}},"eventID""#
-                    ),
-                );
+            let line = with_parameters(
+                event("raul", "PutRetentionPolicy", "198.51.100.7")
+                    .replace("ec2.amazonaws.com", "logs.amazonaws.com"),
+                &format!(r#""logGroupName":"/app","retentionInDays":{days}"#),
+            );
             let r = e.score_line(line.as_bytes()).expect("scored");
             assert_eq!(r.tactics, tactics, "{days} days");
         }

@@ -63,6 +63,17 @@ pub const SCENARIOS: &[&str] = &[
     ROLE_CREDENTIAL_THEFT,
 ];
 
+/// Refuses a scenario name not in [`SCENARIOS`], listing the known ones.
+pub fn check_scenarios(names: &[String]) -> Result<(), String> {
+    match names.iter().find(|n| !SCENARIOS.contains(&n.as_str())) {
+        Some(unknown) => Err(format!(
+            "unknown scenario {unknown:?} (known: {})",
+            SCENARIOS.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Names of all benign-novelty labels.
 pub const BENIGN_NOVELTIES: &[&str] = &[
     NEW_ENGINEER,

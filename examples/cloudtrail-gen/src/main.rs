@@ -63,16 +63,7 @@ fn main() -> Result<()> {
         attacks: !args.no_attacks,
         ..GenConfig::default()
     };
-    if let Some(unknown) = args
-        .scenarios
-        .iter()
-        .find(|n| !oddity_cloudtrail_gen::SCENARIOS.contains(&n.as_str()))
-    {
-        anyhow::bail!(
-            "unknown scenario {unknown:?} (known: {})",
-            oddity_cloudtrail_gen::SCENARIOS.join(", ")
-        );
-    }
+    oddity_cloudtrail_gen::check_scenarios(&args.scenarios).map_err(anyhow::Error::msg)?;
     cfg.only = args.scenarios.clone();
     cfg.days = args.days.unwrap_or(cfg.days);
     if let Some(n) = args.events {

@@ -111,16 +111,7 @@ fn partitioned_note(how: Partitioning) -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if let Some(unknown) = args
-        .scenarios
-        .iter()
-        .find(|n| !oddity_cloudtrail_gen::SCENARIOS.contains(&n.as_str()))
-    {
-        bail!(
-            "unknown scenario {unknown:?} (known: {})",
-            oddity_cloudtrail_gen::SCENARIOS.join(", ")
-        );
-    }
+    oddity_cloudtrail_gen::check_scenarios(&args.scenarios).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     let seeds_n = args.seeds.unwrap_or(if args.quick { 1 } else { 3 });
     if seeds_n == 0 && args.seeds.is_some() {
