@@ -22,6 +22,19 @@ pub const ROLE_CREDENTIAL_THEFT: &str = "role-credential-theft";
 /// over three days (secrets, then data, then a bucket opened to the world).
 pub const SLOW_INSIDER: &str = "slow-insider";
 
+/// Written after the defaults were chosen and never tuned on (`--scenarios` names them; they
+/// are not injected otherwise): insiders, from their usual address and client, each doing one
+/// kind of harm new to them, spread over two working days.
+///
+/// An insider snapshotting a volume, then sharing the snapshot with an outside account.
+pub const INSIDER_SNAPSHOT: &str = "insider-snapshot";
+/// An insider creating an IAM user with administrator rights and an access key for it.
+pub const INSIDER_BACKDOOR: &str = "insider-backdoor";
+/// An insider letting an outside account assume one of the organisation's roles.
+pub const INSIDER_TRUST: &str = "insider-trust";
+/// An insider blinding the trail's management events, then deleting VPC flow logs.
+pub const INSIDER_COVER: &str = "insider-cover";
+
 /// Seconds from one working day to the next (22 to 26 hours).
 const NEXT_DAY: (u32, u32) = (22 * 3600, 26 * 3600);
 
@@ -423,6 +436,116 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// Scenarios injected only when named: written after the defaults were chosen, never tuned on.
+pub(crate) const UNTUNED: &[Scenario] = &[
+    Scenario {
+        name: INSIDER_SNAPSHOT,
+        victim: Victim::Insider,
+        tool: Tool::Usual,
+        steps: &[
+            Step {
+                actions: &["ec2:DescribeVolumes", "ec2:DescribeInstances"],
+                count: (2, 4),
+                gap: (0, 120),
+                ..S
+            },
+            Step {
+                actions: &["ec2:CreateSnapshot"],
+                gap: (60, 600),
+                ..S
+            },
+            Step {
+                actions: &["ec2:DescribeSnapshots"],
+                count: (1, 2),
+                gap: NEXT_DAY,
+                ..S
+            },
+            Step {
+                actions: &["ec2:ModifySnapshotAttribute"],
+                gap: (30, 300),
+                ..S
+            },
+        ],
+    },
+    Scenario {
+        name: INSIDER_BACKDOOR,
+        victim: Victim::Insider,
+        tool: Tool::Usual,
+        steps: &[
+            Step {
+                actions: &["iam:ListUsers"],
+                gap: (0, 0),
+                ..S
+            },
+            Step {
+                actions: &["iam:CreateUser"],
+                gap: (120, 1800),
+                ..S
+            },
+            Step {
+                actions: &["iam:AttachUserPolicy"],
+                gap: NEXT_DAY,
+                ..S
+            },
+            Step {
+                actions: &["iam:CreateAccessKey"],
+                gap: (20, 300),
+                ..S
+            },
+        ],
+    },
+    Scenario {
+        name: INSIDER_TRUST,
+        victim: Victim::Insider,
+        tool: Tool::Usual,
+        steps: &[
+            Step {
+                actions: &["iam:ListRoles"],
+                gap: (0, 0),
+                ..S
+            },
+            Step {
+                actions: &["iam:GetRole"],
+                count: (1, 3),
+                gap: (30, 600),
+                ..S
+            },
+            Step {
+                actions: &["iam:UpdateAssumeRolePolicy"],
+                gap: NEXT_DAY,
+                ..S
+            },
+        ],
+    },
+    Scenario {
+        name: INSIDER_COVER,
+        victim: Victim::Insider,
+        tool: Tool::Usual,
+        steps: &[
+            Step {
+                actions: &["cloudtrail:DescribeTrails"],
+                gap: (0, 0),
+                ..S
+            },
+            Step {
+                actions: &["cloudtrail:PutEventSelectors"],
+                gap: (60, 900),
+                ..S
+            },
+            Step {
+                actions: &["ec2:DescribeFlowLogs"],
+                gap: NEXT_DAY,
+                ..S
+            },
+            Step {
+                actions: &["ec2:DeleteFlowLogs"],
+                gap: (30, 600),
+                ..S
+            },
+        ],
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,7 +554,7 @@ mod tests {
     #[test]
     fn tables_name_known_actions() {
         let c = Catalog::new();
-        for s in SCENARIOS {
+        for s in SCENARIOS.iter().chain(UNTUNED) {
             assert!(!s.steps.is_empty());
             for st in s.steps {
                 assert!(st.count.0 >= 1 && st.count.0 <= st.count.1, "{}", s.name);

@@ -20,8 +20,8 @@ use crate::org::{ALL_REGIONS, Org, Team, VPS_OCTETS};
 use crate::payload::Focus;
 use crate::record::{Call, Caller, Emitter, Fail, Ident, Tls};
 use crate::scenarios::{
-    EXFIL_CHAIN, IAM_PERSISTENCE, INSIDER, ROLE_CREDENTIAL_THEFT, SCENARIOS, SLOW_INSIDER,
-    Scenario, Tool, Victim,
+    EXFIL_CHAIN, IAM_PERSISTENCE, INSIDER, INSIDER_BACKDOOR, INSIDER_SNAPSHOT, INSIDER_TRUST,
+    ROLE_CREDENTIAL_THEFT, SCENARIOS, SLOW_INSIDER, Scenario, Tool, UNTUNED, Victim,
 };
 use crate::services::Services;
 use crate::timefmt::{DAY, HOUR, weekday};
@@ -178,8 +178,10 @@ impl Stream {
         if cfg.attacks {
             for _ in 0..cfg.attack_repeats.max(1) {
                 let mut used = BTreeSet::new();
-                for sc in SCENARIOS {
-                    if !cfg.only.is_empty() && !cfg.only.iter().any(|n| n == sc.name) {
+                for sc in SCENARIOS.iter().chain(UNTUNED) {
+                    let named = cfg.only.iter().any(|n| n == sc.name);
+                    let untuned = UNTUNED.iter().any(|u| u.name == sc.name);
+                    if (!cfg.only.is_empty() || untuned) && !named {
                         continue;
                     }
                     let t = at(0.2 + 0.6 * rng.random::<f64>());
@@ -378,6 +380,23 @@ fn run_attack(
         ..Focus::default()
     };
     match sc.name {
+        INSIDER_SNAPSHOT => {
+            let v = org.volumes[em.rng.random_range(0..org.volumes.len())]
+                .0
+                .clone();
+            focus.volume = Some(v);
+            focus.foreign_account = Some(org.foreign_account(em.rng));
+        }
+        INSIDER_BACKDOOR => {
+            focus.user =
+                Some(BACKDOOR_USERS[em.rng.random_range(0..BACKDOOR_USERS.len())].to_owned());
+            focus.access_key = Some(ids::access_key(em.rng, "AKIA"));
+        }
+        INSIDER_TRUST => {
+            let r = org.roles[em.rng.random_range(0..org.roles.len())].clone();
+            focus.role = Some(r);
+            focus.foreign_account = Some(org.foreign_account(em.rng));
+        }
         EXFIL_CHAIN => {
             let v = org.volumes[em.rng.random_range(0..org.volumes.len())]
                 .0

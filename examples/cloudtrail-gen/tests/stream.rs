@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use oddity_cloudtrail_gen::{
-    BENIGN_NOVELTIES, EXFIL_CHAIN, Event, GenConfig, INSIDER, SCENARIOS, SLOW_INSIDER, generate,
+    BENIGN_NOVELTIES, EXFIL_CHAIN, Event, GenConfig, INSIDER, INSIDER_TRUST, SCENARIOS,
+    SLOW_INSIDER, UNTUNED_SCENARIOS, generate,
 };
 use serde_json::Value;
 
@@ -201,6 +202,64 @@ fn every_scenario_appears_with_its_steps_in_order() {
             .iter()
             .filter(|e| e.label.scenario.is_some())
             .all(|e| e.unix_time() >= fifth)
+    );
+}
+
+#[test]
+fn untuned_scenarios_come_only_when_named_from_the_insiders_usual_place() {
+    assert!(
+        shared()
+            .iter()
+            .filter_map(|e| e.label.scenario)
+            .all(|s| SCENARIOS.contains(&s))
+    );
+    let cfg = GenConfig {
+        only: UNTUNED_SCENARIOS.iter().map(|s| (*s).to_owned()).collect(),
+        ..shared_config()
+    };
+    let events: Vec<Event> = generate(&cfg).collect();
+    for s in UNTUNED_SCENARIOS {
+        let mine: Vec<Value> = events
+            .iter()
+            .filter(|e| e.label.scenario == Some(*s))
+            .map(parse)
+            .collect();
+        assert!(!mine.is_empty(), "{s} missing");
+        let who: BTreeSet<String> = mine
+            .iter()
+            .map(|v| v["userIdentity"]["arn"].to_string())
+            .collect();
+        assert_eq!(who.len(), 1, "{s}: one insider");
+        // The insider's own address: seen in their events outside the scenario too.
+        let (arn, ip) = (&mine[0]["userIdentity"]["arn"], &mine[0]["sourceIPAddress"]);
+        assert!(
+            events
+                .iter()
+                .filter(|e| e.label.scenario.is_none())
+                .map(parse)
+                .any(|v| v["userIdentity"]["arn"] == *arn && v["sourceIPAddress"] == *ip),
+            "{s}: {ip} is not the insider's usual address"
+        );
+        let span = events
+            .iter()
+            .filter(|e| e.label.scenario == Some(*s))
+            .map(Event::unix_time)
+            .fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+        assert!(span.1 - span.0 >= 20 * 3600, "{s}: over two working days");
+    }
+    let trust = events
+        .iter()
+        .filter(|e| e.label.scenario == Some(INSIDER_TRUST))
+        .map(parse)
+        .find(|v| v["eventName"] == "UpdateAssumeRolePolicy")
+        .expect("UpdateAssumeRolePolicy");
+    let account = trust["recipientAccountId"].as_str().unwrap_or_default();
+    let doc = trust["requestParameters"]["policyDocument"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        doc.contains(":root") && !doc.contains(&format!("{account}:root")),
+        "{doc}"
     );
 }
 
