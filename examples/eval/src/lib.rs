@@ -55,6 +55,10 @@ pub struct Variant {
     pub scenarios: Vec<String>,
     /// How many times each scenario is injected.
     pub attack_repeats: Option<u32>,
+    /// People who join in the middle of the stream.
+    pub new_engineers: Option<u32>,
+    /// Share of people who are IAM users (the rest sign in through IAM Identity Center).
+    pub iam_user_share: Option<f64>,
 }
 
 impl Variant {
@@ -65,6 +69,8 @@ impl Variant {
         cfg.roles = self.roles.unwrap_or(cfg.roles);
         cfg.only.clone_from(&self.scenarios);
         cfg.attack_repeats = self.attack_repeats.unwrap_or(cfg.attack_repeats);
+        cfg.new_engineers = self.new_engineers.unwrap_or(cfg.new_engineers);
+        cfg.iam_user_share = self.iam_user_share.unwrap_or(cfg.iam_user_share);
         cfg
     }
 }
@@ -266,6 +272,8 @@ mod tests {
             roles: None,
             scenarios: vec!["insider".to_owned()],
             attack_repeats: Some(3),
+            new_engineers: Some(4),
+            iam_user_share: Some(0.9),
         };
         // A data directory with the Stratus logs only (the rest is skipped).
         let dir = std::env::temp_dir().join(format!("oddity-eval-variant-{}", std::process::id()));
@@ -297,6 +305,11 @@ mod tests {
             configs
                 .iter()
                 .all(|c| c.only == ["insider"] && c.attack_repeats == 3)
+        );
+        assert!(
+            configs
+                .iter()
+                .all(|c| c.new_engineers == 4 && c.iam_user_share == 0.9)
         );
     }
 }

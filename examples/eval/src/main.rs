@@ -57,6 +57,14 @@ struct Args {
     /// How many times each scenario is injected into a generated stream (default 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     attack_repeats: Option<u32>,
+    /// People who join in the middle of each generated stream and the Stratus background
+    /// (default 1).
+    #[arg(long, value_name = "N")]
+    new_engineers: Option<u32>,
+    /// Share of people who are IAM users, the rest signing in through IAM Identity Center
+    /// (default 0.4). The Stratus victims are IAM users: a background needs some.
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    iam_user_share: Option<f64>,
     /// Engine configuration (TOML): an engine configuration or an oddity host configuration.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -92,6 +100,14 @@ struct Args {
 }
 
 /// The report header's line on a partitioned run.
+/// A share between 0 and 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a share between 0 and 1")),
+    }
+}
+
 fn partitioned_note(how: Partitioning) -> String {
     let Partitioning {
         partitions,
@@ -125,6 +141,8 @@ fn main() -> Result<()> {
         roles: args.roles,
         scenarios: args.scenarios.clone(),
         attack_repeats: args.attack_repeats,
+        new_engineers: args.new_engineers,
+        iam_user_share: args.iam_user_share,
     };
     let data = args.data.clone().unwrap_or_else(default_data_dir);
     let data = data.canonicalize().unwrap_or(data);
