@@ -1082,6 +1082,14 @@ mod tests {
             ),
             "/prod/db/password"
         );
+        // The document a command runs: a shell, not the patch baseline the fleet runs nightly.
+        assert_eq!(
+            resource(
+                &mut e,
+                r#""eventSource":"ssm.amazonaws.com","eventName":"SendCommand","requestParameters":{"documentName":"AWS-RunShellScript","instanceIds":["i-0abc"],"interactive":false,"parameters":"HIDDEN_DUE_TO_SECURITY_REASONS"}"#
+            ),
+            "AWS-RunShellScript"
+        );
         let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
         let key = format!("arn:aws:kms:us-east-1:1:key/{id}");
         assert_eq!(
