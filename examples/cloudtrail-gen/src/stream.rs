@@ -341,6 +341,21 @@ const BACKDOOR_USERS: &[&str] = &[
     "datasync-admin",
 ];
 
+/// Aims the attack at one of the organisation's volumes, to be shared with an outside account.
+fn share_a_volume(focus: &mut Focus, org: &Org, rng: &mut Rng) {
+    let v = org.volumes[rng.random_range(0..org.volumes.len())]
+        .0
+        .clone();
+    focus.volume = Some(v);
+    focus.foreign_account = Some(org.foreign_account(rng));
+}
+
+/// Names the IAM user the attack creates and the access key it gets.
+fn make_a_backdoor_user(focus: &mut Focus, rng: &mut Rng) {
+    focus.user = Some(BACKDOOR_USERS[rng.random_range(0..BACKDOOR_USERS.len())].to_owned());
+    focus.access_key = Some(ids::access_key(rng, "AKIA"));
+}
+
 fn run_attack(
     em: &mut Emitter<'_>,
     w: &World,
@@ -380,35 +395,19 @@ fn run_attack(
         ..Focus::default()
     };
     match sc.name {
-        INSIDER_SNAPSHOT => {
-            let v = org.volumes[em.rng.random_range(0..org.volumes.len())]
-                .0
-                .clone();
-            focus.volume = Some(v);
-            focus.foreign_account = Some(org.foreign_account(em.rng));
-        }
-        INSIDER_BACKDOOR => {
-            focus.user =
-                Some(BACKDOOR_USERS[em.rng.random_range(0..BACKDOOR_USERS.len())].to_owned());
-            focus.access_key = Some(ids::access_key(em.rng, "AKIA"));
-        }
+        INSIDER_SNAPSHOT => share_a_volume(&mut focus, org, em.rng),
+        INSIDER_BACKDOOR => make_a_backdoor_user(&mut focus, em.rng),
         INSIDER_TRUST => {
             let r = org.roles[em.rng.random_range(0..org.roles.len())].clone();
             focus.role = Some(r);
             focus.foreign_account = Some(org.foreign_account(em.rng));
         }
         EXFIL_CHAIN => {
-            let v = org.volumes[em.rng.random_range(0..org.volumes.len())]
-                .0
-                .clone();
-            focus.volume = Some(v);
-            focus.foreign_account = Some(org.foreign_account(em.rng));
+            share_a_volume(&mut focus, org, em.rng);
             focus.sequential = false;
         }
         IAM_PERSISTENCE => {
-            focus.user =
-                Some(BACKDOOR_USERS[em.rng.random_range(0..BACKDOOR_USERS.len())].to_owned());
-            focus.access_key = Some(ids::access_key(em.rng, "AKIA"));
+            make_a_backdoor_user(&mut focus, em.rng);
             focus.role = Some(
                 org.roles
                     .iter()
