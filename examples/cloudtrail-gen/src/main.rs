@@ -35,7 +35,9 @@ struct Args {
     /// Do not inject attack scenarios.
     #[arg(long)]
     no_attacks: bool,
-    /// Inject only these scenarios (comma-separated names, such as `exfil-chain`).
+    /// Inject only these scenarios (comma-separated names, such as `exfil-chain`). The untuned
+    /// ones (`insider-snapshot`, `insider-backdoor`, `insider-trust`, `insider-cover`) are
+    /// injected only when named here.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     scenarios: Vec<String>,
     /// Write labels as CSV: line,eventID,eventTime,principal,scenario,step,benign_novelty.
