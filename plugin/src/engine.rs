@@ -1090,6 +1090,14 @@ mod tests {
             ),
             "AWS-RunShellScript"
         );
+        // The model a Bedrock call uses (LLMjacking: someone else's bill, someone else's model).
+        assert_eq!(
+            resource(
+                &mut e,
+                r#""eventSource":"bedrock.amazonaws.com","eventName":"InvokeModel","requestParameters":{"modelId":"anthropic.claude-3-sonnet-20240229-v1:0"}"#
+            ),
+            "anthropic.claude-3-sonnet-20240229-v1:0"
+        );
         let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
         let key = format!("arn:aws:kms:us-east-1:1:key/{id}");
         assert_eq!(
