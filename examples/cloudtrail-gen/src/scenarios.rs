@@ -22,10 +22,10 @@ pub const ROLE_CREDENTIAL_THEFT: &str = "role-credential-theft";
 /// over three days (secrets, then data, then a bucket opened to the world).
 pub const SLOW_INSIDER: &str = "slow-insider";
 
-/// Written after the defaults were chosen and never tuned on (`--scenarios` names them; they
-/// are not injected otherwise): insiders, from their usual address and client, each doing one
-/// kind of harm new to them, spread over two working days.
-///
+// Written after the defaults were chosen and never tuned on (`--scenarios` names them; they
+// are not injected otherwise): insiders, from their usual address and client, each doing one
+// kind of harm new to them, spread over two working days.
+
 /// An insider snapshotting a volume, then sharing the snapshot with an outside account.
 pub const INSIDER_SNAPSHOT: &str = "insider-snapshot";
 /// An insider creating an IAM user with administrator rights and an access key for it.

@@ -178,12 +178,7 @@ impl Stream {
         if cfg.attacks {
             for _ in 0..cfg.attack_repeats.max(1) {
                 let mut used = BTreeSet::new();
-                for sc in SCENARIOS.iter().chain(UNTUNED) {
-                    let named = cfg.only.iter().any(|n| n == sc.name);
-                    let untuned = UNTUNED.iter().any(|u| u.name == sc.name);
-                    if (!cfg.only.is_empty() || untuned) && !named {
-                        continue;
-                    }
+                for sc in chosen(cfg) {
                     let t = at(0.2 + 0.6 * rng.random::<f64>());
                     let Some(target) =
                         pick_victim(sc.victim, &humans, &workloads, &mut used, &mut rng)
@@ -274,6 +269,16 @@ impl Iterator for Stream {
             self.step();
         }
     }
+}
+
+/// The scenarios to inject: every default one, or those `cfg.only` names (untuned ones
+/// included), in table order.
+fn chosen(cfg: &GenConfig) -> impl Iterator<Item = &'static Scenario> + '_ {
+    let named = |sc: &&Scenario| cfg.only.iter().any(|n| n == sc.name);
+    let defaults = SCENARIOS
+        .iter()
+        .filter(move |sc| cfg.only.is_empty() || named(sc));
+    defaults.chain(UNTUNED.iter().filter(named))
 }
 
 fn pick_victim(

@@ -99,7 +99,6 @@ struct Args {
     threads: Option<usize>,
 }
 
-/// The report header's line on a partitioned run.
 /// A share between 0 and 1.
 fn share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -108,6 +107,7 @@ fn share(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The report header's line on a partitioned run.
 fn partitioned_note(how: Partitioning) -> String {
     let Partitioning {
         partitions,
